@@ -1,0 +1,58 @@
+"""Ingest entrypoint and wiring."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from rapport.shared import logs
+from rapport.shared import redis_store
+from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
+from rapport.shared.service import add_readiness_check, create_app
+
+from . import api
+from .publisher import TouchpointPublisher
+from .settings import IngestSettings
+
+
+def build(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-ingest",
+                                    request_timeout_ms=int(settings.ack_timeout_s * 1000))
+        await start_with_retry(producer.start, "kafka producer")
+        probe = KafkaProbe(settings.kafka_bootstrap)
+        redis = redis_store.connect(settings.redis_url)
+        app.state.publisher = TouchpointPublisher(producer, settings.ack_timeout_s)
+        add_readiness_check(app, "kafka", probe.check)
+        add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
+        try:
+            yield
+        finally:
+            await producer.stop()
+            await probe.close()
+            await redis.aclose()
+
+    app = create_app(service="ingest", title="Rapport ingest",
+                     description="Segment-compatible HTTP Tracking API: touchpoints from every "
+                                 "channel, validated and durably written to Kafka.",
+                     lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(api.router)
+    return app
+
+
+def main() -> None:
+    settings = IngestSettings()
+    logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(build(settings), host=settings.host, port=settings.ingest_port,
+                log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

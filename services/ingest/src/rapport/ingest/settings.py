@@ -1,0 +1,38 @@
+"""Ingest settings (``RAPPORT_*``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from rapport.shared.events import Channel
+from rapport.shared.settings import CommonSettings
+
+
+class Source(BaseModel):
+    """Where a write key's messages come from, and their channel by default."""
+
+    source: str
+    channel: Channel = Channel.WEB
+
+
+DEV_WRITE_KEYS = {"dev-write-key": Source(source="dev", channel=Channel.WEB)}
+
+
+class IngestSettings(CommonSettings):
+    ingest_port: int = 8001
+    write_keys: dict[str, Source] = Field(
+        default_factory=dict,
+        description='JSON {"<write key>": {"source": "...", "channel": "web"}}',
+    )
+    ack_timeout_s: float = Field(default=10.0, gt=0,
+                                 description="Longest wait for Kafka's acknowledgement before 503")
+    max_request_bytes: int = 500 * 1024
+    max_message_bytes: int = 32 * 1024
+    max_batch_messages: int = 2500
+    max_future_skew_s: float = Field(default=24 * 3600,
+                                     description="Event times further in the future are rejected")
+
+    def sources(self) -> dict[str, Source]:
+        keys = dict(DEV_WRITE_KEYS) if self.dev_keys else {}
+        keys.update(self.write_keys)
+        return keys

@@ -1,0 +1,114 @@
+"""Arbitration: which eligible offer is worth most to the business right now.
+
+Pure: given the catalog, the facts about the customer and the learnt response
+rates, ``decide`` returns the ranked actions and a full trace of why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from rapport.shared.events import Channel
+
+from .catalog import Catalog, Offer
+
+DEFAULT_PROPENSITY = 0.05
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    decision_id: str
+    customer_id: str
+    channel: Channel
+    placement: str | None
+    limit: int
+    context: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] | None = None
+    scores: dict[str, Any] | None = None
+
+
+class Action(BaseModel):
+    action_id: str
+    offer_id: str
+    name: str
+    score: float
+    propensity: float
+    value: float
+    cost: float
+    reasons: list[str]
+
+
+class TraceEntry(BaseModel):
+    offer_id: str
+    eligible: bool
+    reasons: list[str]
+    propensity: float | None = None
+    expected_profit: float | None = None
+    rank: int | None = None
+
+
+class Decision(BaseModel):
+    decision_id: str
+    customer_id: str
+    known_customer: bool
+    channel: Channel
+    placement: str | None
+    decided_at: datetime
+    actions: list[Action]
+    trace: list[TraceEntry]
+
+
+def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any]) -> list[str]:
+    """Reasons the offer is not eligible (empty when it is)."""
+    failures = []
+    if not offer.active:
+        failures.append("offer is inactive")
+    if req.channel not in offer.channels:
+        failures.append(f"not offered on channel '{req.channel}'")
+    failures.extend(f"condition failed: {c.describe()}" for c in offer.eligibility
+                    if not c.holds(facts))
+    return failures
+
+
+def decide(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
+           decided_at: datetime) -> Decision:
+    facts = {"profile": req.profile or {}, "scores": req.scores or {}, "context": req.context}
+    trace: list[TraceEntry] = []
+    candidates: list[tuple[float, Offer, float, list[str]]] = []
+    for offer in catalog.offers:
+        failures = _eligibility(offer, req, facts)
+        if failures:
+            trace.append(TraceEntry(offer_id=offer.offer_id, eligible=False, reasons=failures))
+            continue
+        p = propensities.get(offer.offer_id, DEFAULT_PROPENSITY)
+        expected = p * offer.value - offer.cost
+        reasons = [f"expected profit {expected:.2f} = {p:.3f} x {offer.value:.2f}"
+                   f" - {offer.cost:.2f}"]
+        reasons.extend(f"eligible: {c.describe()}" for c in offer.eligibility)
+        if expected <= 0:
+            trace.append(TraceEntry(offer_id=offer.offer_id, eligible=True, propensity=p,
+                                    expected_profit=round(expected, 4),
+                                    reasons=[*reasons, "not made: expected profit not positive"]))
+            continue
+        candidates.append((expected, offer, p, reasons))
+
+    candidates.sort(key=lambda c: (-c[0], c[1].offer_id))
+    actions = []
+    for rank, (expected, offer, p, reasons) in enumerate(candidates, start=1):
+        chosen = rank <= req.limit
+        trace.append(TraceEntry(offer_id=offer.offer_id, eligible=True, propensity=p,
+                                expected_profit=round(expected, 4), rank=rank,
+                                reasons=reasons if chosen else [*reasons,
+                                                                f"below the limit of {req.limit}"]))
+        if chosen:
+            actions.append(Action(action_id=f"{req.decision_id}.{rank}", offer_id=offer.offer_id,
+                                  name=offer.name, score=round(expected, 4),
+                                  propensity=round(p, 6), value=offer.value, cost=offer.cost,
+                                  reasons=reasons))
+    return Decision(decision_id=req.decision_id, customer_id=req.customer_id,
+                    known_customer=req.profile is not None, channel=req.channel,
+                    placement=req.placement, decided_at=decided_at, actions=actions, trace=trace)

@@ -1,0 +1,60 @@
+"""Redis adapter: the catalog, decisions, and the profile/scores/propensities read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from rapport.shared import keys
+
+from .catalog import Catalog
+from .domain import Decision
+
+
+class NextActionStore:
+    def __init__(self, redis: Redis, decision_ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl = decision_ttl_s
+
+    async def catalog(self) -> Catalog:
+        raw = await self._redis.get(keys.offer_catalog())
+        return Catalog(offers=[]) if raw is None else Catalog.model_validate_json(raw)
+
+    async def replace_catalog(self, catalog: Catalog) -> None:
+        await self._redis.set(keys.offer_catalog(), catalog.model_dump_json())
+
+    async def customer(self, identifier: str) -> tuple[str, dict[str, Any] | None,
+                                                       dict[str, Any] | None]:
+        """(customer id, profile, scores) for any user or anonymous id; unknown -> no facts."""
+        customer_id = identifier
+        raw = await self._redis.get(keys.profile(identifier))
+        if raw is None:
+            for kind in ("user_id", "anonymous_id"):
+                resolved = await self._redis.get(keys.identity(kind, identifier))
+                if resolved is not None:
+                    customer_id = resolved.decode()
+                    raw = await self._redis.get(keys.profile(customer_id))
+                    break
+        if raw is None:
+            return identifier, None, None
+        scores = await self._redis.get(keys.scores(customer_id))
+        return customer_id, orjson.loads(raw), None if scores is None else orjson.loads(scores)
+
+    async def propensities(self, offer_ids: Iterable[str]) -> dict[str, float]:
+        ids = list(offer_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for offer_id in ids:
+                pipe.hget(keys.offer_stats(offer_id), "propensity")
+            values = await pipe.execute()
+        return {o: float(v) for o, v in zip(ids, values, strict=True) if v is not None}
+
+    async def save_decision(self, decision: Decision) -> None:
+        await self._redis.set(keys.decision(decision.decision_id), decision.model_dump_json(),
+                              ex=self._ttl)
+
+    async def decision(self, decision_id: str) -> Decision | None:
+        raw = await self._redis.get(keys.decision(decision_id))
+        return None if raw is None else Decision.model_validate_json(raw)

@@ -1,0 +1,14 @@
+"""Profile service settings (``RAPPORT_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from rapport.shared.settings import CommonSettings
+
+
+class ProfileSettings(CommonSettings):
+    profile_port: int = 8002
+    profile_group_id: str = Field(default="rapport-profile",
+                                  description="Kafka consumer group of the profile processors")
+    timeline_length: int = Field(default=100, ge=1, le=1000)

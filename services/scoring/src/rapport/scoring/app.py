@@ -1,0 +1,73 @@
+"""Scoring entrypoint and wiring."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from rapport.shared import logs, redis_store
+from rapport.shared.auth import KeyRing
+from rapport.shared.kafka import KafkaProbe, start_with_retry
+from rapport.shared.service import add_readiness_check, create_app
+
+from . import api, domain
+from .consumers import ScoringConsumer, cancel, make_consumer
+from .settings import ScoringSettings
+from .store import ScoringStore
+
+
+def build(settings: ScoringSettings | None = None) -> FastAPI:
+    settings = settings or ScoringSettings()
+    policy = domain.ScoringPolicy(cost_per_service_contact=settings.cost_per_service_contact,
+                                  default_order_value=settings.default_order_value)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = redis_store.connect(settings.redis_url)
+        store = ScoringStore(redis)
+        consumer = make_consumer(settings.kafka_bootstrap, settings.scoring_group_id)
+        await start_with_retry(consumer.start, "scoring consumer")
+        task = asyncio.create_task(ScoringConsumer(consumer, store, policy).run())
+        probe = KafkaProbe(settings.kafka_bootstrap)
+        app.state.store = store
+        add_readiness_check(app, "kafka", probe.check)
+        add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
+
+        async def consumer_alive() -> None:
+            if task.done():
+                raise RuntimeError(f"consumer stopped: {task.exception()!r}")
+
+        add_readiness_check(app, "consumer", consumer_alive)
+        try:
+            yield
+        finally:
+            await cancel(task)
+            await consumer.stop()
+            await probe.close()
+            await redis.aclose()
+
+    app = create_app(service="scoring", title="Rapport scoring",
+                     description="Customer scores: RFM, lifetime value, churn risk, value tier "
+                                 "and profit; response propensities learnt from outcomes.",
+                     lifespan=lifespan)
+    app.state.settings = settings
+    app.state.policy = policy
+    app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,
+                                            settings.dev_keys)
+    app.include_router(api.router)
+    return app
+
+
+def main() -> None:
+    settings = ScoringSettings()
+    logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(build(settings), host=settings.host, port=settings.scoring_port,
+                log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The canonical, versioned records that travel on Rapport's topics.
+
+Ingest turns every channel's message into a :class:`Touchpoint`; every
+downstream consumer reads only this schema. Bump ``SCHEMA_VERSION`` (and keep
+reading the old one) when a field changes meaning.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class MessageType(StrEnum):
+    TRACK = "track"
+    IDENTIFY = "identify"
+    PAGE = "page"
+    SCREEN = "screen"
+    GROUP = "group"
+    ALIAS = "alias"
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    MOBILE = "mobile"
+    EMAIL = "email"
+    CALL_CENTER = "call_center"
+    STORE = "store"
+    CHAT = "chat"
+    SOCIAL = "social"
+    PARTNER = "partner"
+    OTHER = "other"
+
+
+class Touchpoint(BaseModel):
+    """One validated customer touchpoint, as every downstream service sees it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    message_id: str = Field(min_length=1, max_length=100)
+    source: str
+    type: MessageType
+    event: str | None = None
+    name: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    previous_id: str | None = None
+    group_id: str | None = None
+    channel: Channel
+    timestamp: AwareDatetime
+    """Event time, corrected for the sender's clock skew."""
+    received_at: AwareDatetime
+    sent_at: AwareDatetime | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def customer_key(self) -> str:
+        """The identifier the touchpoint is keyed (and partitioned) by."""
+        key = self.user_id or self.anonymous_id
+        assert key is not None, "validated touchpoints always carry an identity"
+        return key
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Touchpoint:
+        return cls.model_validate_json(raw)
+
+
+class OutcomeKind(StrEnum):
+    VIEWED = "viewed"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    IGNORED = "ignored"
+
+
+class OfferOutcome(BaseModel):
+    """What a customer did with one action of one decision."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    decision_id: str
+    action_id: str
+    offer_id: str
+    customer_id: str
+    outcome: OutcomeKind
+    channel: Channel
+    occurred_at: datetime
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> OfferOutcome:
+        return cls.model_validate_json(raw)

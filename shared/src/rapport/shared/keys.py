@@ -1,0 +1,46 @@
+"""Every Redis key of the system, named once."""
+
+from __future__ import annotations
+
+PREFIX = "rapport"
+
+
+def profile(customer_id: str) -> str:
+    """JSON of the customer's profile (written by the profile service)."""
+    return f"{PREFIX}:profile:{customer_id}"
+
+
+def identity(kind: str, value: str) -> str:
+    """Identifier -> customer id (e.g. kind ``anonymous_id``)."""
+    return f"{PREFIX}:identity:{kind}:{value}"
+
+
+def applied_offset(group: str, topic: str, partition: int) -> str:
+    """Highest Kafka offset whose effect is stored, per consumer group and partition.
+
+    Written in the same transaction as the state it protects, so redelivered
+    messages are recognised and skipped: exactly once in effect.
+    """
+    return f"{PREFIX}:offset:{group}:{topic}:{partition}"
+
+
+def scores(customer_id: str) -> str:
+    return f"{PREFIX}:scores:{customer_id}"
+
+
+def offer_catalog() -> str:
+    return f"{PREFIX}:offers:catalog"
+
+
+def offer_stats(offer_id: str) -> str:
+    """Hash of outcome counts per offer: ``viewed``, ``accepted``, ..."""
+    return f"{PREFIX}:offers:stats:{offer_id}"
+
+
+def outcome_seen(decision_id: str, action_id: str, outcome: str) -> str:
+    """Marker that one outcome of one action was counted (dedup across paths)."""
+    return f"{PREFIX}:outcome:{decision_id}:{action_id}:{outcome}"
+
+
+def decision(decision_id: str) -> str:
+    return f"{PREFIX}:decision:{decision_id}"

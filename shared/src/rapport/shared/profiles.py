@@ -1,0 +1,76 @@
+"""The customer profile as it is stored in Redis and published on
+``rapport.profile-updates.v1``: the contract between the profile service
+(its only writer) and scoring, next-action and agent screens (readers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+PROFILE_SCHEMA_VERSION = 1
+
+
+class Identity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    value: str
+
+
+class ChannelActivity(BaseModel):
+    count: int = 0
+    last_seen: datetime | None = None
+
+
+class Metrics(BaseModel):
+    touchpoints: int = 0
+    orders: int = 0
+    revenue: float = 0.0
+    returns: int = 0
+    returned_value: float = 0.0
+    discounts: float = 0.0
+    service_contacts: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    last_order_at: datetime | None = None
+    first_order_at: datetime | None = None
+
+
+class Rfm(BaseModel):
+    recency_days: float | None
+    frequency: int
+    monetary: float
+
+
+class CustomerProfile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = PROFILE_SCHEMA_VERSION
+    customer_id: str
+    identities: list[Identity] = Field(default_factory=list)
+    traits: dict[str, object] = Field(default_factory=dict)
+    trait_times: dict[str, datetime] = Field(
+        default_factory=dict, description="Event time of each trait's value; older never wins")
+    metrics: Metrics = Field(default_factory=Metrics)
+    segments: list[str] = Field(default_factory=list)
+    channels: dict[str, ChannelActivity] = Field(default_factory=dict)
+    updated_at: datetime | None = None
+
+    def rfm(self, now: datetime) -> Rfm:
+        """Raw RFM values; recency is relative to ``now`` so it is computed on read."""
+        last = self.metrics.last_order_at
+        recency = None if last is None else max(0.0, (now - last).total_seconds() / 86400)
+        return Rfm(
+            recency_days=None if recency is None else round(recency, 3),
+            frequency=self.metrics.orders,
+            monetary=round(self.metrics.revenue, 2),
+        )
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | str) -> CustomerProfile:
+        return cls.model_validate_json(raw)

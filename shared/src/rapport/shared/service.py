@@ -1,0 +1,139 @@
+"""What every Rapport HTTP service has in common: health, readiness against real
+dependencies, Prometheus metrics, the contract's error body and request logging.
+
+A service builds its app with :func:`create_app`, giving its own lifespan (which
+opens connections and registers readiness checks) and its routers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+HTTP_REQUESTS = Counter("rapport_http_requests_total", "HTTP requests",
+                        ["service", "method", "route", "status"])
+HTTP_LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency",
+                         ["service", "method", "route"],
+                         buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+
+Check = Callable[[], Awaitable[None]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                 415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests",
+                 503: "unavailable"}
+
+
+def error_body(status: int, message: str, code: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"code": code or _STATUS_CODES.get(status, "error"), "message": message, **extra}
+
+
+class ApiError(Exception):
+    """An error with a contract-shaped body, raised from routes and adapters."""
+
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = error_body(status, message, code, **extra)
+        self.headers = headers
+
+
+def add_readiness_check(app: FastAPI, name: str, check: Check) -> None:
+    app.state.readiness[name] = check
+
+
+async def _run_checks(checks: dict[str, Check]) -> dict[str, str]:
+    async def one(check: Check) -> str:
+        try:
+            await asyncio.wait_for(check(), timeout=4)
+            return "ok"
+        except Exception as exc:  # readiness reports any failure as its reason
+            return f"error: {type(exc).__name__}: {exc}"[:300]
+
+    results = await asyncio.gather(*(one(c) for c in checks.values()))
+    return dict(zip(checks, results, strict=True))
+
+
+def create_app(*, service: str, title: str, description: str, lifespan: Lifespan,
+               version: str = "0.1.0") -> FastAPI:
+    async def wrapped(app: FastAPI) -> AsyncIterator[None]:
+        app.state.readiness = {}
+        async with lifespan(app):
+            log.info("service_started", service=service)
+            yield
+        log.info("service_stopped", service=service)
+
+    app = FastAPI(title=title, description=description, version=version,
+                  lifespan=asynccontextmanager(wrapped), default_response_class=ORJSONResponse)
+    app.state.readiness = {}
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
+        return ORJSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        return ORJSONResponse(error_body(exc.status_code, str(exc.detail)),
+                              status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+        return ORJSONResponse(error_body(422, f"{where}: {first['msg']}", errors=errors),
+                              status_code=422)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Callable[..., Any]) -> Any:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - start
+            HTTP_REQUESTS.labels(service, request.method, path, str(status)).inc()
+            HTTP_LATENCY.labels(service, request.method, path).observe(elapsed)
+            if status >= 500:
+                log.warning("http_request", method=request.method, route=path, status=status,
+                            ms=round(elapsed * 1000, 2))
+
+    @app.get("/healthz", tags=["ops"], summary="Process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["ops"], summary="Kafka and Redis connections work",
+             responses={503: {"description": "a dependency is not reachable"}})
+    async def readyz(request: Request) -> ORJSONResponse:
+        checks = await _run_checks(request.app.state.readiness)
+        ready = bool(checks) and all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ready else "unready", "service": service, "checks": checks}
+        if not ready:
+            body.update(error_body(503, "; ".join(f"{k}: {v}" for k, v in checks.items()
+                                                   if v != "ok") or "starting"))
+        return ORJSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics",
+             response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,37 @@
+"""Every Kafka topic of the system, named once.
+
+The project creates these explicitly (``rapport topics``, the stack and the
+test setup); brokers run with ``auto.create.topics.enable=false``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+    config: dict[str, str] = field(default_factory=dict)
+
+    def topic_config(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        cfg.update(self.config)
+        return cfg
+
+
+TOUCHPOINTS = TopicSpec("rapport.touchpoints.v1", partitions=8)
+"""Validated canonical touchpoints, keyed by customer identifier."""
+
+DEAD_LETTER = TopicSpec("rapport.touchpoints.dead-letter.v1", partitions=1)
+"""Rejected messages with the reasons, for the ops dashboard."""
+
+PROFILE_UPDATES = TopicSpec("rapport.profile-updates.v1", partitions=8, compacted=True)
+"""Latest profile per customer id (compacted); feed for scoring and agent screens."""
+
+OUTCOMES = TopicSpec("rapport.outcomes.v1", partitions=8)
+"""Offer outcomes (viewed, accepted, rejected, ignored), keyed by decision id."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, PROFILE_UPDATES, OUTCOMES)
