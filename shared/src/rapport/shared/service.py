@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -78,24 +78,24 @@ def create_app(*, service: str, title: str, description: str, lifespan: Lifespan
         log.info("service_stopped", service=service)
 
     app = FastAPI(title=title, description=description, version=version,
-                  lifespan=asynccontextmanager(wrapped), default_response_class=ORJSONResponse)
+                  lifespan=asynccontextmanager(wrapped))
     app.state.readiness = {}
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
-        return ORJSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
-        return ORJSONResponse(error_body(exc.status_code, str(exc.detail)),
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body(exc.status_code, str(exc.detail)),
                               status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
-        return ORJSONResponse(error_body(422, f"{where}: {first['msg']}", errors=errors),
+        return JSONResponse(error_body(422, f"{where}: {first['msg']}", errors=errors),
                               status_code=422)
 
     @app.middleware("http")
@@ -122,14 +122,14 @@ def create_app(*, service: str, title: str, description: str, lifespan: Lifespan
 
     @app.get("/readyz", tags=["ops"], summary="Kafka and Redis connections work",
              responses={503: {"description": "a dependency is not reachable"}})
-    async def readyz(request: Request) -> ORJSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         checks = await _run_checks(request.app.state.readiness)
         ready = bool(checks) and all(v == "ok" for v in checks.values())
         body = {"status": "ready" if ready else "unready", "service": service, "checks": checks}
         if not ready:
             body.update(error_body(503, "; ".join(f"{k}: {v}" for k, v in checks.items()
                                                    if v != "ok") or "starting"))
-        return ORJSONResponse(body, status_code=200 if ready else 503)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics",
              response_class=PlainTextResponse)

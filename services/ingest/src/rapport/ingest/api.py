@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -113,7 +113,7 @@ def _sent_at(payload: dict[str, Any]) -> datetime | None:
 
 
 async def _ingest(request: Request, messages: list[Any], payload: dict[str, Any],
-                  source: Source) -> ORJSONResponse:
+                  source: Source) -> JSONResponse:
     settings: IngestSettings = request.app.state.settings
     publisher: TouchpointPublisher = request.app.state.publisher
     received = datetime.now(UTC)
@@ -138,13 +138,13 @@ async def _ingest(request: Request, messages: list[Any], payload: dict[str, Any]
         raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from exc
     MESSAGES.labels(source.source, "accepted").inc(len(accepted))
     MESSAGES.labels(source.source, "rejected").inc(len(rejected))
-    return ORJSONResponse({"success": True, "accepted": len(accepted),
+    return JSONResponse({"success": True, "accepted": len(accepted),
                            "rejected": [r.as_json() for r in rejected]})
 
 
 @router.post("/batch", response_model=IngestResult, responses=_ERRORS,
              summary="Many messages of any type (Segment batch)")
-async def batch(request: Request) -> ORJSONResponse:
+async def batch(request: Request) -> JSONResponse:
     settings: IngestSettings = request.app.state.settings
     payload = _parse(await _read_body(request, settings))
     source = _source(request, payload, settings.sources())
@@ -158,7 +158,7 @@ async def batch(request: Request) -> ORJSONResponse:
 
 
 def _single(kind: MessageType):  # noqa: ANN202 - FastAPI route factory
-    async def endpoint(request: Request) -> ORJSONResponse:
+    async def endpoint(request: Request) -> JSONResponse:
         settings: IngestSettings = request.app.state.settings
         payload = _parse(await _read_body(request, settings))
         source = _source(request, payload, settings.sources())

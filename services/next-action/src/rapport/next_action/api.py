@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rapport.shared import topics
@@ -115,7 +115,7 @@ async def next_best_action(body: NbaRequest, store: Store, _: ChannelRole) -> An
              responses={404: {"description": "unknown decision"},
                         422: {"description": "action not part of the decision"}})
 async def outcomes(body: OutcomeRequest, request: Request, store: Store,
-                   _: ChannelRole) -> ORJSONResponse:
+                   _: ChannelRole) -> JSONResponse:
     decision = await store.decision(body.decision_id)
     if decision is None:
         raise ApiError(404, "no decision with this id (unknown or expired)")
@@ -133,7 +133,7 @@ async def outcomes(body: OutcomeRequest, request: Request, store: Store,
     except Exception as exc:  # broker failure: tell the caller to retry
         raise ApiError(503, "could not record the outcome; retry",
                        headers={"Retry-After": "5"}) from exc
-    return ORJSONResponse({"status": "accepted"}, status_code=202)
+    return JSONResponse({"status": "accepted"}, status_code=202)
 
 
 @router.get("/decisions/{decision_id}", response_model=Decision,

@@ -1,0 +1,169 @@
+"""The ``rapport`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+from rich.console import Console
+
+from . import localstack, simulate
+from .kafka import ensure_topics
+from .topics import ALL_TOPICS
+
+console = Console()
+
+
+def _stack(args: argparse.Namespace) -> localstack.Stack:
+    return localstack.Stack(args.profile, say=lambda m: console.print(m, highlight=False))
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    if args.action == "up":
+        stack.up(services=not args.infra_only)
+        console.print("[green]Stack is up.[/]")
+    elif args.action == "down":
+        stack.down()
+    elif args.action == "wipe":
+        stack.wipe()
+    else:
+        for name, pid in stack.status().items():
+            console.print(f"{name:12} {'running (pid ' + str(pid) + ')' if pid else 'stopped'}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    created = asyncio.run(ensure_topics(args.bootstrap, ALL_TOPICS))
+    console.print(f"created: {', '.join(created) or 'none (all exist)'}")
+    return 0
+
+
+def load_offers(url: str, admin_key: str, path: Path) -> int:
+    offers = orjson.loads(path.read_bytes())
+    resp = httpx.put(f"{url}/v1/offers", json=offers,
+                     headers={"Authorization": f"Bearer {admin_key}"}, timeout=10)
+    if resp.status_code != 200:
+        raise SystemExit(f"catalog refused ({resp.status_code}): {resp.text}")
+    return len(offers)
+
+
+def cmd_offers(args: argparse.Namespace) -> int:
+    n = load_offers(args.url, args.key, Path(args.file))
+    console.print(f"loaded {n} offers")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    try:
+        sent = asyncio.run(simulate.send(args.ingest, args.write_key, customers=args.customers,
+                                         rate=args.rate, total=args.events, seed=args.seed,
+                                         batch_size=args.batch_size))
+    except KeyboardInterrupt:
+        return 0
+    console.print(f"sent {sent:,} events")
+    return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack.up()
+        n = load_offers(stack.url("next-action"), "dev-admin",
+                        stack.root / "deploy/local/sample-offers.json")
+        console.print(f"Loaded the sample offer catalog ({n} offers).")
+        console.print(_banner_text(stack, args.customers), highlight=False)
+        asyncio.run(simulate.send(stack.url("ingest"), "dev-write-key",
+                                  customers=args.customers, rate=args.rate, total=args.events))
+        if args.events is not None:
+            console.print("Simulation finished; the system stays up until Ctrl-C.")
+            signal.pause()
+    except KeyboardInterrupt:
+        console.print("\nStopping ...")
+    except localstack.StackError as exc:
+        console.print(f"[red]{exc}[/]")
+        stack.down()
+        return 1
+    stack.down()
+    return 0
+
+
+def _banner_text(stack: localstack.Stack, customers: int) -> str:
+    return (f"\n[bold green]Rapport is live.[/]\n"
+            f"  ingest       {stack.url('ingest')}/docs    write key: dev-write-key (Basic user)\n"
+            f"  profile      {stack.url('profile')}/docs    "
+            f"api keys: dev-channel, dev-agent, dev-ops, dev-admin\n"
+            f"  scoring      {stack.url('scoring')}/docs\n"
+            f"  next-action  {stack.url('next-action')}/docs\n"
+            f"  Kafka {stack.kafka_bootstrap}   Redis {stack.redis_url}   logs: {stack.logs}\n\n"
+            f"Try:\n"
+            f"  curl -s -H 'Authorization: Bearer dev-agent' "
+            f"{stack.url('profile')}/v1/customers/u000001\n"
+            f"  curl -s -H 'Authorization: Bearer dev-agent' "
+            f"{stack.url('scoring')}/v1/customers/u000001/scores\n"
+            f"  curl -s -H 'Authorization: Bearer dev-channel' -H 'Content-Type: application/json'"
+            f" -d '{{\"customer_id\": \"u000001\", \"channel\": \"web\"}}' "
+            f"{stack.url('next-action')}/v1/next-best-action\n\n"
+            f"Simulating touchpoints for {customers:,} customers; Ctrl-C stops everything.\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("stack", help="start/stop the local Kafka, Redis and services")
+    s.add_argument("action", choices=["up", "down", "status", "wipe"])
+    s.add_argument("--profile", choices=sorted(localstack.PROFILES), default="run")
+    s.add_argument("--infra-only", action="store_true", help="only Kafka, Redis and topics")
+    s.set_defaults(func=cmd_stack)
+
+    r = sub.add_parser("run", help="bring the system up and keep it live with simulated traffic")
+    r.add_argument("--profile", choices=sorted(localstack.PROFILES), default="run")
+    r.add_argument("--customers", type=int, default=3000)
+    r.add_argument("--rate", type=float, default=200.0, help="events per second")
+    r.add_argument("--events", type=int, default=None, help="stop simulating after N events")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("topics", help="create the project's Kafka topics")
+    t.add_argument("--bootstrap", default="127.0.0.1:9092")
+    t.set_defaults(func=cmd_topics)
+
+    o = sub.add_parser("offers", help="replace the offer catalog from a JSON file")
+    o.add_argument("file")
+    o.add_argument("--url", default="http://127.0.0.1:8004")
+    o.add_argument("--key", default="dev-admin")
+    o.set_defaults(func=cmd_offers)
+
+    m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
+    m.add_argument("--ingest", default="http://127.0.0.1:8001")
+    m.add_argument("--write-key", default="dev-write-key")
+    m.add_argument("--customers", type=int, default=3000)
+    m.add_argument("--rate", type=float, default=200.0, help="events per second")
+    m.add_argument("--events", type=int, default=None, help="stop after N events")
+    m.add_argument("--batch-size", type=int, default=50)
+    m.add_argument("--seed", type=int, default=7)
+    m.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except localstack.StackError as exc:
+        console.print(f"[red]{exc}[/]")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
