@@ -1,0 +1,71 @@
+"""Small async helpers for tests that talk to the real Kafka and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import FastAPI
+
+from rapport.shared.topics import TopicSpec
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (real connections) and talk to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def end_offsets(bootstrap: str, topic: TopicSpec) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        ends = await consumer.end_offsets(parts)
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_since(bootstrap: str, topic: TopicSpec, since: dict[int, int], *,
+                     until: Callable[[list[Any]], bool], timeout: float = 20) -> list[Any]:
+    """Records appended to ``topic`` after ``since`` (per-partition offsets), until ``until``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        parts = [TopicPartition(topic.name, p) for p in since]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, since[tp.partition])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not until(records):
+            batch = await consumer.getmany(timeout_ms=300)
+            for recs in batch.values():
+                records.extend(recs)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 30,
+                     interval: float = 0.2) -> T:
+    """Poll ``probe`` until it returns something truthy (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
