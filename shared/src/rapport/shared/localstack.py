@@ -317,8 +317,12 @@ class Stack:
             self.start_services()
             self.wait_services()
 
+    def stop_services(self) -> list[str]:
+        return [name for name in reversed(SERVICES) if self._stop(name)]
+
     def down(self) -> None:
-        stopped = [name for name in (*reversed(SERVICES), "kafka", "redis") if self._stop(name)]
+        stopped = self.stop_services()
+        stopped += [name for name in ("kafka", "redis") if self._stop(name)]
         self.say(f"Stopped: {', '.join(stopped)}" if stopped else "Nothing was running.")
 
     def wipe(self) -> None:

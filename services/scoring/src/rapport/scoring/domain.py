@@ -131,8 +131,8 @@ def score(profile: CustomerProfile, now: datetime, policy: ScoringPolicy = Scori
         idle = 0.0 if m.last_seen is None else max(0.0, (now - m.last_seen).total_seconds()) / 86400
         p_alive = 0.5 ** (idle / policy.activity_half_life_days)
     aov = m.revenue / m.orders if m.orders else policy.default_order_value
-    profit = m.revenue - m.returned_value - m.discounts \
-        - m.service_contacts * policy.cost_per_service_contact
+    # Segment's revenue is already net of discounts; refunds and service contacts are not.
+    profit = m.revenue - m.returned_value - m.service_contacts * policy.cost_per_service_contact
     if profit < 0 or (r <= 1 and f <= 1):
         tier = "worst"
     elif r + f + mm >= 12 or profit >= MONETARY[-1]:
