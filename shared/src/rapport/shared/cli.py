@@ -19,8 +19,16 @@ from .topics import ALL_TOPICS
 console = Console()
 
 
+def say(message: str) -> None:
+    """Print, but never let a closed terminal or pipe interrupt a shutdown."""
+    try:
+        console.print(message, highlight=False)
+    except OSError:
+        pass
+
+
 def _stack(args: argparse.Namespace) -> localstack.Stack:
-    return localstack.Stack(args.profile, say=lambda m: console.print(m, highlight=False))
+    return localstack.Stack(args.profile, say=say)
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -77,6 +85,7 @@ def _interrupt(*_: object) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     stack = _stack(args)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     try:
         stack.up()
         n = load_offers(stack.url("next-action"), "dev-admin",
@@ -89,13 +98,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print("Simulation finished; the system stays up until Ctrl-C.")
             signal.pause()
     except KeyboardInterrupt:
-        console.print("\nStopping ...")
+        rc = 0
     except localstack.StackError as exc:
-        console.print(f"[red]{exc}[/]")
-        stack.down()
-        return 1
+        say(f"[red]{exc}[/]")
+        rc = 1
+    else:
+        rc = 0
+    # Whatever ended the run (Ctrl-C, a closed terminal, an error), stop all we started.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    say("\nStopping ...")
     stack.down()
-    return 0
+    return rc
 
 
 def _banner_text(stack: localstack.Stack, customers: int) -> str:

@@ -34,7 +34,8 @@ def build(settings: ProfileSettings | None = None) -> FastAPI:
         probe = KafkaProbe(settings.kafka_bootstrap)
         stream_app = build_stream_app(bootstrap=settings.kafka_bootstrap,
                                       group_id=settings.profile_group_id,
-                                      processor=ProfileProcessor(store, producer))
+                                      processor=ProfileProcessor(store, producer),
+                                      datadir=settings.profile_data_dir)
         await stream_app.start()
         app.state.profiles = store
         add_readiness_check(app, "kafka", probe.check)

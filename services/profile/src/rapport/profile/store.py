@@ -52,18 +52,29 @@ class ProfileStore:
         raw = await self._redis.get(keys.applied_offset(self._group, topic, partition))
         return -1 if raw is None else int(raw)
 
-    async def commit(self, profile: CustomerProfile, new_identities: Iterable[Identity],
-                     tp: Touchpoint, *, topic: str, partition: int, offset: int) -> None:
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.set(keys.profile(profile.customer_id), profile.to_bytes())
-            for ident in new_identities:
-                tx.set(keys.identity(ident.type, ident.value), profile.customer_id)
-            tl = timeline_key(profile.customer_id)
-            tx.lpush(tl, timeline_entry(tp))
-            tx.ltrim(tl, 0, self._timeline_length - 1)
-            tx.set(keys.applied_offset(self._group, topic, partition), offset)
-            await tx.execute()
+    async def load_many(self, customer_ids: list[str]) -> list[CustomerProfile | None]:
+        if not customer_ids:
+            return []
+        raws = await self._redis.mget([keys.profile(c) for c in customer_ids])
+        return [None if r is None else CustomerProfile.from_bytes(r) for r in raws]
 
-    async def skip(self, *, topic: str, partition: int, offset: int) -> None:
-        """Record that an undecodable record was seen, so it is not retried forever."""
-        await self._redis.set(keys.applied_offset(self._group, topic, partition), offset)
+    async def commit_batch(self, profiles: Iterable[CustomerProfile],
+                           new_identities: dict[str, list[Identity]],
+                           touchpoints: Iterable[Touchpoint],
+                           offsets: dict[tuple[str, int], int]) -> None:
+        """Store a micro-batch's effects and the offsets they reflect, atomically."""
+        async with self._redis.pipeline(transaction=True) as tx:
+            for profile in profiles:
+                tx.set(keys.profile(profile.customer_id), profile.to_bytes())
+                for ident in new_identities.get(profile.customer_id, ()):
+                    tx.set(keys.identity(ident.type, ident.value), profile.customer_id)
+            timelines: set[str] = set()
+            for tp in touchpoints:
+                tl = timeline_key(tp.customer_key)
+                tx.lpush(tl, timeline_entry(tp))
+                timelines.add(tl)
+            for tl in timelines:
+                tx.ltrim(tl, 0, self._timeline_length - 1)
+            for (topic, partition), offset in offsets.items():
+                tx.set(keys.applied_offset(self._group, topic, partition), offset)
+            await tx.execute()

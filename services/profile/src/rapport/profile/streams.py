@@ -3,7 +3,10 @@ touchpoint into its customer's profile and publishes the new profile."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import faust
 import structlog
@@ -26,13 +29,22 @@ LAG = Histogram("rapport_profile_freshness_seconds",
                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
 
 
-class ProfileProcessor:
-    """Applies one touchpoint exactly once in effect.
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
 
-    Order: skip if Redis already holds this offset's effect; otherwise compute,
-    publish the new profile (acks=all), then store profile and offset in one
-    transaction. A crash between any two steps leads to a redelivery that
-    recomputes and republishes the same profile.
+
+class ProfileProcessor:
+    """Applies touchpoints exactly once in effect, a micro-batch at a time.
+
+    Order: drop records whose offset Redis already reflects; fold the rest in
+    memory; publish each changed profile (acks=all); then store profiles,
+    identities, timelines and the new offsets in one MULTI/EXEC. A crash
+    between any two steps leads to a redelivery that recomputes and
+    republishes the same profiles.
     """
 
     def __init__(self, store: ProfileStore, producer: AIOKafkaProducer) -> None:
@@ -45,35 +57,61 @@ class ProfileProcessor:
         self._applied.clear()
 
     async def handle(self, raw: bytes, *, topic: str, partition: int, offset: int) -> None:
-        tp_key = (topic, partition)
-        if tp_key not in self._applied:
-            self._applied[tp_key] = await self._store.applied_offset(topic, partition)
-        if offset <= self._applied[tp_key]:
-            PROCESSED.labels("redelivered").inc()
+        await self.handle_batch([Record(topic, partition, offset, raw)])
+
+    async def _fresh(self, records: list[Record]) -> list[Record]:
+        for key in {(r.topic, r.partition) for r in records} - self._applied.keys():
+            self._applied[key] = await self._store.applied_offset(*key)
+        fresh = [r for r in records if r.offset > self._applied[(r.topic, r.partition)]]
+        if len(fresh) < len(records):
+            PROCESSED.labels("redelivered").inc(len(records) - len(fresh))
+        return fresh
+
+    async def handle_batch(self, records: list[Record]) -> None:
+        fresh = await self._fresh(records)
+        if not fresh:
             return
-        try:
-            tp = Touchpoint.from_bytes(raw)
-        except ValidationError:
-            log.error("undecodable_touchpoint", partition=partition, offset=offset)
-            await self._store.skip(topic=topic, partition=partition, offset=offset)
-            self._applied[tp_key] = offset
-            PROCESSED.labels("undecodable").inc()
-            return
-        customer_id = tp.customer_key
-        before = await self._store.load(customer_id)
+        decoded: list[tuple[Record, Touchpoint]] = []
+        for r in fresh:
+            try:
+                decoded.append((r, Touchpoint.from_bytes(r.value)))
+            except ValidationError:
+                log.error("undecodable_touchpoint", partition=r.partition, offset=r.offset)
+                PROCESSED.labels("undecodable").inc()
+        customers = sorted({tp.customer_key for _, tp in decoded})
+        before = dict(zip(customers, await self._store.load_many(customers), strict=True))
+        after = dict(before)
         now = datetime.now(UTC)
-        after = domain.apply(before, tp, customer_id=customer_id, processed_at=now)
-        known = set(before.identities) if before else set()
-        await self._producer.send_and_wait(topics.PROFILE_UPDATES.name, after.to_bytes(),
-                                           key=customer_id.encode())
-        await self._store.commit(after, [i for i in after.identities if i not in known], tp,
-                                 topic=topic, partition=partition, offset=offset)
-        self._applied[tp_key] = offset
-        PROCESSED.labels("applied").inc()
-        LAG.observe(max(0.0, (datetime.now(UTC) - tp.received_at).total_seconds()))
+        applied: list[Touchpoint] = []
+        for _, tp in decoded:
+            cid = tp.customer_key
+            after[cid] = domain.apply(after[cid], tp, customer_id=cid, processed_at=now)
+            applied.append(tp)
+        changed = [p for p in after.values() if p is not None]
+        acks = [await self._producer.send(topics.PROFILE_UPDATES.name, p.to_bytes(),
+                                          key=p.customer_id.encode()) for p in changed]
+        await asyncio.gather(*acks)
+        offsets: dict[tuple[str, int], int] = {}
+        for r in fresh:
+            offsets[(r.topic, r.partition)] = max(r.offset, offsets.get((r.topic, r.partition), -1))
+        new_identities = {}
+        for cid, p in after.items():
+            if p is None:
+                continue
+            known = set(before[cid].identities) if before[cid] else set()
+            new_identities[cid] = [i for i in p.identities if i not in known]
+        await self._store.commit_batch(changed, new_identities, applied, offsets)
+        self._applied.update(offsets)
+        PROCESSED.labels("applied").inc(len(applied))
+        done = datetime.now(UTC)
+        for tp in applied:
+            LAG.observe(max(0.0, (done - tp.received_at).total_seconds()))
 
 
-def build_stream_app(*, bootstrap: str, group_id: str, processor: ProfileProcessor) -> faust.App:
+def build_stream_app(*, bootstrap: str, group_id: str, processor: ProfileProcessor,
+                     datadir: Path, max_batch: int = 500,
+                     batch_window_s: float = 0.02) -> faust.App:
+    (datadir / group_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         group_id,
         broker=";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",")),
@@ -83,16 +121,17 @@ def build_stream_app(*, bootstrap: str, group_id: str, processor: ProfileProcess
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
+        datadir=str(datadir / group_id),
     )
     touchpoints = app.topic(topics.TOUCHPOINTS.name, key_type=bytes, value_type=bytes,
                             key_serializer="raw", value_serializer="raw")
 
     @app.agent(touchpoints, name="fold_touchpoints")
     async def fold_touchpoints(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            await processor.handle(event.value, topic=msg.topic, partition=msg.partition,
-                                   offset=msg.offset)
+        async for events in stream.take_events(max_batch, within=batch_window_s):
+            await processor.handle_batch([
+                Record(e.message.topic, e.message.partition, e.message.offset, e.value)
+                for e in events])
 
     @app.on_rebalance_complete.connect
     async def _rebalanced(sender: object, **_: object) -> None:
