@@ -83,7 +83,7 @@ async def test_a_redelivered_record_is_applied_once(stack, producer):
     customer = f"it-{uuid.uuid4().hex[:8]}"
     tp = touchpoint(customer, 0, properties={"total": 10.0})
     try:
-        for attempt in range(3):  # the same record, as after a crash before the commit
+        for _ in range(3):  # the same record, as after a crash before the commit
             await ProfileProcessor(store, producer).handle(
                 tp.to_bytes(), topic=topics.TOUCHPOINTS.name, partition=5, offset=1000)
         again = touchpoint(customer, 1, properties={"total": 5.0})

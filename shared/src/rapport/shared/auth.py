@@ -87,7 +87,8 @@ def require(role: Role) -> Callable[..., Role]:
         if granted is None:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
         if not allows(granted, role):
-            raise HTTPException(403, f"this endpoint needs the '{role}' role; the key has '{granted}'")
+            raise HTTPException(
+                403, f"this endpoint needs the '{role}' role; the key has '{granted}'")
         return granted
 
     return check

@@ -136,7 +136,7 @@ class Stack:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
                log_name: str | None = None) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.logs / (log_name or f"{name}.log"), "ab")  # noqa: SIM115 - child owns it
+        log = open(self.logs / (log_name or f"{name}.log"), "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=self.root,
                                 start_new_session=True)

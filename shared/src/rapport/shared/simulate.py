@@ -46,7 +46,8 @@ class Population:
         self.rng = random.Random(seed)
         cats = list(CATEGORIES)
         self.customers = [
-            Customer(index=i, user_id=f"u{i:06d}", anonymous_id=f"anon-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:16]}",
+            Customer(index=i, user_id=f"u{i:06d}",
+                     anonymous_id=f"anon-{uuid.UUID(int=self.rng.getrandbits(128)).hex[:16]}",
                      email=f"customer{i}@example.com", phone=f"+1555{i:07d}",
                      loyalty_id=f"L{i:08d}", region=self.rng.choice(REGIONS),
                      favourite=self.rng.choice(cats), activity=self.rng.paretovariate(1.5))
@@ -166,13 +167,16 @@ async def send(ingest_url: str, write_key: str, *, customers: int = 3000, rate: 
     """Post touchpoints to ingest at about ``rate`` events/s until ``total`` (or forever)."""
     population = Population(customers, seed)
     sent = 0
-    columns = [TextColumn("[bold]simulate[/]"), BarColumn(), TextColumn("{task.completed:,} events"),
+    columns = [TextColumn("[bold]simulate[/]"), BarColumn(),
+               TextColumn("{task.completed:,} events"),
                TextColumn("{task.fields[rate]:,.0f}/s"), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn()]
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=ingest_url, auth=(write_key, ""), timeout=30) as http:
         with Progress(*columns, disable=not progress) as bar:
             task = bar.add_task("events", total=total, rate=0.0, info="")
+            plain = progress and not bar.console.is_terminal
+            next_note = started + 10
             while total is None or sent < total:
                 n = batch_size if total is None else min(batch_size, total - sent)
                 messages = population.batch(n)
@@ -186,6 +190,10 @@ async def send(ingest_url: str, write_key: str, *, customers: int = 3000, rate: 
                 elapsed = time.monotonic() - started
                 bar.update(task, completed=sent, rate=sent / max(elapsed, 1e-9),
                            info=f"{population.orders:,} orders")
+                if plain and time.monotonic() >= next_note:  # no live bar in logs and pipes
+                    next_note += 10
+                    print(f"simulate: {sent:,} events, {sent / elapsed:,.0f}/s, "
+                          f"{population.orders:,} orders", flush=True)
                 ahead = sent / rate - elapsed
                 if ahead > 0:
                     await asyncio.sleep(ahead)

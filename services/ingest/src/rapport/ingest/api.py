@@ -157,7 +157,7 @@ async def batch(request: Request) -> JSONResponse:
     return await _ingest(request, messages, payload, source)
 
 
-def _single(kind: MessageType):  # noqa: ANN202 - FastAPI route factory
+def _single(kind: MessageType):
     async def endpoint(request: Request) -> JSONResponse:
         settings: IngestSettings = request.app.state.settings
         payload = _parse(await _read_body(request, settings))

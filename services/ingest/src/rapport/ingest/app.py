@@ -8,8 +8,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from rapport.shared import logs
-from rapport.shared import redis_store
+from rapport.shared import logs, redis_store
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app
 
