@@ -39,8 +39,8 @@ COPY shared/ shared/
 COPY services/ services/
 RUN uv sync --frozen --all-packages --no-dev
 
-# Non-root user. Its home is the working directory: the profile service's
-# stream processor (faust) keeps a small data folder in the current directory.
+# Non-root user. The profile service's stream processor (faust) keeps only
+# scratch files, under the temp dir (RAPPORT_PROFILE_DATA_DIR); state is in Redis.
 RUN groupadd --system --gid 10001 rapport \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/rapport \
        --create-home --shell /usr/sbin/nologin rapport
