@@ -1,7 +1,10 @@
 """Ingest against the real Kafka: what it accepts is on the topic, what it
 rejects is on the dead-letter topic with its reason, and bad requests get 4xx."""
 
+import asyncio
 import gzip
+import os
+import signal
 import uuid
 
 import orjson
@@ -99,21 +102,71 @@ async def test_health_readiness_and_metrics(ingest):
     assert "rapport_http_requests_total" in metrics.text
 
 
-async def test_unreachable_kafka_makes_ingest_unready_and_never_half_accepts(stack):
-    settings = IngestSettings(kafka_bootstrap=stack.kafka_bootstrap,
-                              redis_url=redis_url(stack, 1), dev_keys=True, ack_timeout_s=1)
-    app = build(settings)
-    async with serving(app) as client:
-        # Point the publisher at a producer that cannot reach any broker.
-        from aiokafka import AIOKafkaProducer
+def batch_of(run: str, n: int, start: int = 0) -> list[dict]:
+    return [{"type": "track", "userId": f"dd-{run}-{i % 7}", "event": "Product Viewed",
+             "messageId": f"{run}-{i}", "properties": {"i": i}} for i in range(start, start + n)]
 
-        from rapport.ingest.publisher import TouchpointPublisher
-        dead = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all",
-                                enable_idempotence=True)
-        await dead.start()
-        await dead.stop()
-        app.state.publisher = TouchpointPublisher(dead, 1)
-        resp = await client.post("/v1/batch", auth=AUTH, json={"batch": [
-            {"type": "track", "userId": "u", "event": "E"}]})
-        assert resp.status_code == 503 and resp.headers["Retry-After"]
-        assert resp.json()["code"] == "unavailable"
+
+async def published(stack, since, run: str, expect: int) -> list[str]:
+    """Message ids of this run on the touchpoints topic (reads a little past ``expect``)."""
+    records = await read_since(stack.kafka_bootstrap, topics.TOUCHPOINTS, since,
+                               until=lambda rs: sum(run in r.value.decode() for r in rs)
+                               > expect, timeout=4)
+    return [Touchpoint.from_bytes(r.value).message_id for r in records
+            if run in r.value.decode()]
+
+
+async def test_resends_are_accepted_but_published_once(stack, ingest):
+    run = uuid.uuid4().hex[:8]
+    since = await end_offsets(stack.kafka_bootstrap, topics.TOUCHPOINTS)
+    first = await ingest.post("/v1/batch", json={"batch": batch_of(run, 50)}, auth=AUTH)
+    # A resend overlapping the first, with a duplicate inside the same request too.
+    resend = batch_of(run, 60, start=20) + batch_of(run, 1, start=70)
+    second = await ingest.post("/v1/batch", json={"batch": resend}, auth=AUTH)
+    assert first.json()["accepted"] == 50 and second.json()["accepted"] == 61
+    ids = await published(stack, since, run, 80)
+    assert sorted(ids) == sorted(f"{run}-{i}" for i in range(80))
+
+
+async def test_concurrent_requests_and_restarts_do_not_republish(stack):
+    run = uuid.uuid4().hex[:8]
+    since = await end_offsets(stack.kafka_bootstrap, topics.TOUCHPOINTS)
+    settings = IngestSettings(kafka_bootstrap=stack.kafka_bootstrap,
+                              redis_url=redis_url(stack, 1), dev_keys=True)
+    body = {"batch": batch_of(run, 200)}
+    async with serving(build(settings)) as a, serving(build(settings)) as b:  # two replicas
+        answers = await asyncio.gather(*(c.post("/v1/batch", json=body, auth=AUTH)
+                                         for c in (a, b, a, b)))
+        assert [r.json()["accepted"] for r in answers] == [200] * 4
+    async with serving(build(settings)) as restarted:
+        again = await restarted.post("/v1/batch", json=body, auth=AUTH)
+        assert again.json()["accepted"] == 200
+    ids = await published(stack, since, run, 200)
+    assert sorted(ids) == sorted(f"{run}-{i}" for i in range(200))
+
+
+async def test_kafka_outage_answers_503_and_the_retry_publishes_exactly_once(stack):
+    if stack.external_kafka:
+        pytest.skip("needs the test profile's own broker process")
+    run = uuid.uuid4().hex[:8]
+    since = await end_offsets(stack.kafka_bootstrap, topics.TOUCHPOINTS)
+    settings = IngestSettings(kafka_bootstrap=stack.kafka_bootstrap,
+                              redis_url=redis_url(stack, 1), dev_keys=True, ack_timeout_s=1.5)
+    body = {"batch": batch_of(run, 20)}
+    kafka_pid = stack.pid("kafka")
+    async with serving(build(settings)) as client:
+        os.kill(kafka_pid, signal.SIGSTOP)
+        try:
+            down = await client.post("/v1/batch", json=body, auth=AUTH)
+        finally:
+            os.kill(kafka_pid, signal.SIGCONT)
+        assert down.status_code == 503, down.text
+        assert down.headers["Retry-After"] and down.json()["code"] == "unavailable"
+        for _ in range(20):  # the SDK's retry loop
+            retry = await client.post("/v1/batch", json=body, auth=AUTH)
+            if retry.status_code == 200:
+                break
+            await asyncio.sleep(1)
+        assert retry.status_code == 200 and retry.json()["accepted"] == 20
+    ids = await published(stack, since, run, 20)
+    assert sorted(ids) == sorted(f"{run}-{i}" for i in range(20))  # once each, none lost

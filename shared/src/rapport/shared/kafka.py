@@ -18,7 +18,8 @@ log = structlog.get_logger(__name__)
 
 
 def durable_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5,
-                     request_timeout_ms: int = 10_000) -> AIOKafkaProducer:
+                     request_timeout_ms: int = 10_000, compression: str | None = None,
+                     max_batch_size: int = 16_384) -> AIOKafkaProducer:
     """A producer whose acknowledgement means the record is on every in-sync replica,
     and whose retries cannot duplicate or reorder records."""
     return AIOKafkaProducer(
@@ -28,6 +29,8 @@ def durable_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5,
         enable_idempotence=True,
         linger_ms=linger_ms,
         request_timeout_ms=request_timeout_ms,
+        compression_type=compression,
+        max_batch_size=max_batch_size,
     )
 
 

@@ -44,3 +44,11 @@ def outcome_seen(decision_id: str, action_id: str, outcome: str) -> str:
 
 def decision(decision_id: str) -> str:
     return f"{PREFIX}:decision:{decision_id}"
+
+
+def ingest_seen(source: str, day: int, shard: int) -> str:
+    """One small hash of message fingerprints seen by ingest for a source on a UTC day.
+
+    Sharded so each hash stays in Redis's compact listpack encoding.
+    """
+    return f"{PREFIX}:ingest:seen:{source}:{day}:{shard}"

@@ -123,6 +123,10 @@ class Stack:
     def _pidfile(self, name: str) -> Path:
         return self.state / f"{name}.pid"
 
+    def pid(self, name: str) -> int | None:
+        """Process id of a running component of this stack (``kafka``, ``redis``, a service)."""
+        return self._running(name)
+
     def _running(self, name: str) -> int | None:
         pidfile = self._pidfile(name)
         if not pidfile.exists():

@@ -1,46 +1,76 @@
-"""HTTP: Segment's tracking API. Routes only parse, authenticate and delegate."""
+"""HTTP: Segment's tracking API. Routes parse, authenticate and delegate to
+:class:`~rapport.ingest.intake.Intake`."""
 
 from __future__ import annotations
 
 import base64
-import gzip
+import binascii
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from prometheus_client import Counter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from rapport.shared.events import MessageType, Touchpoint
+from rapport.shared.events import MessageType
 from rapport.shared.service import ApiError
 
-from .domain import Rejection, normalize
-from .publisher import KafkaUnavailable, TouchpointPublisher
+from .intake import Intake, Unavailable
 from .settings import IngestSettings, Source
-
-MESSAGES = Counter("rapport_ingest_messages_total", "Messages by outcome",
-                   ["source", "outcome"])
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 _datetime = TypeAdapter(datetime)
 
 
+class RejectedMessage(BaseModel):
+    index: int
+    messageId: str | None
+    errors: list[str]
+
+
 class IngestResult(BaseModel):
     success: bool
     accepted: int
-    rejected: list[dict[str, Any]]
+    rejected: list[RejectedMessage]
 
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Not JSON, not an object, or batch too long"},
     401: {"description": "Missing or unknown write key"},
     413: {"description": "Request over 500 KB"},
     415: {"description": "Not JSON content"},
-    503: {"description": "Kafka could not acknowledge in time; retry"},
+    503: {"description": "Kafka could not acknowledge in time; retry after Retry-After"},
 }
+
+_ID = {"type": ["string", "integer"], "maxLength": 256}
+_TIME = {"type": "string", "format": "date-time"}
+_OBJECT = {"type": "object", "additionalProperties": True}
+
+
+def _message_schema(kind: str | None) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "userId": _ID, "anonymousId": _ID, "messageId": {"type": "string", "maxLength": 99},
+        "timestamp": _TIME, "originalTimestamp": _TIME, "sentAt": _TIME, "context": _OBJECT,
+        "integrations": _OBJECT, "properties": _OBJECT, "traits": _OBJECT,
+        "event": {"type": "string", "maxLength": 200}, "name": {"type": "string"},
+        "category": {"type": "string"}, "groupId": _ID, "previousId": _ID,
+    }
+    if kind is None:
+        props["type"] = {"type": "string", "enum": [t.value for t in MessageType]}
+        return {"type": "object", "properties": props, "required": ["type"]}
+    props["writeKey"] = {"type": "string"}
+    return {"type": "object", "properties": props}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": schema}}}}
+
+
+_BATCH = {"type": "object", "required": ["batch"], "properties": {
+    "batch": {"type": "array", "maxItems": 2500, "items": _message_schema(None)},
+    "context": _OBJECT, "sentAt": _TIME, "writeKey": {"type": "string"}}}
 
 
 async def _read_body(request: Request, settings: IngestSettings) -> bytes:
@@ -48,8 +78,8 @@ async def _read_body(request: Request, settings: IngestSettings) -> bytes:
     if ctype not in ("application/json", "text/plain", "") and not ctype.endswith("+json"):
         raise ApiError(415, f"content type '{ctype}' is not JSON; send application/json")
     limit = settings.max_request_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body over {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -61,11 +91,13 @@ async def _read_body(request: Request, settings: IngestSettings) -> bytes:
         try:
             decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
             plain = decompressor.decompress(bytes(body), limit + 1)
-            if len(plain) > limit or decompressor.unconsumed_tail:
-                raise ApiError(413, f"decompressed body over {limit} bytes")
-            return plain
-        except (zlib.error, gzip.BadGzipFile) as exc:
+        except zlib.error as exc:
             raise ApiError(400, "body is not valid gzip", code="invalid_gzip") from exc
+        if len(plain) > limit or decompressor.unconsumed_tail:
+            raise ApiError(413, f"decompressed body over {limit} bytes")
+        if not decompressor.eof:
+            raise ApiError(400, "gzip body is truncated", code="invalid_gzip")
+        return plain
     if encoding not in ("identity", ""):
         raise ApiError(415, f"content encoding '{encoding}' is not supported; use gzip")
     return bytes(body)
@@ -84,20 +116,20 @@ def _parse(raw: bytes) -> dict[str, Any]:
 def _source(request: Request, payload: dict[str, Any], sources: dict[str, Source]) -> Source:
     key: str | None = None
     auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("basic "):
+    if auth[:6].lower() == "basic ":
         try:
             key = base64.b64decode(auth[6:].strip(), validate=True).decode().split(":", 1)[0]
-        except (ValueError, UnicodeDecodeError):
+        except (binascii.Error, ValueError):
             key = None
     if not key and isinstance(payload.get("writeKey"), str):
         key = payload["writeKey"]
+    challenge = {"WWW-Authenticate": 'Basic realm="rapport"'}
     if not key:
         raise ApiError(401, "missing write key: use HTTP Basic (key as user name) or writeKey",
-                       headers={"WWW-Authenticate": 'Basic realm="rapport"'})
+                       headers=challenge)
     source = sources.get(key)
     if source is None:
-        raise ApiError(401, "unknown write key",
-                       headers={"WWW-Authenticate": 'Basic realm="rapport"'})
+        raise ApiError(401, "unknown write key", headers=challenge)
     return source
 
 
@@ -112,39 +144,24 @@ def _sent_at(payload: dict[str, Any]) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
-async def _ingest(request: Request, messages: list[Any], payload: dict[str, Any],
-                  source: Source) -> JSONResponse:
-    settings: IngestSettings = request.app.state.settings
-    publisher: TouchpointPublisher = request.app.state.publisher
-    received = datetime.now(UTC)
-    batch_context = payload.get("context") if isinstance(payload.get("context"), dict) else None
-    sent_at = _sent_at(payload)
-    accepted: list[Touchpoint] = []
-    rejected: list[Rejection] = []
-    raw_rejected: list[Any] = []
-    for i, raw in enumerate(messages):
-        result = normalize(raw, index=i, source=source, received_at=received,
-                           batch_context=batch_context, batch_sent_at=sent_at,
-                           max_message_bytes=settings.max_message_bytes,
-                           max_future_skew=timedelta(seconds=settings.max_future_skew_s))
-        if isinstance(result, Rejection):
-            rejected.append(result)
-            raw_rejected.append(raw)
-        else:
-            accepted.append(result)
+async def _answer(request: Request, messages: list[Any], source: Source,
+                  payload: dict[str, Any]) -> dict[str, Any]:
+    intake: Intake = request.app.state.intake
+    context = payload.get("context")
     try:
-        await publisher.publish(accepted, rejected, raw_rejected, source.source)
-    except KafkaUnavailable as exc:
-        raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from exc
-    MESSAGES.labels(source.source, "accepted").inc(len(accepted))
-    MESSAGES.labels(source.source, "rejected").inc(len(rejected))
-    return JSONResponse({"success": True, "accepted": len(accepted),
-                           "rejected": [r.as_json() for r in rejected]})
+        outcome = await intake.ingest(messages, source,
+                                      batch_context=context if isinstance(context, dict)
+                                      else None,
+                                      batch_sent_at=_sent_at(payload))
+    except Unavailable as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+    return {"success": True, "accepted": outcome.accepted,
+            "rejected": [r.as_json() for r in outcome.rejected]}
 
 
 @router.post("/batch", response_model=IngestResult, responses=_ERRORS,
-             summary="Many messages of any type (Segment batch)")
-async def batch(request: Request) -> JSONResponse:
+             openapi_extra=_body(_BATCH), summary="Many messages of any type (Segment batch)")
+async def batch(request: Request) -> dict[str, Any]:
     settings: IngestSettings = request.app.state.settings
     payload = _parse(await _read_body(request, settings))
     source = _source(request, payload, settings.sources())
@@ -154,24 +171,24 @@ async def batch(request: Request) -> JSONResponse:
     if len(messages) > settings.max_batch_messages:
         raise ApiError(400, f"batch: more than {settings.max_batch_messages} messages",
                        code="batch_too_long")
-    return await _ingest(request, messages, payload, source)
+    return await _answer(request, messages, source, payload)
 
 
-def _single(kind: MessageType):
-    async def endpoint(request: Request) -> JSONResponse:
+def _single(kind: MessageType):  # noqa: ANN202 - a FastAPI route factory
+    async def endpoint(request: Request) -> dict[str, Any]:
         settings: IngestSettings = request.app.state.settings
         payload = _parse(await _read_body(request, settings))
         source = _source(request, payload, settings.sources())
         message = {k: v for k, v in payload.items() if k != "writeKey"}
         message["type"] = kind.value
-        return await _ingest(request, [message], {}, source)
+        return await _answer(request, [message], source, {"sentAt": payload.get("sentAt")})
 
     endpoint.__name__ = kind.value
     return endpoint
 
 
-for _kind in (MessageType.TRACK, MessageType.IDENTIFY, MessageType.PAGE, MessageType.SCREEN,
-              MessageType.GROUP, MessageType.ALIAS):
+for _kind in MessageType:
     router.add_api_route(f"/{_kind.value}", _single(_kind), methods=["POST"],
                          response_model=IngestResult, responses=_ERRORS,
+                         openapi_extra=_body(_message_schema(_kind.value)),
                          summary=f"One {_kind.value} message")

@@ -13,7 +13,9 @@ from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app
 
 from . import api
+from .intake import Intake
 from .publisher import TouchpointPublisher
+from .store import DedupStore
 from .settings import IngestSettings
 
 
@@ -23,16 +25,22 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-ingest",
-                                    request_timeout_ms=int(settings.ack_timeout_s * 1000))
+                                    request_timeout_ms=int(settings.ack_timeout_s * 1000),
+                                    linger_ms=settings.kafka_linger_ms,
+                                    compression=settings.kafka_compression,
+                                    max_batch_size=256 * 1024)
         await start_with_retry(producer.start, "kafka producer")
         probe = KafkaProbe(settings.kafka_bootstrap)
         redis = redis_store.connect(settings.redis_url)
-        app.state.publisher = TouchpointPublisher(producer, settings.ack_timeout_s)
+        intake = Intake(settings, TouchpointPublisher(producer),
+                        DedupStore(redis, stale_ms=int(settings.dedup_stale_s * 1000)))
+        app.state.intake = intake
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
         try:
             yield
         finally:
+            await intake.close()
             await producer.stop()
             await probe.close()
             await redis.aclose()

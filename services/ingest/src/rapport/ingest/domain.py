@@ -17,7 +17,32 @@ from rapport.shared.events import Channel, MessageType, Touchpoint
 from .settings import Source
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_DEPTH = 32
 _CHANNELS = {c.value for c in Channel}
+_CONTROL = {chr(c) for c in range(32)} | {chr(127)}
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of a JSON value, counting no further than ``limit + 1``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if level > limit:
+                return level
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _text(v: Any, what: str, max_len: int) -> Any:
+    if isinstance(v, str):
+        if not v.strip() or len(v) > max_len:
+            raise ValueError(f"must be a non-empty string of at most {max_len} characters")
+        if any(ch in _CONTROL for ch in v):
+            raise ValueError(f"{what} must not contain control characters")
+    return v
 
 
 class SegmentMessage(BaseModel):
@@ -47,9 +72,12 @@ class SegmentMessage(BaseModel):
             raise ValueError("must be a string")
         if isinstance(v, int):
             return str(v)
-        if isinstance(v, str) and (v.strip() == "" or len(v) > 256):
-            raise ValueError("must be a non-empty string of at most 256 characters")
-        return v
+        return _text(v, "identifiers", 256)
+
+    @field_validator("event", "name", "messageId", mode="before")
+    @classmethod
+    def _names_as_text(cls, v: Any) -> Any:
+        return _text(v, "names", 200)
 
 
 @dataclass(frozen=True)
@@ -57,6 +85,8 @@ class Rejection:
     index: int
     message_id: str | None
     errors: list[str]
+    reason: str = "invalid"
+    """A short, fixed code for metrics: what kind of problem the first error is."""
 
     def as_json(self) -> dict[str, Any]:
         return {"index": self.index, "messageId": self.message_id, "errors": self.errors}
@@ -96,28 +126,39 @@ def normalize(raw: Any, *, index: int, source: Source, received_at: datetime,
     message_id = raw.get("messageId") if isinstance(raw, dict) else None
     message_id = message_id if isinstance(message_id, str) else None
     if not isinstance(raw, dict):
-        return Rejection(index, None, ["message: must be a JSON object"])
+        return Rejection(index, None, ["message: must be a JSON object"], "not_an_object")
     if len(orjson.dumps(raw)) > max_message_bytes:
-        return Rejection(index, message_id, [f"message: larger than {max_message_bytes} bytes"])
+        return Rejection(index, message_id, [f"message: larger than {max_message_bytes} bytes"],
+                         "too_large")
+    if depth(raw) > MAX_DEPTH:
+        return Rejection(index, message_id, [f"message: nested deeper than {MAX_DEPTH} levels"],
+                         "too_deep")
     try:
         msg = SegmentMessage.model_validate(raw)
     except ValidationError as err:
-        return Rejection(index, message_id, _readable(err))
+        first = err.errors()[0]["loc"][0] if err.errors()[0]["loc"] else ""
+        reason = {"type": "unknown_type", "timestamp": "invalid_timestamp",
+                  "originalTimestamp": "invalid_timestamp", "sentAt": "invalid_timestamp"
+                  }.get(str(first), "invalid_field")
+        return Rejection(index, message_id, _readable(err), reason)
 
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     if not (msg.userId or msg.anonymousId):
-        errors.append("userId or anonymousId is required")
-    if msg.type is MessageType.TRACK and not (msg.event and msg.event.strip()):
-        errors.append("event: required for track")
+        errors.append(("missing_identity", "userId or anonymousId is required"))
+    if msg.type is MessageType.TRACK and not msg.event:
+        errors.append(("missing_event", "event: required for track"))
     if msg.type is MessageType.ALIAS and not msg.previousId:
-        errors.append("previousId: required for alias")
-    ts = event_time(msg, batch_sent_at, received_at)
-    if ts < EPOCH:
-        errors.append("timestamp: before 1970")
+        errors.append(("missing_previous_id", "previousId: required for alias"))
+    try:
+        ts = event_time(msg, batch_sent_at, received_at)
+    except OverflowError:
+        ts = None
+    if ts is None or ts < EPOCH:
+        errors.append(("invalid_timestamp", "timestamp: before 1970 or out of range"))
     elif ts > received_at + max_future_skew:
-        errors.append("timestamp: in the future")
-    if errors:
-        return Rejection(index, message_id, errors)
+        errors.append(("future_timestamp", "timestamp: in the future"))
+    if errors or ts is None:
+        return Rejection(index, message_id, [e for _, e in errors], errors[0][0])
 
     context = {**(batch_context or {}), **msg.context}
     traits = msg.traits or (context.get("traits") if isinstance(context.get("traits"), dict)

@@ -1,5 +1,5 @@
-"""Kafka adapter: publishes touchpoints and dead letters, and answers only once
-Kafka has acknowledged every record (acks=all)."""
+"""Kafka adapter: publishes touchpoints and dead letters, and reports, record
+by record, which ones Kafka acknowledged (acks=all)."""
 
 from __future__ import annotations
 
@@ -21,39 +21,26 @@ ACK_LATENCY = Histogram("rapport_ingest_kafka_ack_seconds",
                         buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10))
 
 
-class KafkaUnavailable(Exception):
-    """Kafka did not acknowledge in time; the caller should retry later."""
-
-
 class TouchpointPublisher:
-    def __init__(self, producer: AIOKafkaProducer, ack_timeout_s: float) -> None:
+    def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
-        self._timeout = ack_timeout_s
 
     async def publish(self, accepted: Sequence[Touchpoint], rejected: Sequence[Rejection],
-                      raw_rejected: Sequence[object], source: str) -> None:
+                      raw_rejected: Sequence[object], source: str,
+                      ) -> tuple[list[BaseException | None], bool]:
+        """Send everything; return the outcome of each touchpoint and whether every dead
+        letter was acknowledged. Waits for Kafka however long it takes: callers bound it."""
         start = time.perf_counter()
-
-        async def send_all() -> None:
-            futures = [
-                await self._producer.send(topics.TOUCHPOINTS.name, tp.to_bytes(),
-                                          key=tp.customer_key.encode())
-                for tp in accepted
-            ]
-            for rej, raw in zip(rejected, raw_rejected, strict=True):
-                letter = {"source": source, "index": rej.index, "messageId": rej.message_id,
-                          "errors": rej.errors, "message": raw}
-                futures.append(await self._producer.send(
-                    topics.DEAD_LETTER.name, orjson.dumps(letter, default=str)))
-            await asyncio.gather(*futures)
-
-        if not accepted and not rejected:
-            return
-        try:
-            await asyncio.wait_for(send_all(), timeout=self._timeout)
-        except TimeoutError as exc:
-            raise KafkaUnavailable("Kafka did not acknowledge in time") from exc
-        except Exception as exc:  # any broker-side failure: the client must retry
-            raise KafkaUnavailable(f"Kafka refused the records: {type(exc).__name__}") from exc
-        finally:
-            ACK_LATENCY.observe(time.perf_counter() - start)
+        futures = [await self._producer.send(topics.TOUCHPOINTS.name, tp.to_bytes(),
+                                             key=tp.customer_key.encode()) for tp in accepted]
+        letters = []
+        for rej, raw in zip(rejected, raw_rejected, strict=True):
+            letter = {"source": source, "index": rej.index, "messageId": rej.message_id,
+                      "reason": rej.reason, "errors": rej.errors, "message": raw}
+            letters.append(await self._producer.send(
+                topics.DEAD_LETTER.name, orjson.dumps(letter, default=str)))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        letter_results = await asyncio.gather(*letters, return_exceptions=True)
+        ACK_LATENCY.observe(time.perf_counter() - start)
+        outcomes = [r if isinstance(r, BaseException) else None for r in results]
+        return outcomes, not any(isinstance(r, BaseException) for r in letter_results)

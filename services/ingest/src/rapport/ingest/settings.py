@@ -26,9 +26,16 @@ class IngestSettings(CommonSettings):
     )
     ack_timeout_s: float = Field(default=10.0, gt=0,
                                  description="Longest wait for Kafka's acknowledgement before 503")
+    kafka_linger_ms: int = Field(default=5, ge=0, le=1000)
+    kafka_compression: str | None = Field(default="lz4", pattern="^(gzip|lz4|snappy|zstd)$")
     max_request_bytes: int = 500 * 1024
     max_message_bytes: int = 32 * 1024
     max_batch_messages: int = 2500
+    dedup_shards: int = Field(default=4096, ge=1, le=1_048_576,
+                              description="Hashes per source and day for messageId dedup; "
+                                          "raise it above ~2M messages per source per day")
+    dedup_stale_s: float = Field(default=30.0, gt=0,
+                                 description="A claim older than this (crashed replica) is void")
     max_future_skew_s: float = Field(default=24 * 3600,
                                      description="Event times further in the future are rejected")
 

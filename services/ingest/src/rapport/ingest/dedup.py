@@ -1,0 +1,37 @@
+"""Deduplication by ``messageId`` per source: which Redis buckets a message's
+fingerprint lives in. Pure; the Redis side is in ``store.py``.
+
+A message is remembered as an 8-byte fingerprint in the bucket of the UTC day
+it was first accepted; a new message is checked against today's and
+yesterday's buckets, so a resend is recognised for at least 24 hours (and at
+most 48). Buckets are sharded into many small hashes, which Redis stores
+compactly (about 15 bytes per message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from rapport.shared import keys
+
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class Slot:
+    fingerprint: bytes
+    current: str
+    previous: str
+
+
+def fingerprint(source: str, message_id: str) -> bytes:
+    return hashlib.blake2b(f"{source}\x1f{message_id}".encode(), digest_size=8).digest()
+
+
+def slot(source: str, message_id: str, now: datetime, shards: int) -> Slot:
+    fp = fingerprint(source, message_id)
+    shard = int.from_bytes(fp[:4], "big") % shards
+    day = int(now.timestamp()) // DAY_S
+    return Slot(fp, keys.ingest_seen(source, day, shard), keys.ingest_seen(source, day - 1, shard))
