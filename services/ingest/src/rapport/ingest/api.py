@@ -174,7 +174,7 @@ async def batch(request: Request) -> dict[str, Any]:
     return await _answer(request, messages, source, payload)
 
 
-def _single(kind: MessageType):  # noqa: ANN202 - a FastAPI route factory
+def _single(kind: MessageType):
     async def endpoint(request: Request) -> dict[str, Any]:
         settings: IngestSettings = request.app.state.settings
         payload = _parse(await _read_body(request, settings))

@@ -15,8 +15,8 @@ from rapport.shared.service import add_readiness_check, create_app
 from . import api
 from .intake import Intake
 from .publisher import TouchpointPublisher
-from .store import DedupStore
 from .settings import IngestSettings
+from .store import DedupStore
 
 
 def build(settings: IngestSettings | None = None) -> FastAPI:
