@@ -10,7 +10,7 @@ VENV := .venv
 RAPPORT := $(VENV)/bin/rapport
 PYTEST_ARGS ?=
 
-.PHONY: run up down status test test-unit test-integration test-e2e lint clean wipe
+.PHONY: run up down status test test-unit test-integration test-e2e bench lint clean wipe
 
 $(UV):
 	$(PYTHON) -m venv .cache/uv
@@ -50,6 +50,11 @@ test-integration: $(VENV)/.synced
 
 test-e2e: $(VENV)/.synced
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+## bench: print throughput, latency and memory figures against Kafka's own limit
+BENCH_ARGS ?=
+bench: $(VENV)/.synced
+	$(RAPPORT) bench ingest $(BENCH_ARGS)
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .

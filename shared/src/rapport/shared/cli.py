@@ -131,6 +131,14 @@ def _banner_text(stack: localstack.Stack, customers: int) -> str:
             f"Simulating touchpoints for {customers:,} customers; Ctrl-C stops everything.\n")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rapport.ingest import bench  # the workspace installs every service
+
+    bench.main(workers=args.workers, connections=args.connections, seconds=args.seconds,
+               sustain=args.sustain, perf_records=args.perf_records)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,6 +165,15 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--url", default="http://127.0.0.1:8004")
     o.add_argument("--key", default="dev-admin")
     o.set_defaults(func=cmd_offers)
+
+    b = sub.add_parser("bench", help="measure a service against the physical limit (prints)")
+    b.add_argument("target", choices=["ingest"])
+    b.add_argument("--workers", type=int, default=2, help="ingest worker processes")
+    b.add_argument("--connections", type=int, default=32)
+    b.add_argument("--seconds", type=int, default=30, help="length of each measured run")
+    b.add_argument("--sustain", type=int, default=300, help="sustained run for memory (s)")
+    b.add_argument("--perf-records", type=int, default=1_000_000)
+    b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
     m.add_argument("--ingest", default="http://127.0.0.1:8001")

@@ -62,6 +62,8 @@ PROFILES = {
                    {"ingest": 8001, "profile": 8002, "scoring": 8003, "next-action": 8004}),
     "test": Profile("test", 39092, 39093, 36390,
                     {"ingest": 38001, "profile": 38002, "scoring": 38003, "next-action": 38004}),
+    "bench": Profile("bench", 49092, 49093, 46390,
+                     {"ingest": 48001, "profile": 48002, "scoring": 48003, "next-action": 48004}),
 }
 
 
@@ -184,6 +186,10 @@ class Stack:
                        check=True, cwd=self.root)
         stamp.write_bytes(pom.read_bytes())
 
+    def java(self, *args: str, heap: str = "256m") -> list[str]:
+        """A command line running a class from the pinned Kafka jars."""
+        return self._java(*args, heap=heap)
+
     def _java(self, *args: str, heap: str = "256m") -> list[str]:
         java = shutil.which("java")
         if java is None:
@@ -280,9 +286,10 @@ class Stack:
         raise StackError(f"Redis not ready after {timeout:.0f}s; see {self.logs / 'redis.log'}")
 
     # --- services -------------------------------------------------------------------------
-    def start_services(self) -> None:
-        env = self.service_env()
-        for svc in SERVICES:
+    def start_services(self, services: tuple[str, ...] = SERVICES,
+                       extra_env: dict[str, str] | None = None) -> None:
+        env = {**self.service_env(), **(extra_env or {})}
+        for svc in services:
             if self._running(svc):
                 continue
             port = self.profile.service_ports[svc]
@@ -290,8 +297,9 @@ class Stack:
                 raise StackError(f"port {port} for {svc} is taken by another process")
             self._spawn(svc, [sys.executable, "-m", _MODULES[svc]], env=env)
 
-    def wait_services(self, timeout: float = 120) -> None:
-        pending = set(SERVICES)
+    def wait_services(self, timeout: float = 120,
+                      services: tuple[str, ...] = SERVICES) -> None:
+        pending = set(services)
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=5) as client:
             while pending and time.monotonic() < deadline:

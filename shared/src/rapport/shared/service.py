@@ -8,6 +8,7 @@ opens connections and registers readiness checks) and its routers.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -17,7 +18,14 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -134,6 +142,10 @@ def create_app(*, service: str, title: str, description: str, lifespan: Lifespan
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics",
              response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several worker processes: sum them
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

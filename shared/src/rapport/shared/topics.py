@@ -34,4 +34,7 @@ PROFILE_UPDATES = TopicSpec("rapport.profile-updates.v1", partitions=8, compacte
 OUTCOMES = TopicSpec("rapport.outcomes.v1", partitions=8)
 """Offer outcomes (viewed, accepted, rejected, ignored), keyed by decision id."""
 
+PRODUCER_PERF = TopicSpec("rapport.bench.producer-perf.v1", partitions=8)
+"""Scratch topic for Kafka's own ProducerPerformance in ``make bench`` (bench stack only)."""
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, PROFILE_UPDATES, OUTCOMES)

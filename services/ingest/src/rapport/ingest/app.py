@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -54,9 +58,25 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
     return app
 
 
+def worker_app() -> FastAPI:
+    """Factory for each worker process when ``RAPPORT_INGEST_WORKERS`` > 1."""
+    settings = IngestSettings()
+    logs.configure(settings.log_level, settings.log_format)
+    return build(settings)
+
+
 def main() -> None:
     settings = IngestSettings()
     logs.configure(settings.log_level, settings.log_format)
+    if settings.ingest_workers > 1:
+        # Each worker is its own process; Prometheus sums their metrics from files.
+        metrics_dir = Path(tempfile.mkdtemp(prefix="rapport-ingest-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        uvicorn.run("rapport.ingest.app:worker_app", factory=True, host=settings.host,
+                    port=settings.ingest_port, workers=settings.ingest_workers,
+                    log_config=None, access_log=False)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        return
     uvicorn.run(build(settings), host=settings.host, port=settings.ingest_port,
                 log_config=None, access_log=False)
 

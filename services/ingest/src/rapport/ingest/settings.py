@@ -20,6 +20,8 @@ DEV_WRITE_KEYS = {"dev-write-key": Source(source="dev", channel=Channel.WEB)}
 
 class IngestSettings(CommonSettings):
     ingest_port: int = 8001
+    ingest_workers: int = Field(default=1, ge=1, le=64,
+                                description="HTTP worker processes (Prometheus sums them)")
     write_keys: dict[str, Source] = Field(
         default_factory=dict,
         description='JSON {"<write key>": {"source": "...", "channel": "web"}}',
