@@ -70,7 +70,9 @@ class Touchpoint(BaseModel):
         return key
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+        """JSON without the absent fields (orjson directly: this is ingest's hot path)."""
+        return orjson.dumps({k: v for k, v in self.__dict__.items() if v is not None},
+                            option=orjson.OPT_UTC_Z)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Touchpoint:

@@ -73,6 +73,16 @@ def _port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _port_taken(port: int, wait: float = 15) -> bool:
+    """Whether another process holds the port, allowing one that is shutting down to go."""
+    deadline = time.monotonic() + wait
+    while _port_open(port):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.3)
+    return False
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -205,7 +215,7 @@ class Stack:
             return
         if self._running("kafka"):
             return
-        if _port_open(self.profile.kafka_port):
+        if _port_taken(self.profile.kafka_port):
             raise StackError(f"port {self.profile.kafka_port} is taken by another process")
         self.fetch_kafka()
         data = self.state / "kafka-data"
@@ -262,7 +272,7 @@ class Stack:
             return
         if self._running("redis"):
             return
-        if _port_open(self.profile.redis_port):
+        if _port_taken(self.profile.redis_port):
             raise StackError(f"port {self.profile.redis_port} is taken by another process")
         server = self._redis_server()
         data = self.state / "redis-data"
@@ -293,7 +303,7 @@ class Stack:
             if self._running(svc):
                 continue
             port = self.profile.service_ports[svc]
-            if _port_open(port):
+            if _port_taken(port):
                 raise StackError(f"port {port} for {svc} is taken by another process")
             self._spawn(svc, [sys.executable, "-m", _MODULES[svc]], env=env)
 

@@ -4,68 +4,81 @@ A message is *claimed* (pending) before it is published, *confirmed* once Kafka
 has acknowledged it, and *released* if publishing failed, so a resend is never
 dropped because of a claim whose publish did not happen. A claim left behind
 by a crashed replica goes stale after ``stale_ms`` and can be taken over.
+Each step is one script call for a whole request (a single Redis, not Cluster).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from enum import StrEnum
+from enum import IntEnum
 
 from redis.asyncio import Redis
 
 from .dedup import DAY_S, Slot
 
+# KEYS: current1, previous1, current2, previous2, ...; ARGV: now, stale, ttl, fp1, fp2, ...
 _CLAIM = """
-local now = tonumber(ARGV[2])
-local stale = tonumber(ARGV[3])
-for i = 2, 1, -1 do
-  local v = redis.call('HGET', KEYS[i], ARGV[1])
-  if v then
-    if v == 'd' then return 'seen' end
-    if now - tonumber(string.sub(v, 2)) < stale then return 'pending' end
+local now, stale, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local out = {}
+for m = 1, #ARGV - 3 do
+  local fp = ARGV[m + 3]
+  local state = 1
+  for k = 2 * m, 2 * m - 1, -1 do
+    local v = redis.call('HGET', KEYS[k], fp)
+    if v then
+      if v == 'd' then state = 2 break end
+      if now - tonumber(string.sub(v, 2)) < stale then state = 3 break end
+    end
+  end
+  if state == 1 then
+    redis.call('HSET', KEYS[2 * m - 1], fp, 'p' .. ARGV[1])
+    redis.call('EXPIRE', KEYS[2 * m - 1], ttl)
+  end
+  out[m] = state
+end
+return out
+"""
+
+# KEYS: current1, current2, ...; ARGV: 'd' to confirm or '' to release, fp1, fp2, ...
+_SETTLE = """
+for m = 1, #KEYS do
+  if ARGV[1] == 'd' then
+    redis.call('HSET', KEYS[m], ARGV[m + 1], 'd')
+  else
+    redis.call('HDEL', KEYS[m], ARGV[m + 1])
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], 'p' .. ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 'claimed'
+return #KEYS
 """
 
 
-class Claim(StrEnum):
-    CLAIMED = "claimed"
-    SEEN = "seen"
-    PENDING = "pending"
+class Claim(IntEnum):
+    CLAIMED = 1
+    SEEN = 2
+    PENDING = 3
 
 
 class DedupStore:
     def __init__(self, redis: Redis, *, stale_ms: int) -> None:
-        self._redis = redis
         self._claim = redis.register_script(_CLAIM)
+        self._settle = redis.register_script(_SETTLE)
         self._stale_ms = stale_ms
 
     async def claim(self, slots: Sequence[Slot]) -> list[Claim]:
         if not slots:
             return []
-        now_ms = int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for s in slots:
-                await self._claim(keys=[s.current, s.previous],
-                                  args=[s.fingerprint, now_ms, self._stale_ms, 2 * DAY_S + 3600],
-                                  client=pipe)
-            results = await pipe.execute()
-        return [Claim(r.decode() if isinstance(r, bytes) else r) for r in results]
+        keys = [k for s in slots for k in (s.current, s.previous)]
+        args = [int(time.time() * 1000), self._stale_ms, 2 * DAY_S + 3600,
+                *(s.fingerprint for s in slots)]
+        return [Claim(int(r)) for r in await self._claim(keys=keys, args=args)]
 
     async def confirm(self, slots: Sequence[Slot]) -> None:
         if slots:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for s in slots:
-                    pipe.hset(s.current, s.fingerprint, b"d")
-                await pipe.execute()
+            await self._settle(keys=[s.current for s in slots],
+                               args=["d", *(s.fingerprint for s in slots)])
 
     async def release(self, slots: Sequence[Slot]) -> None:
         if slots:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for s in slots:
-                    pipe.hdel(s.current, s.fingerprint)
-                await pipe.execute()
+            await self._settle(keys=[s.current for s in slots],
+                               args=["", *(s.fingerprint for s in slots)])
