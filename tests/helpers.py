@@ -69,3 +69,11 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+async def read_between(bootstrap: str, topic: TopicSpec, since: dict[int, int],
+                       until: dict[int, int], timeout: float = 60) -> list[Any]:
+    """Every record of ``topic`` from offsets ``since`` up to (excluding) ``until``."""
+    wanted = sum(until[p] - since[p] for p in since)
+    return await read_since(bootstrap, topic, since, until=lambda rs: len(rs) >= wanted,
+                            timeout=timeout)

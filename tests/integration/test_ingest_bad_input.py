@@ -116,3 +116,4 @@ async def test_healthy_after_all_of_it_and_rejections_are_counted(ingest):
     assert 'outcome="rejected",reason="too_deep"' in metrics
     assert "rapport_ingest_kafka_ack_seconds_count" in metrics
     assert "rapport_ingest_requests_in_flight" in metrics
+    assert 'rapport_ingest_requests_total{source="dev",status="200"}' in metrics

@@ -49,6 +49,8 @@ class Touchpoint(BaseModel):
     type: MessageType
     event: str | None = None
     name: str | None = None
+    category: str | None = None
+    """Page or screen category."""
     user_id: str | None = None
     anonymous_id: str | None = None
     previous_id: str | None = None

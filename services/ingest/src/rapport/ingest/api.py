@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from prometheus_client import Counter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rapport.shared.events import MessageType
@@ -20,6 +21,8 @@ from .intake import Intake, Unavailable
 from .settings import IngestSettings, Source
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
+REQUESTS = Counter("rapport_ingest_requests_total", "Authenticated ingest requests by source",
+                   ["source", "status"])
 _datetime = TypeAdapter(datetime)
 
 
@@ -154,7 +157,9 @@ async def _answer(request: Request, messages: list[Any], source: Source,
                                       else None,
                                       batch_sent_at=_sent_at(payload))
     except Unavailable as exc:
+        REQUESTS.labels(source.source, "503").inc()
         raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+    REQUESTS.labels(source.source, "200").inc()
     return {"success": True, "accepted": outcome.accepted,
             "rejected": [r.as_json() for r in outcome.rejected]}
 

@@ -57,6 +57,7 @@ class SegmentMessage(BaseModel):
     sentAt: datetime | None = None
     event: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=200)
+    category: str | None = Field(default=None, max_length=200)
     previousId: str | None = None
     groupId: str | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
@@ -72,7 +73,7 @@ class SegmentMessage(BaseModel):
             return str(v)
         return _text(v, "identifiers", 256)
 
-    @field_validator("event", "name", "messageId", mode="before")
+    @field_validator("event", "name", "category", "messageId", mode="before")
     @classmethod
     def _names_as_text(cls, v: Any) -> Any:
         return _text(v, "names", 200)
@@ -170,6 +171,7 @@ def normalize(raw: Any, *, index: int, source: Source, received_at: datetime,
         type=msg.type,
         event=msg.event,
         name=msg.name,
+        category=msg.category,
         user_id=msg.userId,
         anonymous_id=msg.anonymousId,
         previous_id=msg.previousId,
