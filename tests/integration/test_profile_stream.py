@@ -36,10 +36,11 @@ async def producer(stack):
     await p.stop()
 
 
-async def test_touchpoints_on_kafka_become_a_profile_and_an_update(stack, producer):
+async def test_touchpoints_on_kafka_become_a_profile_and_an_update(stack, producer, tmp_path):
     settings = ProfileSettings(kafka_bootstrap=stack.kafka_bootstrap,
                                redis_url=redis_url(stack, 1), dev_keys=True,
-                               profile_group_id=f"it-profile-{uuid.uuid4().hex[:6]}")
+                               profile_group_id=f"it-profile-{uuid.uuid4().hex[:6]}",
+                               profile_data_dir=tmp_path)
     customer = f"it-{uuid.uuid4().hex[:8]}"
     updates_since = await end_offsets(stack.kafka_bootstrap, topics.PROFILE_UPDATES)
     async with serving(build(settings)) as client:
