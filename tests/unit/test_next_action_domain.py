@@ -3,8 +3,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from rapport.next_action.catalog import Catalog, Condition, Op
+from rapport.next_action.catalog import Catalog
 from rapport.next_action.domain import DecisionRequest, decide
+from rapport.shared.conditions import Condition, Op
 from rapport.shared.events import Channel
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)

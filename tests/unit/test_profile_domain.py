@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rapport.profile.domain import apply, number
+from rapport.profile.domain import affinities_at, apply, number
 from rapport.shared.events import Channel, MessageType, Touchpoint
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,3 +78,86 @@ def test_arrival_order_does_not_change_the_profile(evs, rnd):
         b.metrics.model_dump(exclude={"revenue", "returned_value"})
     assert abs(a.metrics.revenue - b.metrics.revenue) < 0.05
     assert a.channels == b.channels
+
+
+def test_margin_units_email_and_nps():
+    p = fold([
+        tp(1, "Order Completed", props={"total": 100, "products": [
+            {"product_id": "a", "category": "shoes", "price": 30.0, "quantity": 2, "cost": 20.0},
+            {"product_id": "b", "category": "home", "price": 40.0, "quantity": 1}]}),
+        tp(2, "Email Delivered", channel=Channel.EMAIL), tp(3, "Email Opened"),
+        tp(4, "Email Link Clicked"), tp(5, "Unsubscribed"),
+        tp(6, "Survey Responded", props={"nps": 9}), tp(7, "Survey Responded", props={"nps": 3}),
+        tp(8, "Call Ended", props={"duration_s": 300}), tp(9, "Ticket Created")])
+    m = p.metrics
+    assert (m.units, m.margin, m.margin_revenue) == (3, 20.0, 60.0)
+    assert (m.emails_delivered, m.emails_opened, m.emails_clicked) == (1, 1, 1)
+    assert m.unsubscribed_at == T0 + timedelta(minutes=5)
+    assert (m.nps_responses, m.nps_sum, m.last_nps) == (2, 12.0, 3.0)
+    assert (m.call_seconds, m.tickets, m.service_contacts) == (300.0, 1, 1)
+
+
+def test_a_resent_touchpoint_is_not_counted_twice():
+    order = tp(1, "Order Completed", props={"total": 10})
+    p = fold([order, tp(2), order])
+    assert (p.metrics.orders, p.metrics.touchpoints) == (1, 2)
+
+
+def test_consents_keep_the_latest_decision():
+    later = tp(2, mtype=MessageType.IDENTIFY, event=None,
+               traits={"consent": {"marketing_email": False}})
+    earlier = tp(1, mtype=MessageType.IDENTIFY, event=None,
+                 traits={"consent": {"marketing_email": True, "marketing_sms": True}})
+    for order in ([earlier, later], [later, earlier]):
+        p = fold(order)
+        assert p.consents["marketing_email"].value is False
+        assert p.consents["marketing_sms"].value is True
+
+
+def test_affinities_decay_with_event_time():
+    old = tp(1, "Product Viewed", props={"category": "toys"}, at=T0 - timedelta(days=60))
+    new = tp(2, "Product Added", props={"category": "shoes"}, at=T0)
+    p = fold([old, new])
+    assert affinities_at(p, T0) == {"shoes": 3.0, "toys": 0.25}
+    assert affinities_at(p, T0 + timedelta(days=30)) == {"shoes": 1.5, "toys": 0.125}
+
+
+def test_same_instant_trait_values_settle_the_same_way_in_any_order():
+    a = tp(1, mtype=MessageType.IDENTIFY, event=None, traits={"region": "north"}, at=T0)
+    b = tp(2, mtype=MessageType.IDENTIFY, event=None, traits={"region": "south"}, at=T0)
+    assert fold([a, b]).traits == fold([b, a]).traits
+
+
+rich_events = st.lists(st.tuples(
+    st.sampled_from(["Order Completed", "Order Refunded", "Product Viewed", "Product Added",
+                     "Call Started", "Survey Responded", "Email Opened", "identify"]),
+    st.integers(0, 100_000), st.sampled_from(list(Channel)),
+    st.floats(0, 1000, allow_nan=False).map(lambda x: round(x, 2)),
+    st.sampled_from(["shoes", "home", "toys"]), st.booleans()), min_size=1, max_size=25)
+
+
+def rich(i, e, minute, channel, value, category, flag):
+    at = T0 + timedelta(minutes=minute)
+    if e == "identify":
+        return tp(i, mtype=MessageType.IDENTIFY, event=None, channel=channel, at=at,
+                  traits={"region": category, "consent": {"marketing_email": flag}})
+    return tp(i, e, channel=channel, at=at, props={
+        "total": value, "nps": int(value) % 11, "category": category,
+        "products": [{"category": category, "price": value, "quantity": 1, "cost": value / 2}]})
+
+
+@settings(max_examples=150, deadline=None)
+@given(rich_events, st.randoms())
+def test_everything_a_reader_sees_is_independent_of_arrival_order(evs, rnd):
+    items = [rich(i, *e) for i, e in enumerate(evs)]
+    shuffled = list(items)
+    rnd.shuffle(shuffled)
+    a, b = fold(items), fold(shuffled)
+    money = {"revenue", "returned_value", "margin", "margin_revenue", "nps_sum"}
+    assert a.metrics.model_dump(exclude=money) == b.metrics.model_dump(exclude=money)
+    for f in money:
+        assert abs(getattr(a.metrics, f) - getattr(b.metrics, f)) < 0.05
+    assert (a.traits, a.consents, a.channels) == (b.traits, b.consents, b.channels)
+    assert set(a.identities) == set(b.identities)
+    fa, fb = affinities_at(a, T0), affinities_at(b, T0)
+    assert fa.keys() == fb.keys() and all(abs(fa[k] - fb[k]) < 1e-3 for k in fa)

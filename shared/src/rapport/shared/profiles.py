@@ -27,15 +27,48 @@ class ChannelActivity(BaseModel):
 class Metrics(BaseModel):
     touchpoints: int = 0
     orders: int = 0
+    units: int = 0
     revenue: float = 0.0
+    margin: float = 0.0
+    """Sum of (price - cost) x quantity over order lines whose cost is known."""
+    margin_revenue: float = 0.0
+    """Revenue of the order lines whose cost is known (margin rate = margin / this)."""
     returns: int = 0
     returned_value: float = 0.0
     discounts: float = 0.0
     service_contacts: int = 0
+    calls: int = 0
+    call_seconds: float = 0.0
+    tickets: int = 0
+    complaints: int = 0
+    emails_delivered: int = 0
+    emails_opened: int = 0
+    emails_clicked: int = 0
+    unsubscribed_at: datetime | None = None
+    nps_responses: int = 0
+    nps_sum: float = 0.0
+    last_nps: float | None = None
+    last_nps_at: datetime | None = None
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     last_order_at: datetime | None = None
     first_order_at: datetime | None = None
+
+
+class Affinity(BaseModel):
+    """Interest in a category: sum of event weights, each halved every half-life.
+
+    Stored as its value at ``as_of`` (the latest event time seen), which makes it
+    independent of the order events arrive in.
+    """
+
+    score: float = 0.0
+    as_of: datetime | None = None
+
+
+class Consent(BaseModel):
+    value: bool
+    at: datetime
 
 
 class Rfm(BaseModel):
@@ -56,6 +89,11 @@ class CustomerProfile(BaseModel):
     metrics: Metrics = Field(default_factory=Metrics)
     segments: list[str] = Field(default_factory=list)
     channels: dict[str, ChannelActivity] = Field(default_factory=dict)
+    affinities: dict[str, Affinity] = Field(default_factory=dict)
+    consents: dict[str, Consent] = Field(default_factory=dict)
+    recent_message_ids: list[str] = Field(
+        default_factory=list, description="Fingerprints of the latest touchpoints applied: "
+                                          "a resent one is recognised and not counted again")
     updated_at: datetime | None = None
 
     def rfm(self, now: datetime) -> Rfm:

@@ -11,7 +11,7 @@ from rapport.shared.auth import Role, require
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.service import ApiError
 
-from .domain import normalize_identifier
+from .domain import affinities_at, normalize_identifier
 from .store import ProfileStore
 
 router = APIRouter(prefix="/v1", tags=["customers"])
@@ -27,8 +27,14 @@ Store = Annotated[ProfileStore, Depends(_store)]
 
 
 def render(profile: CustomerProfile, now: datetime) -> dict[str, Any]:
-    body = profile.model_dump(mode="json", exclude={"trait_times"})
+    body = profile.model_dump(mode="json", exclude={"trait_times", "recent_message_ids"})
     body["rfm"] = profile.rfm(now).model_dump(mode="json")
+    m = profile.metrics
+    body["metrics"]["average_order_value"] = round(m.revenue / m.orders, 2) if m.orders else None
+    body["metrics"]["margin_rate"] = (round(m.margin / m.margin_revenue, 4)
+                                      if m.margin_revenue else None)
+    body["metrics"]["nps"] = round(m.nps_sum / m.nps_responses, 2) if m.nps_responses else None
+    body["affinities"] = affinities_at(profile, now)
     return body
 
 

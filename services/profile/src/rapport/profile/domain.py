@@ -1,20 +1,37 @@
 """The profile as a pure fold over touchpoints: no I/O, no clock.
 
-``apply`` is deterministic in its inputs, so a rebuild from Kafka gives the
-same profile as the live stream did.
+``apply`` is deterministic in its inputs and, for everything a reader sees,
+independent of the order touchpoints arrive in: sums and counts commute, first
+and last seen are min and max, traits and consents keep the value with the
+latest event time, and affinities decay from event time. So a rebuild from
+Kafka, or a late event, gives the same profile as the live, in-order stream.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from rapport.shared.events import MessageType, Touchpoint
-from rapport.shared.profiles import ChannelActivity, CustomerProfile, Identity
+from rapport.shared.profiles import Affinity, ChannelActivity, Consent, CustomerProfile, Identity
 
 IDENTIFYING_TRAITS = ("email", "phone", "loyalty_id")
-SERVICE_EVENTS = frozenset({"Call Started", "Ticket Created", "Complaint Filed"})
+CONSENT_KINDS = ("marketing_email", "marketing_sms", "personalization")
+
+
+@dataclass(frozen=True)
+class FoldPolicy:
+    affinity_half_life_days: float = 30.0
+    affinity_weights: tuple[tuple[str, float], ...] = (
+        ("Product Viewed", 1.0), ("Product Added", 3.0), ("Order Completed", 5.0))
+    recent_ids: int = 64
+    """How many of the latest touchpoints are remembered to recognise resends."""
+
+
+DEFAULT_POLICY = FoldPolicy()
 
 
 def number(value: Any) -> float:
@@ -32,6 +49,15 @@ def _latest(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
 
 
+def normalize_identifier(kind: str, value: str) -> str:
+    value = value.strip()
+    if kind == "email":
+        return value.lower()
+    if kind == "phone":
+        return "".join(ch for ch in value if ch.isdigit() or ch == "+")
+    return value
+
+
 def identities_of(tp: Touchpoint) -> list[Identity]:
     found = []
     if tp.user_id:
@@ -47,57 +73,154 @@ def identities_of(tp: Touchpoint) -> list[Identity]:
     return found
 
 
-def normalize_identifier(kind: str, value: str) -> str:
-    value = value.strip()
-    if kind == "email":
-        return value.lower()
-    if kind == "phone":
-        return "".join(ch for ch in value if ch.isdigit() or ch == "+")
-    return value
+def message_fingerprint(tp: Touchpoint) -> str:
+    return hashlib.blake2b(f"{tp.source}\x1f{tp.message_id}".encode(),
+                           digest_size=6).hexdigest()
+
+
+def _replaces(at: datetime, value: Any, seen_at: datetime | None, seen: Any) -> bool:
+    """Whether a value from ``at`` replaces one from ``seen_at``: the later wins, and at
+    the same instant a fixed order of the values decides, whatever arrived first."""
+    if seen_at is None or at > seen_at:
+        return True
+    return at == seen_at and repr(value) > repr(seen)
+
+
+def _decay(score: float, since: datetime, until: datetime, half_life_days: float) -> float:
+    days = (until - since).total_seconds() / 86400
+    return score * 0.5 ** (days / half_life_days)
+
+
+def add_affinity(current: Affinity | None, weight: float, at: datetime,
+                 half_life_days: float) -> Affinity:
+    if current is None or current.as_of is None:
+        return Affinity(score=weight, as_of=at)
+    if at >= current.as_of:
+        decayed = _decay(current.score, current.as_of, at, half_life_days)
+        return Affinity(score=decayed + weight, as_of=at)
+    return Affinity(score=current.score + _decay(weight, at, current.as_of, half_life_days),
+                    as_of=current.as_of)
+
+
+def affinities_at(profile: CustomerProfile, now: datetime,
+                  policy: FoldPolicy = DEFAULT_POLICY) -> dict[str, float]:
+    """Category affinities decayed to ``now``, strongest first."""
+    scores = {c: _decay(a.score, a.as_of, max(now, a.as_of), policy.affinity_half_life_days)
+              for c, a in profile.affinities.items() if a.as_of is not None}
+    return {c: round(v, 4) for c, v in sorted(scores.items(), key=lambda kv: -kv[1])}
+
+
+def _categories(tp: Touchpoint) -> list[str]:
+    props = tp.properties
+    if tp.event == "Order Completed" and isinstance(props.get("products"), list):
+        return [p["category"] for p in props["products"]
+                if isinstance(p, dict) and isinstance(p.get("category"), str)]
+    category = props.get("category")
+    return [category] if isinstance(category, str) else []
+
+
+def _order(p: CustomerProfile, props: dict[str, Any], at: datetime) -> None:
+    m = p.metrics
+    m.orders += 1
+    m.revenue += number(props.get("revenue", props.get("total")))
+    m.discounts += number(props.get("discount"))
+    m.last_order_at = _latest(m.last_order_at, at)
+    m.first_order_at = _earliest(m.first_order_at, at)
+    products = props.get("products")
+    for line in products if isinstance(products, list) else ():
+        if not isinstance(line, dict):
+            continue
+        quantity = number(line.get("quantity", 1)) or 1.0
+        m.units += int(quantity)
+        if "cost" in line:
+            m.margin += (number(line.get("price")) - number(line.get("cost"))) * quantity
+            m.margin_revenue += number(line.get("price")) * quantity
+
+
+def _service_and_email(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None:
+    m, props, event = p.metrics, tp.properties, tp.event
+    if event == "Order Refunded":
+        m.returns += 1
+        m.returned_value += number(props.get("total"))
+    elif event == "Call Started":
+        m.calls += 1
+        m.service_contacts += 1
+    elif event == "Call Ended":
+        m.call_seconds += number(props.get("duration_s"))
+    elif event == "Ticket Created":
+        m.tickets += 1
+        m.service_contacts += 1
+    elif event == "Complaint Filed":
+        m.complaints += 1
+        m.service_contacts += 1
+    elif event == "Survey Responded" and isinstance(props.get("nps"), int | float):
+        nps = number(props["nps"])
+        m.nps_responses += 1
+        m.nps_sum += nps
+        if _replaces(at, nps, m.last_nps_at, m.last_nps):
+            m.last_nps, m.last_nps_at = nps, at
+    elif event == "Email Delivered":
+        m.emails_delivered += 1
+    elif event == "Email Opened":
+        m.emails_opened += 1
+    elif event == "Email Link Clicked":
+        m.emails_clicked += 1
+    elif event == "Unsubscribed":
+        m.unsubscribed_at = _latest(m.unsubscribed_at, at)
+
+
+def _traits(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None:
+    for key, value in tp.traits.items():
+        if _replaces(at, value, p.trait_times.get(key), p.traits.get(key)):
+            p.traits[key] = value
+            p.trait_times[key] = at
+    consent = tp.traits.get("consent")
+    if isinstance(consent, dict):
+        for kind in CONSENT_KINDS:
+            value = consent.get(kind)
+            current = p.consents.get(kind)
+            if isinstance(value, bool) and _replaces(at, value, current and current.at,
+                                                     current and current.value):
+                p.consents[kind] = Consent(value=value, at=at)
 
 
 def apply(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id: str,
-          processed_at: datetime) -> CustomerProfile:
-    """Fold one touchpoint into a customer's profile and return the new profile."""
+          processed_at: datetime, policy: FoldPolicy = DEFAULT_POLICY) -> CustomerProfile:
+    """Fold one touchpoint into a customer's profile and return the new profile.
+
+    A touchpoint whose message was already applied (a resend that reached Kafka
+    twice) returns the profile unchanged.
+    """
+    fingerprint = message_fingerprint(tp)
+    if profile is not None and fingerprint in profile.recent_message_ids:
+        return profile
     p = (profile.model_copy(deep=True) if profile is not None
          else CustomerProfile(customer_id=customer_id))
-    at = tp.timestamp
-    m = p.metrics
+    at, m = tp.timestamp, p.metrics
+    p.recent_message_ids = [*p.recent_message_ids, fingerprint][-policy.recent_ids:]
 
     known = set(p.identities)
     p.identities.extend(i for i in identities_of(tp) if i not in known)
-
     m.touchpoints += 1
     m.first_seen = _earliest(m.first_seen, at)
     m.last_seen = _latest(m.last_seen, at)
-
     ch = p.channels.setdefault(tp.channel.value, ChannelActivity())
     ch.count += 1
     ch.last_seen = _latest(ch.last_seen, at)
 
-    if tp.type in (MessageType.IDENTIFY, MessageType.GROUP) or tp.traits:
-        for key, value in tp.traits.items():
-            seen = p.trait_times.get(key)
-            if seen is None or at >= seen:
-                p.traits[key] = value
-                p.trait_times[key] = at
-
+    if tp.traits:
+        _traits(p, tp, at)
     if tp.type is MessageType.TRACK:
-        props = tp.properties
         if tp.event == "Order Completed":
-            m.orders += 1
-            m.revenue += number(props.get("revenue", props.get("total")))
-            m.discounts += number(props.get("discount"))
-            m.last_order_at = _latest(m.last_order_at, at)
-            m.first_order_at = _earliest(m.first_order_at, at)
-        elif tp.event == "Order Refunded":
-            m.returns += 1
-            m.returned_value += number(props.get("total"))
-        elif tp.event in SERVICE_EVENTS:
-            m.service_contacts += 1
+            _order(p, tp.properties, at)
+        else:
+            _service_and_email(p, tp, at)
+        weight = dict(policy.affinity_weights).get(tp.event or "", 0.0)
+        for category in _categories(tp) if weight else ():
+            p.affinities[category] = add_affinity(p.affinities.get(category), weight, at,
+                                                  policy.affinity_half_life_days)
 
-    m.revenue = round(m.revenue, 2)
-    m.discounts = round(m.discounts, 2)
-    m.returned_value = round(m.returned_value, 2)
+    for field in ("revenue", "discounts", "returned_value", "margin", "margin_revenue"):
+        setattr(m, field, round(getattr(m, field), 2))
     p.updated_at = processed_at
     return p
