@@ -51,14 +51,16 @@ async def test_a_new_customer_flows_from_ingest_to_a_decision(system, http):
 
     async def profile_complete():
         r = await http.get(f"{profile}/v1/customers/{user}", headers=AGENT)
-        return r.json() if r.status_code == 200 and r.json()["metrics"]["touchpoints"] == 4 \
-            else None
+        done = r.status_code == 200 and r.json()["metrics"]["touchpoints"] == 5 \
+            and anon in r.json()["merged_from"]   # the anonymous visit was stitched in
+        return r.json() if done else None
 
     body = await eventually(profile_complete, timeout=60)
     m = body["metrics"]
     assert (m["orders"], m["revenue"], m["discounts"], m["service_contacts"]) == (2, 170.0,
                                                                                 10.0, 1)
-    assert body["channels"]["store"]["count"] == 1 and body["channels"]["web"]["count"] == 2
+    assert body["customer_id"] == user
+    assert body["channels"]["store"]["count"] == 1 and body["channels"]["web"]["count"] == 3
     assert {"type": "email", "value": f"{user}@example.com"} in body["identities"]
     assert body["traits"]["region"] == "west"
     by_email = await http.get(f"{profile}/v1/customers", params={"email": f"{user}@example.com"},

@@ -1,97 +1,191 @@
-"""The profile stream processor against the real Kafka and Redis: touchpoints
-produced to Kafka become profiles in Redis and updates on the compacted topic,
-and redelivered records are never counted twice."""
+"""The profile stream processors against the real Kafka and Redis: identities
+stitched across channels, merges, the over-merge guard, segments, redelivery
+and erasure."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from rapport.profile.app import build
 from rapport.profile.settings import ProfileSettings
-from rapport.profile.store import ProfileStore
-from rapport.profile.streams import ProfileProcessor
-from rapport.shared import redis_store, topics
+from rapport.shared import topics
 from rapport.shared.events import Channel, MessageType, Touchpoint
-from rapport.shared.kafka import durable_producer
+from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.profiles import CustomerProfile
+from rapport.shared.topics import TopicSpec
 from tests.conftest import redis_url
 from tests.helpers import end_offsets, eventually, read_since, serving
 
 AGENT = {"Authorization": "Bearer dev-agent"}
+ADMIN = {"Authorization": "Bearer dev-admin"}
+OPS = {"Authorization": "Bearer dev-ops"}
+T0 = datetime.now(UTC) - timedelta(days=1)
 
 
-def touchpoint(customer: str, i: int, event: str = "Order Completed", **kw) -> Touchpoint:
-    now = datetime.now(UTC)
-    return Touchpoint(message_id=f"{customer}-{i}", source="it", type=MessageType.TRACK,
-                      event=event, user_id=customer, channel=kw.pop("channel", Channel.WEB),
-                      timestamp=now - timedelta(minutes=10 - i), received_at=now, **kw)
+def tp(run: str, i: int, event: str | None = "Product Viewed", *, user: str | None = None,
+       anon: str | None = None, mtype: MessageType = MessageType.TRACK,
+       channel: Channel = Channel.WEB, minute: int | None = None, received=None,
+       **kw) -> Touchpoint:
+    return Touchpoint(message_id=f"{run}-{i}", source="it", type=mtype, event=event,
+                      user_id=user, anonymous_id=anon, channel=channel,
+                      timestamp=T0 + timedelta(minutes=i if minute is None else minute),
+                      received_at=received or datetime.now(UTC), **kw)
 
 
-@pytest.fixture
-async def producer(stack):
-    p = durable_producer(stack.kafka_bootstrap, client_id="it-producer")
-    await p.start()
-    yield p
-    await p.stop()
-
-
-async def test_touchpoints_on_kafka_become_a_profile_and_an_update(stack, producer, tmp_path):
+@pytest.fixture(scope="module")
+async def profile(stack, tmp_path_factory):
+    run = uuid.uuid4().hex[:6]
+    resolved = TopicSpec(f"it.resolved.{run}", partitions=4)
+    await ensure_topics(stack.kafka_bootstrap, [resolved])
     settings = ProfileSettings(kafka_bootstrap=stack.kafka_bootstrap,
                                redis_url=redis_url(stack, 1), dev_keys=True,
-                               profile_group_id=f"it-profile-{uuid.uuid4().hex[:6]}",
-                               profile_data_dir=tmp_path)
-    customer = f"it-{uuid.uuid4().hex[:8]}"
-    updates_since = await end_offsets(stack.kafka_bootstrap, topics.PROFILE_UPDATES)
+                               profile_group_id=f"it-profile-{run}",
+                               resolved_topic=resolved.name, identity_join_limit=3,
+                               profile_data_dir=tmp_path_factory.mktemp("profile"))
+    producer = durable_producer(stack.kafka_bootstrap, client_id="it-producer")
+    await producer.start()
     async with serving(build(settings)) as client:
-        for i, (event, total) in enumerate([("Order Completed", 20.0), ("Product Viewed", 0),
-                                            ("Order Completed", 30.5)]):
-            tp = touchpoint(customer, i, event, properties={"total": total},
-                            anonymous_id=f"a-{customer}")
-            await producer.send_and_wait(topics.TOUCHPOINTS.name, tp.to_bytes(),
-                                         key=customer.encode())
-
-        async def three_touchpoints():
-            r = await client.get(f"/v1/customers/{customer}", headers=AGENT)
-            return r.json() if r.status_code == 200 and \
-                r.json()["metrics"]["touchpoints"] == 3 else None
-
-        body = await eventually(three_touchpoints, timeout=60)
-        assert body["metrics"]["orders"] == 2 and body["metrics"]["revenue"] == 50.5
-        assert body["rfm"]["frequency"] == 2 and body["rfm"]["monetary"] == 50.5
-        assert body["channels"]["web"]["count"] == 3
-        by_anon = await client.get(f"/v1/customers?anonymous_id=a-{customer}", headers=AGENT)
-        assert by_anon.json()["customer_id"] == customer
-        timeline = (await client.get(f"/v1/customers/{customer}/timeline",
-                                     headers=AGENT)).json()["touchpoints"]
-        assert [t["message_id"] for t in timeline] == [f"{customer}-{i}" for i in (2, 1, 0)]
-        assert (await client.get("/v1/customers/nobody-here", headers=AGENT)).status_code == 404
-        assert (await client.get(f"/v1/customers/{customer}")).status_code == 401
-        assert (await client.get(f"/v1/customers/{customer}",
-                                 headers={"Authorization": "Bearer dev-channel"})
-                ).status_code == 403
-        assert (await client.get("/readyz")).status_code == 200
-
-    updates = await read_since(stack.kafka_bootstrap, topics.PROFILE_UPDATES, updates_since,
-                               until=lambda rs: sum(r.key == customer.encode() for r in rs) >= 3)
-    latest = [CustomerProfile.from_bytes(r.value) for r in updates if r.key == customer.encode()]
-    assert latest[-1].metrics.touchpoints == 3
+        client.publish = lambda t: producer.send_and_wait(  # type: ignore[attr-defined]
+            topics.TOUCHPOINTS.name, t.to_bytes(), key=t.customer_key.encode())
+        yield client
+    await producer.stop()
 
 
-async def test_a_redelivered_record_is_applied_once(stack, producer):
-    redis = redis_store.connect(redis_url(stack, 1))
-    store = ProfileStore(redis, group=f"it-redeliver-{uuid.uuid4().hex[:6]}")
-    customer = f"it-{uuid.uuid4().hex[:8]}"
-    tp = touchpoint(customer, 0, properties={"total": 10.0})
-    try:
-        for _ in range(3):  # the same record, as after a crash before the commit
-            await ProfileProcessor(store, producer).handle(
-                tp.to_bytes(), topic=topics.TOUCHPOINTS.name, partition=5, offset=1000)
-        again = touchpoint(customer, 1, properties={"total": 5.0})
-        await ProfileProcessor(store, producer).handle(
-            again.to_bytes(), topic=topics.TOUCHPOINTS.name, partition=5, offset=1001)
-        profile = await store.load(customer)
-        assert profile is not None
-        assert (profile.metrics.orders, profile.metrics.revenue) == (2, 15.0)
-    finally:
-        await redis.aclose()
+async def get(client, identifier: str, **params):
+    path = "/v1/customers" if params else f"/v1/customers/{identifier}"
+    resp = await client.get(path, params=params or None, headers=AGENT)
+    return resp.json() if resp.status_code == 200 else None
+
+
+async def until_profile(client, identifier: str, touchpoints: int, timeout: float = 90,
+                        merged: int = 0):
+    async def check():
+        body = await get(client, identifier)
+        done = body and body["metrics"]["touchpoints"] == touchpoints \
+            and len(body["merged_from"]) >= merged
+        return body if done else None
+    return await eventually(check, timeout=timeout)
+
+
+async def test_one_person_across_channels_becomes_one_profile(profile):
+    run = uuid.uuid4().hex[:8]
+    user, anon = f"u-{run}", f"a-{run}"
+    email, phone, card = f"{run}@Example.com", "+1 555 0100", f"L-{run}"
+    events = [
+        tp(run, 0, None, anon=anon, mtype=MessageType.PAGE, name="Home"),
+        tp(run, 1, "Product Viewed", anon=anon, properties={"category": "shoes"}),
+        tp(run, 2, None, user=user, anon=anon, mtype=MessageType.IDENTIFY,
+           traits={"email": email, "region": "west"}),
+        tp(run, 3, "Order Completed", user=user, properties={"total": 80.0}),
+        # The call center knows the phone, the store the loyalty card; both were linked
+        # to the user by an identify that arrives *late* (event time earlier).
+        tp(run, 6, "Call Started", channel=Channel.CALL_CENTER, mtype=MessageType.TRACK,
+           anon=f"cc-{run}", traits={"phone": phone}),
+        tp(run, 7, "Order Completed", channel=Channel.STORE, anon=f"pos-{run}",
+           traits={"loyalty_id": card}, properties={"total": 20.0}),
+        tp(run, 5, None, user=user, mtype=MessageType.IDENTIFY,
+           traits={"phone": phone, "loyalty_id": card}),
+    ]
+    for event in events:
+        await profile.publish(event)
+    body = await until_profile(profile, user, len(events), merged=3)
+    assert body["customer_id"] == user
+    assert (body["metrics"]["orders"], body["metrics"]["revenue"]) == (2, 100.0)
+    assert body["channels"]["call_center"]["count"] == 1
+    assert body["channels"]["store"]["count"] == 1
+    assert {(i["type"], i["value"]) for i in body["identities"]} >= {
+        ("user_id", user), ("anonymous_id", anon), ("email", email.lower()),
+        ("phone", "+15550100"), ("loyalty_id", card)}
+    assert set(body["merged_from"]) == {anon, f"cc-{run}", f"pos-{run}"}
+    for params in ({"email": email}, {"phone": phone}, {"anonymous_id": anon},
+                   {"loyalty_id": card}):
+        assert (await get(profile, "", **params))["customer_id"] == user
+    for other in (anon, f"cc-{run}", f"pos-{run}"):
+        assert (await get(profile, other))["customer_id"] == user
+    timeline = (await profile.get(f"/v1/customers/{anon}/timeline",
+                                  headers=AGENT)).json()["touchpoints"]
+    assert [t["message_id"] for t in timeline] == [
+        f"{run}-{i}" for i in (7, 6, 5, 3, 2, 1, 0)]  # newest first, by event time
+    assert body["affinities"]["shoes"] > 0
+    assert "buyers" in body["segments"]
+
+
+async def test_over_merging_is_refused_and_recorded(stack, profile):
+    run = uuid.uuid4().hex[:8]
+    since = await end_offsets(stack.kafka_bootstrap, topics.IDENTITY_EVENTS)
+    family = f"family-{run}@example.com"
+    for i in range(6):  # six people share one email; the limit is 3 joins
+        await profile.publish(tp(run, i, None, user=f"m{i}-{run}", mtype=MessageType.IDENTIFY,
+                              traits={"email": family}))
+    await until_profile(profile, f"m5-{run}", 1)
+    owner = (await get(profile, "", email=family))["customer_id"]
+    assert owner == f"m0-{run}"
+    merged = (await until_profile(profile, owner, 4, merged=3))["merged_from"]
+    assert sorted(merged) == [f"m{i}-{run}" for i in (1, 2, 3)]
+    events = await read_since(stack.kafka_bootstrap, topics.IDENTITY_EVENTS, since,
+                              until=lambda rs: sum(b"link_refused" in r.value
+                                                   for r in rs) >= 2)
+    refused = [orjson.loads(r.value) for r in events if b"link_refused" in r.value]
+    assert len(refused) >= 2 and all(e["other_profile_id"] == owner for e in refused)
+    assert {e["profile_id"] for e in refused} == {f"m4-{run}", f"m5-{run}"}
+    assert len([r for r in events if b'"merged"' in r.value and owner.encode() in r.value]) == 3
+
+
+async def test_resends_and_redeliveries_count_once(profile):
+    run = uuid.uuid4().hex[:8]
+    order = tp(run, 0, "Order Completed", user=f"u-{run}", properties={"total": 10.0})
+    for _ in range(3):  # the same message reached Kafka three times
+        await profile.publish(order)
+    await profile.publish(tp(run, 1, user=f"u-{run}"))
+    body = await until_profile(profile, f"u-{run}", 2)
+    assert (body["metrics"]["orders"], body["metrics"]["revenue"]) == (1, 10.0)
+
+
+async def test_segments_are_listed_with_counts(profile):
+    resp = await profile.get("/v1/segments", headers=OPS)
+    assert resp.status_code == 200
+    segments = {s["name"]: s for s in resp.json()["segments"]}
+    assert segments["buyers"]["members"] >= 1
+    assert (await profile.get("/v1/segments", headers=AGENT)).status_code == 403
+
+
+async def test_erasure_really_erases_and_replays_do_not_bring_them_back(stack, profile):
+    run = uuid.uuid4().hex[:8]
+    user, email = f"gone-{run}", f"gone-{run}@example.com"
+    first = [tp(run, 0, None, user=user, mtype=MessageType.IDENTIFY, traits={"email": email}),
+             tp(run, 1, "Order Completed", user=user, properties={"total": 5.0})]
+    for event in first:
+        await profile.publish(event)
+    await until_profile(profile, user, 2)
+    updates_since = await end_offsets(stack.kafka_bootstrap, topics.PROFILE_UPDATES)
+    assert (await profile.delete(f"/v1/customers/{email}", headers=AGENT)).status_code == 403
+    assert (await profile.delete(f"/v1/customers/{email}", headers=ADMIN)).status_code == 204
+    assert await get(profile, user) is None and await get(profile, "", email=email) is None
+    assert (await profile.get(f"/v1/customers/{user}/timeline", headers=AGENT)
+            ).status_code == 404
+    tombstones = await read_since(stack.kafka_bootstrap, topics.PROFILE_UPDATES, updates_since,
+                                  until=lambda rs: any(r.key == user.encode() for r in rs))
+    assert any(r.key == user.encode() and r.value is None for r in tombstones)
+
+    # A replay of the old touchpoints (same received time) does not bring them back ...
+    for event in first:
+        await profile.publish(event.model_copy(update={"message_id": event.message_id + "-r"}))
+    # ... while their return afterwards starts a fresh profile.
+    await profile.publish(tp(run, 9, "Product Viewed", user=user))
+    body = await until_profile(profile, user, 1)
+    assert body["metrics"]["orders"] == 0 and body["traits"] == {}
+
+
+async def test_profile_updates_are_published(stack, profile):
+    run = uuid.uuid4().hex[:8]
+    since = await end_offsets(stack.kafka_bootstrap, topics.PROFILE_UPDATES)
+    await profile.publish(tp(run, 0, "Order Completed", user=f"pub-{run}",
+                          properties={"total": 3.0}))
+    records = await read_since(stack.kafka_bootstrap, topics.PROFILE_UPDATES, since,
+                               until=lambda rs: any(r.key == f"pub-{run}".encode()
+                                                    for r in rs))
+    latest = [CustomerProfile.from_bytes(r.value) for r in records
+              if r.key == f"pub-{run}".encode()]
+    assert latest[-1].metrics.orders == 1

@@ -108,3 +108,41 @@ class OfferOutcome(BaseModel):
     @classmethod
     def from_bytes(cls, raw: bytes) -> OfferOutcome:
         return cls.model_validate_json(raw)
+
+
+class StepKind(StrEnum):
+    TOUCHPOINT = "touchpoint"
+    MERGE_OUT = "merge_out"
+    MERGE_IN = "merge_in"
+
+
+class ProfileStep(BaseModel):
+    """One record of ``rapport.touchpoints.resolved.v1``, keyed by ``profile_id``.
+
+    ``touchpoint``: fold it into the profile. ``merge_out``: this profile turned out
+    to be the same person as ``into``; hand its state over and forward what comes
+    later. ``merge_in``: fold the handed-over ``absorbed`` state (a profile JSON and
+    its timeline) into this profile.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: StepKind
+    profile_id: str
+    touchpoint: Touchpoint | None = None
+    into: str | None = None
+    absorbed_id: str | None = None
+    absorbed: dict[str, Any] | None = None
+    timeline: list[tuple[float, str]] | None = None
+    cause: dict[str, Any] | None = None
+
+    def to_bytes(self) -> bytes:
+        body = {k: v for k, v in self.__dict__.items() if v is not None}
+        if self.touchpoint is not None:
+            body["touchpoint"] = orjson.loads(self.touchpoint.to_bytes())
+        return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ProfileStep:
+        return cls.model_validate_json(raw)

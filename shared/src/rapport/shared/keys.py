@@ -24,6 +24,44 @@ def applied_offset(group: str, topic: str, partition: int) -> str:
     return f"{PREFIX}:offset:{group}:{topic}:{partition}"
 
 
+def profile_identities(customer_id: str) -> str:
+    """Set of the identity keys that point at a profile (moved whole on a merge)."""
+    return f"{PREFIX}:profile-identities:{customer_id}"
+
+
+def merged_into(customer_id: str) -> str:
+    """Where a merged-away profile went: its late events are forwarded there."""
+    return f"{PREFIX}:merged-into:{customer_id}"
+
+
+def identity_joins(kind: str, value: str) -> str:
+    """How many profiles an identifier value has joined (the over-merge guard)."""
+    return f"{PREFIX}:identity-joins:{kind}:{value}"
+
+
+def merge_outbox() -> str:
+    """Merges decided in Redis whose merge step is not yet on Kafka."""
+    return f"{PREFIX}:identity:outbox"
+
+
+def erased_identity(fingerprint: str) -> str:
+    """Time (ms) an identifier was erased; touchpoints received before it are dropped."""
+    return f"{PREFIX}:erased:{fingerprint}"
+
+
+def erased_profile(customer_id: str) -> str:
+    return f"{PREFIX}:erased-profile:{customer_id}"
+
+
+def timeline(customer_id: str) -> str:
+    """Sorted set of recent touchpoints scored by event time."""
+    return f"{PREFIX}:timeline:{customer_id}"
+
+
+def segment_members(segment: str) -> str:
+    return f"{PREFIX}:segment:{segment}"
+
+
 def scores(customer_id: str) -> str:
     return f"{PREFIX}:scores:{customer_id}"
 

@@ -94,6 +94,8 @@ class CustomerProfile(BaseModel):
     recent_message_ids: list[str] = Field(
         default_factory=list, description="Fingerprints of the latest touchpoints applied: "
                                           "a resent one is recognised and not counted again")
+    merged_from: list[str] = Field(
+        default_factory=list, description="Profile ids found to be this same person")
     updated_at: datetime | None = None
 
     def rfm(self, now: datetime) -> Rfm:

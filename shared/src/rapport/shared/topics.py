@@ -22,8 +22,24 @@ class TopicSpec:
         return cfg
 
 
-TOUCHPOINTS = TopicSpec("rapport.touchpoints.v1", partitions=8)
-"""Validated canonical touchpoints, keyed by customer identifier."""
+TOUCHPOINTS = TopicSpec("rapport.touchpoints.v1", partitions=8,
+                        config={"retention.ms": "-1"})
+"""Validated canonical touchpoints, keyed by customer identifier. Kept forever: profiles
+are rebuilt from it (erased people are skipped by the erasure log)."""
+
+RESOLVED = TopicSpec("rapport.touchpoints.resolved.v1", partitions=8)
+"""Touchpoints and merge steps re-keyed by the resolved profile id: the partition of a
+profile id owns that person's state, so one person's updates never race."""
+
+IDENTITY_EVENTS = TopicSpec("rapport.identity-events.v1", partitions=8)
+"""Profile merges (with their cause) and links refused by the over-merge guard."""
+
+ERASURES = TopicSpec("rapport.erasures.v1", partitions=1, compacted=True)
+"""Erased identifiers (fingerprints, no personal data) with the time of erasure; replayed
+into Redis before any rebuild so erased people never come back."""
+
+SEGMENT_EVENTS = TopicSpec("rapport.segment-events.v1", partitions=8)
+"""Customers entering and leaving segments, keyed by profile id."""
 
 DEAD_LETTER = TopicSpec("rapport.touchpoints.dead-letter.v1", partitions=1)
 """Rejected messages with the reasons, for the ops dashboard."""
@@ -37,4 +53,5 @@ OUTCOMES = TopicSpec("rapport.outcomes.v1", partitions=8)
 PRODUCER_PERF = TopicSpec("rapport.bench.producer-perf.v1", partitions=8)
 """Scratch topic for Kafka's own ProducerPerformance in ``make bench`` (bench stack only)."""
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, PROFILE_UPDATES, OUTCOMES)
+ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, RESOLVED, IDENTITY_EVENTS,
+                                     ERASURES, PROFILE_UPDATES, SEGMENT_EVENTS, OUTCOMES)

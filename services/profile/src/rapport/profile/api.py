@@ -1,22 +1,26 @@
-"""HTTP: the customer 360 read API."""
+"""HTTP: the customer 360 read API, segments and erasure."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rapport.shared.auth import Role, require
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.service import ApiError
 
-from .domain import affinities_at, normalize_identifier
+from .domain import describe, normalize_identifier
+from .erasure import Eraser
 from .store import ProfileStore
 
 router = APIRouter(prefix="/v1", tags=["customers"])
 Agent = Annotated[Role, Depends(require(Role.AGENT))]
+Admin = Annotated[Role, Depends(require(Role.ADMIN))]
+Ops = Annotated[Role, Depends(require(Role.OPS))]
 _LOOKUP_ORDER = ("user_id", "anonymous_id", "email", "phone", "loyalty_id")
+_NOT_FOUND = {404: {"description": "unknown customer"}}
 
 
 def _store(request: Request) -> ProfileStore:
@@ -26,59 +30,69 @@ def _store(request: Request) -> ProfileStore:
 Store = Annotated[ProfileStore, Depends(_store)]
 
 
-def render(profile: CustomerProfile, now: datetime) -> dict[str, Any]:
-    body = profile.model_dump(mode="json", exclude={"trait_times", "recent_message_ids"})
-    body["rfm"] = profile.rfm(now).model_dump(mode="json")
-    m = profile.metrics
-    body["metrics"]["average_order_value"] = round(m.revenue / m.orders, 2) if m.orders else None
-    body["metrics"]["margin_rate"] = (round(m.margin / m.margin_revenue, 4)
-                                      if m.margin_revenue else None)
-    body["metrics"]["nps"] = round(m.nps_sum / m.nps_responses, 2) if m.nps_responses else None
-    body["affinities"] = affinities_at(profile, now)
-    return body
-
-
-async def _find(store: ProfileStore, customer_id: str) -> CustomerProfile:
-    profile = await store.load(customer_id)
+async def _find(store: ProfileStore, identifier: str) -> CustomerProfile:
+    """Any identifier of a person (profile id, user id, anonymous id, ...) finds them."""
+    profile = await store.load(identifier)
     if profile is None:
         for kind in _LOOKUP_ORDER:
-            resolved = await store.resolve(kind, customer_id)
+            resolved = await store.resolve(kind, identifier)
             if resolved is not None:
                 profile = await store.load(resolved)
-                break
+                if profile is not None:
+                    break
     if profile is None:
         raise ApiError(404, "no customer with this identifier")
     return profile
 
 
-@router.get("/customers/{customer_id}", summary="Customer 360",
-            responses={404: {"description": "unknown customer"}})
+@router.get("/customers/{customer_id}", summary="Customer 360", responses=_NOT_FOUND)
 async def customer(customer_id: str, store: Store, _: Agent) -> dict[str, Any]:
-    return render(await _find(store, customer_id), datetime.now(UTC))
+    return describe(await _find(store, customer_id), datetime.now(UTC))
 
 
-@router.get("/customers", summary="Find a customer by email, phone or anonymous id",
-            responses={404: {"description": "unknown customer"}})
+@router.get("/customers", summary="Find a customer by email, phone, anonymous or loyalty id",
+            responses=_NOT_FOUND)
 async def find_customer(store: Store, _: Agent,
                         email: Annotated[str | None, Query(max_length=320)] = None,
                         phone: Annotated[str | None, Query(max_length=64)] = None,
                         anonymous_id: Annotated[str | None, Query(max_length=256)] = None,
+                        loyalty_id: Annotated[str | None, Query(max_length=256)] = None,
                         ) -> dict[str, Any]:
     given = [(k, v) for k, v in (("email", email), ("phone", phone),
-                                 ("anonymous_id", anonymous_id)) if v]
+                                 ("anonymous_id", anonymous_id), ("loyalty_id", loyalty_id))
+             if v]
     if len(given) != 1:
-        raise ApiError(400, "give exactly one of email, phone, anonymous_id")
+        raise ApiError(400, "give exactly one of email, phone, anonymous_id, loyalty_id")
     kind, value = given[0]
     resolved = await store.resolve(kind, normalize_identifier(kind, value))
     if resolved is None:
         raise ApiError(404, "no customer with this identifier")
-    return render(await _find(store, resolved), datetime.now(UTC))
+    return describe(await _find(store, resolved), datetime.now(UTC))
 
 
 @router.get("/customers/{customer_id}/timeline", summary="Recent touchpoints, newest first",
-            responses={404: {"description": "unknown customer"}})
+            responses=_NOT_FOUND)
 async def timeline(customer_id: str, store: Store, _: Agent,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
     profile = await _find(store, customer_id)
     return {"customer_id": profile.customer_id,
             "touchpoints": await store.timeline(profile.customer_id, limit)}
+
+
+@router.delete("/customers/{customer_id}", status_code=204, summary="Erase a customer",
+               responses=_NOT_FOUND)
+async def erase(customer_id: str, request: Request, store: Store, _: Admin) -> Response:
+    profile = await _find(store, customer_id)
+    eraser: Eraser = request.app.state.eraser
+    await eraser.erase(profile)
+    return Response(status_code=204)
+
+
+@router.get("/segments", summary="Segments with their member counts")
+async def list_segments(request: Request, store: Store, _: Ops) -> dict[str, Any]:
+    defs = request.app.state.segments
+    counts = await store.segment_counts(s.name for s in defs)
+    return {"segments": [{"name": s.name, "description": s.description,
+                          "match": s.match.value,
+                          "conditions": [c.model_dump() for c in s.conditions],
+                          "members": counts[s.name]} for s in defs]}

@@ -1,4 +1,4 @@
-"""Profile entrypoint and wiring: one process runs the stream processors
+"""Profile entrypoint and wiring: one process runs both stream stages
 (faust-streaming) and the read API, sharing one event loop."""
 
 from __future__ import annotations
@@ -14,30 +14,37 @@ from rapport.shared.auth import KeyRing
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app
 
-from . import api
+from . import api, segments
+from .erasure import Eraser
+from .identity import IdentityStore
 from .settings import ProfileSettings
 from .store import ProfileStore
-from .streams import ProfileProcessor, build_stream_app
+from .streams import IdentityResolver, ProfileFolder, build_stream_app
 
 
 def build(settings: ProfileSettings | None = None) -> FastAPI:
     settings = settings or ProfileSettings()
+    segment_defs = segments.load(settings.segments_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_store.connect(settings.redis_url)
         store = ProfileStore(redis, group=settings.profile_group_id,
                              timeline_length=settings.timeline_length)
+        identities = IdentityStore(redis, join_limit=settings.identity_join_limit)
         producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-profile",
-                                    linger_ms=0)
-        await start_with_retry(producer.start, "profile-updates producer")
+                                    linger_ms=2, compression="lz4", max_batch_size=256 * 1024)
+        await start_with_retry(producer.start, "profile producer")
         probe = KafkaProbe(settings.kafka_bootstrap)
-        stream_app = build_stream_app(bootstrap=settings.kafka_bootstrap,
-                                      group_id=settings.profile_group_id,
-                                      processor=ProfileProcessor(store, producer),
-                                      datadir=settings.profile_data_dir)
+        stream_app = build_stream_app(
+            bootstrap=settings.kafka_bootstrap, group_id=settings.profile_group_id,
+            resolver=IdentityResolver(identities, store, producer, settings.resolved_topic),
+            folder=ProfileFolder(store, identities, producer, segment_defs,
+                                 resolved_topic=settings.resolved_topic),
+            datadir=settings.profile_data_dir, resolved_topic=settings.resolved_topic)
         await stream_app.start()
         app.state.profiles = store
+        app.state.eraser = Eraser(store, identities, redis, producer)
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
         try:
@@ -49,9 +56,12 @@ def build(settings: ProfileSettings | None = None) -> FastAPI:
             await redis.aclose()
 
     app = create_app(service="profile", title="Rapport profile",
-                     description="Live single customer view kept by stream processors.",
+                     description="Live single customer view kept by stream processors: "
+                                 "identities stitched across channels, history, metrics, "
+                                 "affinities, consents and segments.",
                      lifespan=lifespan)
     app.state.settings = settings
+    app.state.segments = segment_defs
     app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,
                                             settings.dev_keys)
     app.include_router(api.router)

@@ -64,8 +64,9 @@ def identities_of(tp: Touchpoint) -> list[Identity]:
         found.append(Identity(type="user_id", value=tp.user_id))
     if tp.anonymous_id:
         found.append(Identity(type="anonymous_id", value=tp.anonymous_id))
-    if tp.previous_id:
-        found.append(Identity(type="previous_id", value=tp.previous_id))
+    if tp.previous_id:  # alias: the old id may have been a user id or an anonymous id
+        found.append(Identity(type="user_id", value=tp.previous_id))
+        found.append(Identity(type="anonymous_id", value=tp.previous_id))
     for trait in IDENTIFYING_TRAITS:
         value = tp.traits.get(trait)
         if isinstance(value, str) and value.strip():
@@ -224,3 +225,83 @@ def apply(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id: str,
         setattr(m, field, round(getattr(m, field), 2))
     p.updated_at = processed_at
     return p
+
+
+_EARLIEST = ("first_seen", "first_order_at")
+_LATEST = ("last_seen", "last_order_at", "unsubscribed_at")
+_NOT_SUMMED = {*_EARLIEST, *_LATEST, "last_nps", "last_nps_at"}
+
+
+def _combine_affinity(a: Affinity, b: Affinity, half_life_days: float) -> Affinity:
+    if a.as_of is None or b.as_of is None:
+        return a if b.as_of is None else b
+    as_of = max(a.as_of, b.as_of)
+    return Affinity(score=_decay(a.score, a.as_of, as_of, half_life_days)
+                    + _decay(b.score, b.as_of, as_of, half_life_days), as_of=as_of)
+
+
+def merge(survivor: CustomerProfile, absorbed: CustomerProfile, *, processed_at: datetime,
+          policy: FoldPolicy = DEFAULT_POLICY) -> CustomerProfile:
+    """Two profiles found to be one person: exactly what folding both histories into
+    one profile would have given (counts and sums add, first seen is the minimum, last
+    seen the maximum, the latest trait wins)."""
+    if absorbed.customer_id in survivor.merged_from or absorbed.customer_id == \
+            survivor.customer_id:
+        return survivor
+    p = survivor.model_copy(deep=True)
+    m, o = p.metrics, absorbed.metrics
+    for field in type(m).model_fields:
+        mine, theirs = getattr(m, field), getattr(o, field)
+        if field in _NOT_SUMMED or theirs is None:
+            continue
+        setattr(m, field, mine + theirs)
+    for field in _EARLIEST:
+        if getattr(o, field) is not None:
+            setattr(m, field, _earliest(getattr(m, field), getattr(o, field)))
+    for field in _LATEST:
+        if getattr(o, field) is not None:
+            setattr(m, field, _latest(getattr(m, field), getattr(o, field)))
+    if o.last_nps_at is not None and _replaces(o.last_nps_at, o.last_nps, m.last_nps_at,
+                                               m.last_nps):
+        m.last_nps, m.last_nps_at = o.last_nps, o.last_nps_at
+    for field in ("revenue", "discounts", "returned_value", "margin", "margin_revenue"):
+        setattr(m, field, round(getattr(m, field), 2))
+
+    known = set(p.identities)
+    p.identities.extend(i for i in absorbed.identities if i not in known)
+    for key, value in absorbed.traits.items():
+        at = absorbed.trait_times.get(key)
+        if at is not None and _replaces(at, value, p.trait_times.get(key), p.traits.get(key)):
+            p.traits[key], p.trait_times[key] = value, at
+    for kind, consent in absorbed.consents.items():
+        mine = p.consents.get(kind)
+        if _replaces(consent.at, consent.value, mine and mine.at, mine and mine.value):
+            p.consents[kind] = consent
+    for name, activity in absorbed.channels.items():
+        ch = p.channels.setdefault(name, ChannelActivity())
+        ch.count += activity.count
+        if activity.last_seen is not None:
+            ch.last_seen = _latest(ch.last_seen, activity.last_seen)
+    for category, affinity in absorbed.affinities.items():
+        current = p.affinities.get(category)
+        p.affinities[category] = affinity if current is None else _combine_affinity(
+            current, affinity, policy.affinity_half_life_days)
+    seen = [i for i in absorbed.recent_message_ids if i not in p.recent_message_ids]
+    p.recent_message_ids = (p.recent_message_ids + seen)[-policy.recent_ids:]
+    p.merged_from = sorted({*p.merged_from, absorbed.customer_id, *absorbed.merged_from})
+    p.updated_at = processed_at
+    return p
+
+
+def describe(profile: CustomerProfile, now: datetime) -> dict[str, Any]:
+    """The profile as readers see it at ``now``: the API body and the facts segments test."""
+    body = profile.model_dump(mode="json", exclude={"trait_times", "recent_message_ids"})
+    body["rfm"] = profile.rfm(now).model_dump(mode="json")
+    m = profile.metrics
+    body["metrics"]["average_order_value"] = round(m.revenue / m.orders, 2) if m.orders else None
+    body["metrics"]["margin_rate"] = (round(m.margin / m.margin_revenue, 4)
+                                      if m.margin_revenue else None)
+    body["metrics"]["nps"] = round(m.nps_sum / m.nps_responses, 2) if m.nps_responses else None
+    body["affinities"] = affinities_at(profile, now)
+    body["consents"] = {k: c.value for k, c in profile.consents.items()}
+    return body

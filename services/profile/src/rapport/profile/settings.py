@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from rapport.shared import topics
 from rapport.shared.settings import CommonSettings
 
 
@@ -17,4 +18,11 @@ class ProfileSettings(CommonSettings):
     profile_data_dir: Path = Field(
         default=Path(tempfile.gettempdir()) / "rapport-profile",
         description="Scratch folder of the stream processor (state lives in Redis, not here)")
+    resolved_topic: str = Field(default=topics.RESOLVED.name,
+                                description="Re-keyed stream between the two stages")
+    identity_join_limit: int = Field(
+        default=5, ge=1, description="How many profiles one identifier value (email, phone, "
+                                     "loyalty id, device) may join before links are refused")
+    segments_file: Path | None = Field(default=None,
+                                       description="JSON list of segment definitions")
     timeline_length: int = Field(default=100, ge=1, le=1000)

@@ -1,32 +1,38 @@
-"""Redis adapter for profiles, identity index, timelines and applied offsets.
+"""Redis adapter for profiles, timelines, segment membership and applied offsets.
 
-Each write of a profile goes in one MULTI/EXEC with the Kafka offset it
-reflects, so a redelivered touchpoint is recognised and never counted twice.
+A micro-batch's effects go in one MULTI/EXEC with the Kafka offsets they
+reflect, so a redelivered record is recognised and never counted twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import orjson
 from redis.asyncio import Redis
 
 from rapport.shared import keys
 from rapport.shared.events import Touchpoint
-from rapport.shared.profiles import CustomerProfile, Identity
+from rapport.shared.profiles import CustomerProfile
 
 
-def timeline_key(customer_id: str) -> str:
-    return f"{keys.profile(customer_id)}:timeline"
-
-
-def timeline_entry(tp: Touchpoint) -> bytes:
-    """What an agent sees of one touchpoint: no raw context, only what it was."""
-    return orjson.dumps({
+def timeline_entry(tp: Touchpoint) -> tuple[float, str]:
+    """(event time, JSON) of what an agent sees of one touchpoint: no raw context."""
+    return tp.timestamp.timestamp(), orjson.dumps({
         "message_id": tp.message_id, "type": tp.type.value, "event": tp.event, "name": tp.name,
         "channel": tp.channel.value, "timestamp": tp.timestamp.isoformat(),
-        "properties": tp.properties,
-    })
+        "properties": tp.properties}).decode()
+
+
+@dataclass
+class BatchEffects:
+    profiles: dict[str, CustomerProfile] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    timelines: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    joined: dict[str, set[str]] = field(default_factory=dict)
+    left: dict[str, set[str]] = field(default_factory=dict)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class ProfileStore:
@@ -39,42 +45,60 @@ class ProfileStore:
         raw = await self._redis.get(keys.profile(customer_id))
         return None if raw is None else CustomerProfile.from_bytes(raw)
 
-    async def resolve(self, kind: str, value: str) -> str | None:
-        """The customer id an identifier belongs to, if any."""
-        raw = await self._redis.get(keys.identity(kind, value))
-        return None if raw is None else raw.decode()
-
-    async def timeline(self, customer_id: str, limit: int) -> list[dict[str, object]]:
-        rows = await self._redis.lrange(timeline_key(customer_id), 0, limit - 1)
-        return [orjson.loads(r) for r in rows]
-
-    async def applied_offset(self, topic: str, partition: int) -> int:
-        raw = await self._redis.get(keys.applied_offset(self._group, topic, partition))
-        return -1 if raw is None else int(raw)
-
     async def load_many(self, customer_ids: list[str]) -> list[CustomerProfile | None]:
         if not customer_ids:
             return []
         raws = await self._redis.mget([keys.profile(c) for c in customer_ids])
         return [None if r is None else CustomerProfile.from_bytes(r) for r in raws]
 
-    async def commit_batch(self, profiles: Iterable[CustomerProfile],
-                           new_identities: dict[str, list[Identity]],
-                           touchpoints: Iterable[Touchpoint],
-                           offsets: dict[tuple[str, int], int]) -> None:
+    async def resolve(self, kind: str, value: str) -> str | None:
+        """The profile id an identifier belongs to, if any."""
+        raw = await self._redis.get(keys.identity(kind, value))
+        return None if raw is None else raw.decode()
+
+    async def timeline(self, customer_id: str, limit: int) -> list[dict[str, object]]:
+        rows = await self._redis.zrevrange(keys.timeline(customer_id), 0, limit - 1)
+        return [orjson.loads(r) for r in rows]
+
+    async def timeline_entries(self, customer_id: str) -> list[tuple[float, str]]:
+        rows = await self._redis.zrange(keys.timeline(customer_id), 0, -1, withscores=True)
+        return [(score, member.decode()) for member, score in rows]
+
+    async def segment_counts(self, names: Iterable[str]) -> dict[str, int]:
+        names = list(names)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.scard(keys.segment_members(name))
+            counts = await pipe.execute()
+        return dict(zip(names, counts, strict=True))
+
+    async def applied_offset(self, topic: str, partition: int) -> int:
+        raw = await self._redis.get(keys.applied_offset(self._group, topic, partition))
+        return -1 if raw is None else int(raw)
+
+    async def commit(self, fx: BatchEffects) -> None:
         """Store a micro-batch's effects and the offsets they reflect, atomically."""
         async with self._redis.pipeline(transaction=True) as tx:
-            for profile in profiles:
-                tx.set(keys.profile(profile.customer_id), profile.to_bytes())
-                for ident in new_identities.get(profile.customer_id, ()):
-                    tx.set(keys.identity(ident.type, ident.value), profile.customer_id)
-            timelines: set[str] = set()
-            for tp in touchpoints:
-                tl = timeline_key(tp.customer_key)
-                tx.lpush(tl, timeline_entry(tp))
-                timelines.add(tl)
-            for tl in timelines:
-                tx.ltrim(tl, 0, self._timeline_length - 1)
-            for (topic, partition), offset in offsets.items():
+            for pid, profile in fx.profiles.items():
+                tx.set(keys.profile(pid), profile.to_bytes())
+            for pid in fx.removed:
+                tx.delete(keys.profile(pid), keys.timeline(pid))
+            for pid, entries in fx.timelines.items():
+                if pid in fx.removed or not entries:
+                    continue
+                tx.zadd(keys.timeline(pid), {member: score for score, member in entries})
+                tx.zremrangebyrank(keys.timeline(pid), 0, -self._timeline_length - 1)
+            for segment, members in fx.joined.items():
+                tx.sadd(keys.segment_members(segment), *members)
+            for segment, members in fx.left.items():
+                tx.srem(keys.segment_members(segment), *members)
+            for (topic, partition), offset in fx.offsets.items():
                 tx.set(keys.applied_offset(self._group, topic, partition), offset)
             await tx.execute()
+
+    async def offsets(self, topic: str, partitions: int, group: str | None = None,
+                      ) -> dict[int, int]:
+        group = group or self._group
+        raws = await self._redis.mget([keys.applied_offset(group, topic, p)
+                                       for p in range(partitions)])
+        return {p: int(r) for p, r in enumerate(raws) if r is not None}

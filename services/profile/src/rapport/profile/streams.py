@@ -1,29 +1,49 @@
-"""Kafka side of the profile service: a faust-streaming agent folds each
-touchpoint into its customer's profile and publishes the new profile."""
+"""Kafka side of the profile service: two faust-streaming agents.
+
+``resolve_identities`` (touchpoints, keyed by raw identifier) resolves each
+touchpoint's identifiers to one profile id in Redis, merging profiles that turn
+out to be one person, and re-keys the stream by profile id onto
+``rapport.touchpoints.resolved.v1``.
+
+``fold_profiles`` (resolved steps, keyed by profile id) owns each person's
+state on exactly one partition: it folds touchpoints, hands merged profiles
+over, evaluates segments and publishes every change.
+
+Both work a micro-batch at a time and are exactly once in effect: the Kafka
+offsets a batch reflects are stored in Redis together with its effects, records
+are published before those effects are stored, and re-published records are
+recognised (message fingerprints, merge markers) when they come round again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import faust
+import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from rapport.shared import topics
-from rapport.shared.events import Touchpoint
+from rapport.shared.events import ProfileStep, StepKind, Touchpoint
+from rapport.shared.profiles import CustomerProfile
 
-from . import domain
-from .store import ProfileStore
+from . import domain, segments
+from .identity import IdentityStore
+from .store import BatchEffects, ProfileStore, timeline_entry
 
 log = structlog.get_logger(__name__)
 
-PROCESSED = Counter("rapport_profile_touchpoints_total", "Touchpoints seen by the profile fold",
-                    ["outcome"])
+PROCESSED = Counter("rapport_profile_records_total", "Records seen by the profile processors",
+                    ["stage", "outcome"])
+MERGES = Counter("rapport_profile_merges_total", "Profiles merged into another")
+REFUSED = Counter("rapport_profile_links_refused_total", "Links refused by the over-merge guard")
 LAG = Histogram("rapport_profile_freshness_seconds",
                 "From ingest's receipt to the profile being stored",
                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
@@ -37,79 +57,229 @@ class Record:
     value: bytes
 
 
-class ProfileProcessor:
-    """Applies touchpoints exactly once in effect, a micro-batch at a time.
+class OffsetGuard:
+    """Which records of a batch Redis already reflects (a redelivery after a crash)."""
 
-    Order: drop records whose offset Redis already reflects; fold the rest in
-    memory; publish each changed profile (acks=all); then store profiles,
-    identities, timelines and the new offsets in one MULTI/EXEC. A crash
-    between any two steps leads to a redelivery that recomputes and
-    republishes the same profiles.
-    """
-
-    def __init__(self, store: ProfileStore, producer: AIOKafkaProducer) -> None:
+    def __init__(self, store: ProfileStore, stage: str) -> None:
         self._store = store
-        self._producer = producer
+        self._stage = stage
         self._applied: dict[tuple[str, int], int] = {}
 
-    def forget_partitions(self) -> None:
-        """After a rebalance another worker may have advanced them: reread from Redis."""
+    def forget(self) -> None:
         self._applied.clear()
 
-    async def handle(self, raw: bytes, *, topic: str, partition: int, offset: int) -> None:
-        await self.handle_batch([Record(topic, partition, offset, raw)])
-
-    async def _fresh(self, records: list[Record]) -> list[Record]:
+    async def fresh(self, records: list[Record]) -> list[Record]:
         for key in {(r.topic, r.partition) for r in records} - self._applied.keys():
             self._applied[key] = await self._store.applied_offset(*key)
         fresh = [r for r in records if r.offset > self._applied[(r.topic, r.partition)]]
         if len(fresh) < len(records):
-            PROCESSED.labels("redelivered").inc(len(records) - len(fresh))
+            PROCESSED.labels(self._stage, "redelivered").inc(len(records) - len(fresh))
         return fresh
 
+    @staticmethod
+    def offsets(records: list[Record]) -> dict[tuple[str, int], int]:
+        out: dict[tuple[str, int], int] = {}
+        for r in records:
+            out[(r.topic, r.partition)] = max(r.offset, out.get((r.topic, r.partition), -1))
+        return out
+
+    def advance(self, offsets: dict[tuple[str, int], int]) -> None:
+        self._applied.update(offsets)
+
+
+async def _acked(sends: list[Awaitable[object]]) -> None:
+    futures = [await s for s in sends]
+    await asyncio.gather(*futures)
+
+
+class IdentityResolver:
+    """Stage 1: touchpoints -> profile ids, merges decided, stream re-keyed."""
+
+    def __init__(self, identities: IdentityStore, store: ProfileStore,
+                 producer: AIOKafkaProducer, resolved_topic: str = topics.RESOLVED.name) -> None:
+        self._resolved = resolved_topic
+        self._identities = identities
+        self._store = store
+        self._producer = producer
+        self.guard = OffsetGuard(store, "resolve")
+
+    def _send(self, step: ProfileStep) -> Awaitable[object]:
+        return self._producer.send(self._resolved, step.to_bytes(),
+                                   key=step.profile_id.encode())
+
     async def handle_batch(self, records: list[Record]) -> None:
-        fresh = await self._fresh(records)
-        if not fresh:
-            return
-        decoded: list[tuple[Record, Touchpoint]] = []
+        fresh = await self.guard.fresh(records)
+        decoded: list[Touchpoint] = []
         for r in fresh:
             try:
-                decoded.append((r, Touchpoint.from_bytes(r.value)))
+                decoded.append(Touchpoint.from_bytes(r.value))
             except ValidationError:
                 log.error("undecodable_touchpoint", partition=r.partition, offset=r.offset)
-                PROCESSED.labels("undecodable").inc()
-        customers = sorted({tp.customer_key for _, tp in decoded})
-        before = dict(zip(customers, await self._store.load_many(customers), strict=True))
-        after = dict(before)
-        now = datetime.now(UTC)
-        applied: list[Touchpoint] = []
-        for _, tp in decoded:
-            cid = tp.customer_key
-            after[cid] = domain.apply(after[cid], tp, customer_id=cid, processed_at=now)
-            applied.append(tp)
-        changed = [p for p in after.values() if p is not None]
-        acks = [await self._producer.send(topics.PROFILE_UPDATES.name, p.to_bytes(),
-                                          key=p.customer_id.encode()) for p in changed]
-        await asyncio.gather(*acks)
-        offsets: dict[tuple[str, int], int] = {}
-        for r in fresh:
-            offsets[(r.topic, r.partition)] = max(r.offset, offsets.get((r.topic, r.partition), -1))
-        new_identities = {}
-        for cid, p in after.items():
-            if p is None:
+                PROCESSED.labels("resolve", "undecodable").inc()
+        resolutions = await self._identities.resolve_many([
+            (tp.customer_key, domain.identities_of(tp),
+             int(tp.received_at.timestamp() * 1000), tp.message_id) for tp in decoded])
+        sends, events = [], []
+        for tp, res in zip(decoded, resolutions, strict=True):
+            if res.profile_id is None:
+                PROCESSED.labels("resolve", "erased").inc()
                 continue
-            known = set(before[cid].identities) if before[cid] else set()
-            new_identities[cid] = [i for i in p.identities if i not in known]
-        await self._store.commit_batch(changed, new_identities, applied, offsets)
-        self._applied.update(offsets)
-        PROCESSED.labels("applied").inc(len(applied))
+            sends.append(self._send(ProfileStep(kind=StepKind.TOUCHPOINT,
+                                                profile_id=res.profile_id, touchpoint=tp)))
+            for gone in res.refused:
+                REFUSED.inc()
+                events.append({"type": "link_refused", "profile_id": res.profile_id,
+                               "other_profile_id": gone, "message_id": tp.message_id,
+                               "at": tp.received_at.isoformat()})
+        for event in events:
+            sends.append(self._producer.send(topics.IDENTITY_EVENTS.name, orjson.dumps(event),
+                                             key=event["profile_id"].encode()))
+        await _acked(sends)
+        PROCESSED.labels("resolve", "applied").inc(len(decoded))
+        await self.drain_outbox()
+        offsets = OffsetGuard.offsets(fresh)
+        if offsets:
+            await self._store.commit(BatchEffects(offsets=offsets))
+            self.guard.advance(offsets)
+
+    async def drain_outbox(self) -> None:
+        """Publish decided merges (the hand-over step and the merge event), then forget them."""
+        pending = await self._identities.outbox()
+        if not pending:
+            return
+        sends = []
+        for gone, (survivor, message_id) in pending.items():
+            sends.append(self._send(ProfileStep(kind=StepKind.MERGE_OUT, profile_id=gone,
+                                                into=survivor,
+                                                cause={"message_id": message_id})))
+            event = {"type": "merged", "profile_id": survivor, "absorbed_id": gone,
+                     "cause": {"message_id": message_id}}
+            sends.append(self._producer.send(topics.IDENTITY_EVENTS.name, orjson.dumps(event),
+                                             key=survivor.encode()))
+        await _acked(sends)
+        MERGES.inc(len(pending))
+        await self._identities.clear_outbox(list(pending))
+
+
+class ProfileFolder:
+    """Stage 2: each profile's steps, on the partition that owns the profile."""
+
+    def __init__(self, store: ProfileStore, identities: IdentityStore,
+                 producer: AIOKafkaProducer, segment_defs: list[segments.Segment],
+                 policy: domain.FoldPolicy = domain.DEFAULT_POLICY,
+                 resolved_topic: str = topics.RESOLVED.name) -> None:
+        self._resolved = resolved_topic
+        self._store = store
+        self._identities = identities
+        self._producer = producer
+        self._segments = segment_defs
+        self._policy = policy
+        self.guard = OffsetGuard(store, "fold")
+
+    async def handle(self, raw: bytes, *, topic: str, partition: int, offset: int) -> None:
+        await self.handle_batch([Record(topic, partition, offset, raw)])
+
+    async def handle_batch(self, records: list[Record]) -> None:
+        fresh = await self.guard.fresh(records)
+        steps: list[ProfileStep] = []
+        for r in fresh:
+            try:
+                steps.append(ProfileStep.from_bytes(r.value))
+            except ValidationError:
+                log.error("undecodable_step", partition=r.partition, offset=r.offset)
+                PROCESSED.labels("fold", "undecodable").inc()
+        now = datetime.now(UTC)
+        ids = sorted({s.profile_id for s in steps})
+        moved = await self._identities.merged_into(ids)
+        erased = await self._identities.erased_profiles(ids)
+        state: dict[str, CustomerProfile | None] = dict(
+            zip(ids, await self._store.load_many(ids), strict=True))
+        before = {pid: (p.segments if p else []) for pid, p in state.items()}
+        fx = BatchEffects()
+        sends: list[Awaitable[object]] = []
+        changed: set[str] = set()
+        applied: list[Touchpoint] = []
+
+        for step in steps:
+            pid = step.profile_id
+            if pid in erased and (step.touchpoint is None or
+                                  step.touchpoint.received_at.timestamp() * 1000 <= erased[pid]):
+                PROCESSED.labels("fold", "erased").inc()
+                continue
+            if step.kind is not StepKind.MERGE_OUT and pid in moved:
+                target = moved[pid]  # merged away: this belongs to the surviving profile
+                sends.append(self._forward(step.model_copy(update={"profile_id": target})))
+                PROCESSED.labels("fold", "forwarded").inc()
+                continue
+            if step.kind is StepKind.TOUCHPOINT and step.touchpoint is not None:
+                tp = step.touchpoint
+                state[pid] = domain.apply(state[pid], tp, customer_id=pid, processed_at=now,
+                                          policy=self._policy)
+                fx.timelines.setdefault(pid, []).append(timeline_entry(tp))
+                changed.add(pid)
+                applied.append(tp)
+            elif step.kind is StepKind.MERGE_OUT and step.into:
+                # Even an empty profile is handed over, so the survivor records the merge
+                # whatever the timing (a repeated hand-over is recognised there).
+                profile = state.get(pid) or CustomerProfile(customer_id=pid)
+                timeline = [*await self._store.timeline_entries(pid), *fx.timelines.pop(pid, [])]
+                sends.append(self._forward(ProfileStep(
+                    kind=StepKind.MERGE_IN, profile_id=step.into, absorbed_id=pid,
+                    absorbed=profile.model_dump(mode="json"), timeline=timeline,
+                    cause=step.cause)))
+                state[pid] = None
+                changed.discard(pid)
+                fx.removed.add(pid)
+                fx.left.update({s: {*fx.left.get(s, set()), pid} for s in before.get(pid, [])})
+                sends.append(self._producer.send(topics.PROFILE_UPDATES.name, None,
+                                                 key=pid.encode()))
+            elif step.kind is StepKind.MERGE_IN and step.absorbed is not None:
+                absorbed = CustomerProfile.model_validate(step.absorbed)
+                current = state[pid] or CustomerProfile(customer_id=pid)
+                if absorbed.customer_id in current.merged_from:
+                    continue
+                state[pid] = domain.merge(current, absorbed, processed_at=now,
+                                          policy=self._policy)
+                fx.timelines.setdefault(pid, []).extend(
+                    (score, member) for score, member in step.timeline or [])
+                changed.add(pid)
+
+        for pid in changed:
+            profile = state[pid]
+            assert profile is not None
+            profile.segments = segments.memberships(profile, now, self._segments)
+            fx.profiles[pid] = profile
+            sends.append(self._producer.send(topics.PROFILE_UPDATES.name, profile.to_bytes(),
+                                             key=pid.encode()))
+            old, new = set(before.get(pid, [])), set(profile.segments)
+            for name, kind in [*((n, "entered") for n in new - old),
+                               *((n, "exited") for n in old - new)]:
+                (fx.joined if kind == "entered" else fx.left).setdefault(name, set()).add(pid)
+                sends.append(self._producer.send(topics.SEGMENT_EVENTS.name, orjson.dumps(
+                    {"type": kind, "segment": name, "profile_id": pid,
+                     "at": now.isoformat()}), key=pid.encode()))
+        await _acked(sends)
+        # An erasure that landed while this batch was folding wins over it.
+        for pid, at in (await self._identities.erased_profiles(list(fx.profiles))).items():
+            if at != erased.get(pid):
+                fx.profiles.pop(pid, None)
+                fx.timelines.pop(pid, None)
+        fx.offsets = OffsetGuard.offsets(fresh)
+        await self._store.commit(fx)
+        self.guard.advance(fx.offsets)
+        PROCESSED.labels("fold", "applied").inc(len(applied))
         done = datetime.now(UTC)
         for tp in applied:
             LAG.observe(max(0.0, (done - tp.received_at).total_seconds()))
 
+    def _forward(self, step: ProfileStep) -> Awaitable[object]:
+        return self._producer.send(self._resolved, step.to_bytes(),
+                                   key=step.profile_id.encode())
 
-def build_stream_app(*, bootstrap: str, group_id: str, processor: ProfileProcessor,
-                     datadir: Path, max_batch: int = 500,
+
+def build_stream_app(*, bootstrap: str, group_id: str, resolver: IdentityResolver,
+                     folder: ProfileFolder, datadir: Path, resolved_topic: str,
+                     max_batch: int = 500,
                      batch_window_s: float = 0.02) -> faust.App:
     (datadir / group_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -123,18 +293,28 @@ def build_stream_app(*, bootstrap: str, group_id: str, processor: ProfileProcess
         autodiscover=False,
         datadir=str(datadir / group_id),
     )
-    touchpoints = app.topic(topics.TOUCHPOINTS.name, key_type=bytes, value_type=bytes,
-                            key_serializer="raw", value_serializer="raw")
 
-    @app.agent(touchpoints, name="fold_touchpoints")
-    async def fold_touchpoints(stream: faust.StreamT) -> None:
+    def source(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw")
+
+    def records(events: list[faust.EventT]) -> list[Record]:
+        return [Record(e.message.topic, e.message.partition, e.message.offset, e.value)
+                for e in events]
+
+    @app.agent(source(topics.TOUCHPOINTS.name), name="resolve_identities")
+    async def resolve_identities(stream: faust.StreamT) -> None:
         async for events in stream.take_events(max_batch, within=batch_window_s):
-            await processor.handle_batch([
-                Record(e.message.topic, e.message.partition, e.message.offset, e.value)
-                for e in events])
+            await resolver.handle_batch(records(events))
+
+    @app.agent(source(resolved_topic), name="fold_profiles")
+    async def fold_profiles(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(max_batch, within=batch_window_s):
+            await folder.handle_batch(records(events))
 
     @app.on_rebalance_complete.connect
     async def _rebalanced(sender: object, **_: object) -> None:
-        processor.forget_partitions()
+        resolver.guard.forget()
+        folder.guard.forget()
 
     return app
