@@ -49,13 +49,19 @@ async def test_a_new_customer_flows_from_ingest_to_a_decision(system, http):
                            auth=("dev-write-key", ""))
     assert resp.status_code == 200 and resp.json()["accepted"] == 5, resp.text
 
+    seen: dict[str, object] = {}
+
     async def profile_complete():
         r = await http.get(f"{profile}/v1/customers/{user}", headers=AGENT)
+        seen["last"] = (r.status_code, r.json())
         done = r.status_code == 200 and r.json()["metrics"]["touchpoints"] == 5 \
             and anon in r.json()["merged_from"]   # the anonymous visit was stitched in
         return r.json() if done else None
 
-    body = await eventually(profile_complete, timeout=60)
+    try:
+        body = await eventually(profile_complete, timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"profile incomplete: {seen['last']}") from exc
     m = body["metrics"]
     assert (m["orders"], m["revenue"], m["discounts"], m["service_contacts"]) == (2, 170.0,
                                                                                 10.0, 1)

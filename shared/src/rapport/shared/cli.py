@@ -139,6 +139,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from rapport.profile import rebuild  # the workspace installs every service
+
+    kafka = redis = None
+    stack = None
+    if args.profile:
+        stack = _stack(args)
+        kafka, redis = stack.kafka_bootstrap, stack.redis_url
+    restart = stack is not None and stack.pid("profile") is not None
+    if restart:
+        say("Stopping the profile service for the rebuild ...")
+        stack.stop_service("profile")
+    try:
+        report = asyncio.run(rebuild.rebuild_at(kafka, redis, wait_s=args.wait))
+    except rebuild.RebuildRefused as exc:
+        say(f"[red]{exc}[/]")
+        return 1
+    say(f"Forgot {report.keys_deleted:,} profile keys, reloaded {report.erasures_reloaded:,} "
+        f"erasures; {report.touchpoints_to_replay:,} touchpoints will be replayed.")
+    if restart:
+        stack.start_services(("profile",))
+        stack.wait_services(services=("profile",))
+        say("Profile service restarted: it is rebuilding now.")
+    else:
+        say("Start the profile workers: they rebuild every profile as they catch up.")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -174,6 +202,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--sustain", type=int, default=300, help="sustained run for memory (s)")
     b.add_argument("--perf-records", type=int, default=1_000_000)
     b.set_defaults(func=cmd_bench)
+
+    pr = sub.add_parser("profiles", help="profile maintenance: rebuild from Kafka after "
+                                         "Redis was lost or flushed")
+    pr.add_argument("action", choices=["rebuild"])
+    pr.add_argument("--profile", choices=sorted(localstack.PROFILES), default=None,
+                    help="a local stack (stops and restarts its profile service); "
+                         "without it, RAPPORT_* settings say where Kafka and Redis are")
+    pr.add_argument("--wait", type=float, default=90,
+                    help="seconds to wait for stopped workers to leave the consumer group")
+    pr.set_defaults(func=cmd_profiles)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
     m.add_argument("--ingest", default="http://127.0.0.1:8001")

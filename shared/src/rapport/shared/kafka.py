@@ -92,3 +92,15 @@ async def start_with_retry(start: Callable[[], Awaitable[None]], what: str,
             if attempt.retry_state.attempt_number > 1:
                 log.info("kafka_retry", client=what, attempt=attempt.retry_state.attempt_number)
             await start()
+
+
+async def topic_partitions(bootstrap: str, names: list[str]) -> dict[str, list[int]]:
+    """The partition numbers of each existing topic among ``names``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="rapport-metadata")
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return {t["topic"]: sorted(p["partition"] for p in t["partitions"])
+            for t in described if t["error_code"] == 0}

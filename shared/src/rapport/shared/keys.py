@@ -90,3 +90,10 @@ def ingest_seen(source: str, day: int, shard: int) -> str:
     Sharded so each hash stays in Redis's compact listpack encoding.
     """
     return f"{PREFIX}:ingest:seen:{source}:{day}:{shard}"
+
+
+def profile_owned_patterns(group: str) -> list[str]:
+    """Every key the profile service writes, as SCAN patterns (what a rebuild forgets)."""
+    return [f"{PREFIX}:{kind}:*" for kind in (
+        "profile", "identity", "profile-identities", "merged-into", "identity-joins",
+        "erased", "erased-profile", "timeline", "segment")] + [f"{PREFIX}:offset:{group}:*"]

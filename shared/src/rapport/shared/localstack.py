@@ -339,6 +339,10 @@ class Stack:
             self.start_services()
             self.wait_services()
 
+    def stop_service(self, name: str) -> bool:
+        """Stop one component; False when it was not running."""
+        return self._stop(name)
+
     def stop_services(self) -> list[str]:
         return [name for name in reversed(SERVICES) if self._stop(name)]
 

@@ -41,7 +41,9 @@ def build(settings: ProfileSettings | None = None) -> FastAPI:
             resolver=IdentityResolver(identities, store, producer, settings.resolved_topic),
             folder=ProfileFolder(store, identities, producer, segment_defs,
                                  resolved_topic=settings.resolved_topic),
-            datadir=settings.profile_data_dir, resolved_topic=settings.resolved_topic)
+            datadir=settings.profile_data_dir, touchpoints_topic=settings.touchpoints_topic,
+            resolved_topic=settings.resolved_topic,
+            session_timeout_s=settings.session_timeout_s)
         await stream_app.start()
         app.state.profiles = store
         app.state.eraser = Eraser(store, identities, redis, producer)

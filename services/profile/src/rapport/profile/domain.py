@@ -120,11 +120,16 @@ def _categories(tp: Touchpoint) -> list[str]:
     return [category] if isinstance(category, str) else []
 
 
+def money(value: Any) -> float:
+    """An amount in whole cents: sums of cents are exact, so any order gives the same total."""
+    return round(number(value), 2)
+
+
 def _order(p: CustomerProfile, props: dict[str, Any], at: datetime) -> None:
     m = p.metrics
     m.orders += 1
-    m.revenue += number(props.get("revenue", props.get("total")))
-    m.discounts += number(props.get("discount"))
+    m.revenue += money(props.get("revenue", props.get("total")))
+    m.discounts += money(props.get("discount"))
     m.last_order_at = _latest(m.last_order_at, at)
     m.first_order_at = _earliest(m.first_order_at, at)
     products = props.get("products")
@@ -134,15 +139,15 @@ def _order(p: CustomerProfile, props: dict[str, Any], at: datetime) -> None:
         quantity = number(line.get("quantity", 1)) or 1.0
         m.units += int(quantity)
         if "cost" in line:
-            m.margin += (number(line.get("price")) - number(line.get("cost"))) * quantity
-            m.margin_revenue += number(line.get("price")) * quantity
+            m.margin += money((number(line.get("price")) - number(line.get("cost"))) * quantity)
+            m.margin_revenue += money(number(line.get("price")) * quantity)
 
 
 def _service_and_email(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None:
     m, props, event = p.metrics, tp.properties, tp.event
     if event == "Order Refunded":
         m.returns += 1
-        m.returned_value += number(props.get("total"))
+        m.returned_value += money(props.get("total"))
     elif event == "Call Started":
         m.calls += 1
         m.service_contacts += 1

@@ -18,6 +18,8 @@ class ProfileSettings(CommonSettings):
     profile_data_dir: Path = Field(
         default=Path(tempfile.gettempdir()) / "rapport-profile",
         description="Scratch folder of the stream processor (state lives in Redis, not here)")
+    touchpoints_topic: str = Field(default=topics.TOUCHPOINTS.name,
+                                   description="Where ingest writes touchpoints")
     resolved_topic: str = Field(default=topics.RESOLVED.name,
                                 description="Re-keyed stream between the two stages")
     identity_join_limit: int = Field(
@@ -25,4 +27,7 @@ class ProfileSettings(CommonSettings):
                                      "loyalty id, device) may join before links are refused")
     segments_file: Path | None = Field(default=None,
                                        description="JSON list of segment definitions")
+    session_timeout_s: float = Field(
+        default=30, ge=6, description="How long a silent (crashed) worker keeps its "
+                                      "partitions before the group hands them over")
     timeline_length: int = Field(default=100, ge=1, le=1000)

@@ -278,8 +278,9 @@ class ProfileFolder:
 
 
 def build_stream_app(*, bootstrap: str, group_id: str, resolver: IdentityResolver,
-                     folder: ProfileFolder, datadir: Path, resolved_topic: str,
-                     max_batch: int = 500,
+                     folder: ProfileFolder, datadir: Path, touchpoints_topic: str,
+                     resolved_topic: str,
+                     session_timeout_s: float = 30, max_batch: int = 500,
                      batch_window_s: float = 0.02) -> faust.App:
     (datadir / group_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -290,6 +291,8 @@ def build_stream_app(*, bootstrap: str, group_id: str, resolver: IdentityResolve
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
         autodiscover=False,
         datadir=str(datadir / group_id),
     )
@@ -302,7 +305,7 @@ def build_stream_app(*, bootstrap: str, group_id: str, resolver: IdentityResolve
         return [Record(e.message.topic, e.message.partition, e.message.offset, e.value)
                 for e in events]
 
-    @app.agent(source(topics.TOUCHPOINTS.name), name="resolve_identities")
+    @app.agent(source(touchpoints_topic), name="resolve_identities")
     async def resolve_identities(stream: faust.StreamT) -> None:
         async for events in stream.take_events(max_batch, within=batch_window_s):
             await resolver.handle_batch(records(events))
