@@ -51,10 +51,12 @@ test-integration: $(VENV)/.synced
 test-e2e: $(VENV)/.synced
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
 
-## bench: print throughput, latency and memory figures against Kafka's own limit
+## bench: print throughput, latency and memory figures against the limits measured in the same run
 BENCH_ARGS ?=
+PROFILE_BENCH_ARGS ?=
 bench: $(VENV)/.synced
 	$(RAPPORT) bench ingest $(BENCH_ARGS)
+	$(RAPPORT) bench profile $(PROFILE_BENCH_ARGS)
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .

@@ -132,6 +132,12 @@ def _banner_text(stack: localstack.Stack, customers: int) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.target == "profile":
+        from rapport.profile import bench as profile_bench  # the workspace installs all
+
+        profile_bench.main(events=args.events, customers=args.customers,
+                           profiles=args.profiles, rate=args.rate, seconds=args.seconds)
+        return 0
     from rapport.ingest import bench  # the workspace installs every service
 
     bench.main(workers=args.workers, connections=args.connections, seconds=args.seconds,
@@ -195,12 +201,17 @@ def parser() -> argparse.ArgumentParser:
     o.set_defaults(func=cmd_offers)
 
     b = sub.add_parser("bench", help="measure a service against the physical limit (prints)")
-    b.add_argument("target", choices=["ingest"])
+    b.add_argument("target", choices=["ingest", "profile"])
     b.add_argument("--workers", type=int, default=2, help="ingest worker processes")
     b.add_argument("--connections", type=int, default=32)
     b.add_argument("--seconds", type=int, default=30, help="length of each measured run")
     b.add_argument("--sustain", type=int, default=300, help="sustained run for memory (s)")
-    b.add_argument("--perf-records", type=int, default=1_000_000)
+    b.add_argument("--perf-records", type=int, default=1_000_000, help="ingest")
+    b.add_argument("--events", type=int, default=200_000, help="profile: events folded")
+    b.add_argument("--customers", type=int, default=20_000, help="profile: their customers")
+    b.add_argument("--profiles", type=int, default=1_000_000,
+                   help="profile: profiles built and rebuilt for the scale figures (0: skip)")
+    b.add_argument("--rate", type=float, default=5000, help="profile: events/s for freshness")
     b.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("profiles", help="profile maintenance: rebuild from Kafka after "
