@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 
 import orjson
@@ -109,8 +110,18 @@ class CustomerProfile(BaseModel):
         )
 
     def to_bytes(self) -> bytes:
+        """Plain JSON, every field: what the profile-updates topic carries."""
         return orjson.dumps(self.model_dump(mode="json"))
+
+    def to_stored(self) -> bytes:
+        """Compact form kept in Redis: defaults left out, then deflated (about a third)."""
+        body = self.model_dump(mode="json", exclude_defaults=True)
+        body["schema_version"] = self.schema_version
+        return zlib.compress(orjson.dumps(body), 1)
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> CustomerProfile:
+        """Either form: plain JSON starts with ``{``, the stored form is a zlib stream."""
+        if isinstance(raw, bytes) and raw[:1] != b"{":
+            raw = zlib.decompress(raw)
         return cls.model_validate_json(raw)

@@ -12,19 +12,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import orjson
 from redis.asyncio import Redis
 
 from rapport.shared import keys
 from rapport.shared.profiles import Identity
 
-# ARGV: prefix, new profile id, join limit, received ms, message id, then type, value pairs.
+# ARGV: prefix, join limit, then a JSON list of [new profile id, received ms, message id,
+# [type, value, type, value, ...]] for every touchpoint of a batch, resolved in order.
+# Returns a JSON list of [status, profile id, [merged ids], [refused ids]].
 _RESOLVE = """
-local prefix, newpid, limit, received = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local prefix, limit = ARGV[1], tonumber(ARGV[2])
+local function resolve(newpid, received, message_id, flat)
 local ids = {}
-for i = 6, #ARGV, 2 do ids[#ids + 1] = {ARGV[i], ARGV[i + 1]} end
+for i = 1, #flat, 2 do ids[#ids + 1] = {flat[i], flat[i + 1]} end
 for _, id in ipairs(ids) do
   local at = redis.call('GET', prefix .. ':erased:' .. redis.sha1hex(id[1] .. ':' .. id[2]))
-  if at and tonumber(at) >= received then return {'erased', '', '', ''} end
+  if at and tonumber(at) >= received then return {'erased', '', {}, {}} end
 end
 local owners, order = {}, {}
 for _, id in ipairs(ids) do
@@ -87,7 +91,7 @@ if #order > 0 then
         end
         redis.call('DEL', prefix .. ':profile-identities:' .. gone)
         redis.call('SET', prefix .. ':merged-into:' .. gone, survivor)
-        redis.call('HSET', prefix .. ':identity:outbox', gone, survivor .. '|' .. ARGV[5])
+        redis.call('HSET', prefix .. ':identity:outbox', gone, survivor .. '|' .. message_id)
         merged[#merged + 1] = gone
       end
     end
@@ -106,7 +110,13 @@ for _, id in ipairs(ids) do
     redis.call('SADD', prefix .. ':profile-identities:' .. survivor, id[3])
   end
 end
-return {'ok', survivor, table.concat(merged, '\\n'), table.concat(refused, '\\n')}
+return {'ok', survivor, merged, refused}
+end
+local out = {}
+for i, req in ipairs(cjson.decode(ARGV[3])) do
+  out[i] = resolve(req[1], req[2], req[3], req[4])
+end
+return cjson.encode(out)
 """
 
 # ARGV: prefix, profile id, erased-at ms. Returns the identity keys that pointed at it.
@@ -120,6 +130,11 @@ redis.call('DEL', prefix .. ':profile-identities:' .. pid)
 redis.call('SET', prefix .. ':erased-profile:' .. pid, at)
 return members
 """
+
+
+def _ids(value: object) -> list[str]:
+    """Lua's cjson writes an empty table as ``{}``: read it as an empty list."""
+    return list(value) if isinstance(value, list) else []
 
 
 def identifier_fingerprint(kind: str, value: str) -> str:
@@ -147,21 +162,16 @@ class IdentityStore:
         """Resolve touchpoints in order: (new profile id, identities, received ms, message id)."""
         if not requests:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for new_id, identities, received_ms, message_id in requests:
-                args: list[str | int] = [keys.PREFIX, new_id, self._limit, received_ms,
-                                         message_id]
-                for ident in identities:
-                    args.extend((ident.type, ident.value))
-                await self._resolve(keys=[], args=args, client=pipe)
-            rows = await pipe.execute()
+        batch = [[new_id, received_ms, message_id,
+                  [part for ident in identities for part in (ident.type, ident.value)]]
+                 for new_id, identities, received_ms, message_id in requests]
+        raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, orjson.dumps(batch)])
         out = []
-        for status, pid, merged, refused in rows:
-            if status == b"erased":
+        for status, pid, merged, refused in orjson.loads(raw):
+            if status == "erased":
                 out.append(Resolution(None))
                 continue
-            out.append(Resolution(pid.decode(), [m for m in merged.decode().split("\n") if m],
-                                  [r for r in refused.decode().split("\n") if r]))
+            out.append(Resolution(pid, _ids(merged), _ids(refused)))
         return out
 
     async def outbox(self) -> dict[str, tuple[str, str]]:

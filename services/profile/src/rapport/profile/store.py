@@ -80,7 +80,7 @@ class ProfileStore:
         """Store a micro-batch's effects and the offsets they reflect, atomically."""
         async with self._redis.pipeline(transaction=True) as tx:
             for pid, profile in fx.profiles.items():
-                tx.set(keys.profile(pid), profile.to_bytes())
+                tx.set(keys.profile(pid), profile.to_stored())
             for pid in fx.removed:
                 tx.delete(keys.profile(pid), keys.timeline(pid))
             for pid, entries in fx.timelines.items():
