@@ -168,3 +168,11 @@ def test_the_compact_stored_form_reads_back_the_same_profile(evs):
     stored = p.to_stored()
     assert CustomerProfile.from_bytes(stored) == p == CustomerProfile.from_bytes(p.to_bytes())
     assert len(stored) < len(p.to_bytes())
+
+
+def test_apply_leaves_the_given_profile_untouched():
+    before = fold([tp(1, "Order Completed", props={"total": 10})])
+    snapshot = before.model_dump()
+    after = apply(before, tp(2, "Order Completed", props={"total": 5}), customer_id="u1",
+                  processed_at=T0)
+    assert before.model_dump() == snapshot and after.metrics.revenue == 15.0

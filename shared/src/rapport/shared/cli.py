@@ -136,7 +136,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from rapport.profile import bench as profile_bench  # the workspace installs all
 
         profile_bench.main(events=args.events, customers=args.customers,
-                           profiles=args.profiles, rate=args.rate, seconds=args.seconds)
+                           profiles=args.profiles, rates=args.rate, seconds=args.seconds)
         return 0
     from rapport.ingest import bench  # the workspace installs every service
 
@@ -211,7 +211,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--customers", type=int, default=20_000, help="profile: their customers")
     b.add_argument("--profiles", type=int, default=1_000_000,
                    help="profile: profiles built and rebuilt for the scale figures (0: skip)")
-    b.add_argument("--rate", type=float, default=5000, help="profile: events/s for freshness")
+    b.add_argument("--rate", type=lambda v: [float(x) for x in v.split(",")],
+                   default=[5000.0, 1000.0],
+                   help="profile: events/s through ingest for freshness (comma-separated)")
     b.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("profiles", help="profile maintenance: rebuild from Kafka after "

@@ -320,7 +320,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main(*, events: int, customers: int, profiles: int, rate: float, seconds: int) -> None:
+def main(*, events: int, customers: int, profiles: int, rates: list[float],
+         seconds: int) -> None:
     stack = Stack("bench", say=lambda m: console.print(f"[dim]{m}[/]"))
     stack.wipe()
     rows: list[tuple[str, str]] = []
@@ -382,14 +383,18 @@ def main(*, events: int, customers: int, profiles: int, rate: float, seconds: in
         workers.stop()
         rows.append(("profile: 2 workers (2 cores), events folded/s", f"{two:,.0f}"))
 
-        if rate > 0 and seconds > 0:
+        rates = [r for r in rates if r > 0]
+        if rates and seconds > 0:
             stack.start_services(("ingest", "profile"), {"RAPPORT_LOG_LEVEL": "WARNING",
                                                          "RAPPORT_INGEST_WORKERS": "1"})
             stack.wait_services(services=("ingest", "profile"))
-            console.print(f"Freshness: {rate:,.0f} events/s through ingest for {seconds}s ...")
-            lat = asyncio.run(freshness(stack, rate=rate, seconds=seconds))
-            rows.append((f"freshness at {rate:,.0f} ev/s, ingest 200 → GET: p50 / p99",
-                         f"{pct(lat, .5):,.0f} / {pct(lat, .99):,.0f} ms ({len(lat)} probes)"))
+            for rate in rates:
+                console.print(f"Freshness: {rate:,.0f} events/s through ingest for {seconds}s ...")
+                lat = asyncio.run(freshness(stack, rate=rate, seconds=seconds))
+                rows.append((f"freshness at {rate:,.0f} ev/s, ingest 200 → GET: p50 / p99",
+                             f"{pct(lat, .5):,.0f} / {pct(lat, .99):,.0f} ms "
+                             f"({len(lat)} probes)"))
+                time.sleep(seconds)  # let a saturated pipeline drain before the next rate
             stack.stop_services()
 
         if profiles > 0:

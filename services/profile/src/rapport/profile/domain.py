@@ -197,11 +197,19 @@ def apply(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id: str,
     A touchpoint whose message was already applied (a resend that reached Kafka
     twice) returns the profile unchanged.
     """
+    return apply_owned(None if profile is None else profile.model_copy(deep=True), tp,
+                       customer_id=customer_id, processed_at=processed_at, policy=policy)
+
+
+def apply_owned(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id: str,
+                processed_at: datetime, policy: FoldPolicy = DEFAULT_POLICY,
+                ) -> CustomerProfile:
+    """:func:`apply` for a profile the caller owns (just loaded, shared with nobody),
+    which is updated in place: the stream folds a batch without copying per event."""
     fingerprint = message_fingerprint(tp)
     if profile is not None and fingerprint in profile.recent_message_ids:
         return profile
-    p = (profile.model_copy(deep=True) if profile is not None
-         else CustomerProfile(customer_id=customer_id))
+    p = profile if profile is not None else CustomerProfile(customer_id=customer_id)
     at, m = tp.timestamp, p.metrics
     p.recent_message_ids = [*p.recent_message_ids, fingerprint][-policy.recent_ids:]
 

@@ -213,8 +213,9 @@ class ProfileFolder:
                 continue
             if step.kind is StepKind.TOUCHPOINT and step.touchpoint is not None:
                 tp = step.touchpoint
-                state[pid] = domain.apply(state[pid], tp, customer_id=pid, processed_at=now,
-                                          policy=self._policy)
+                # Loaded from Redis for this batch alone: folded in place.
+                state[pid] = domain.apply_owned(state[pid], tp, customer_id=pid,
+                                                processed_at=now, policy=self._policy)
                 fx.timelines.setdefault(pid, []).append(timeline_entry(tp))
                 changed.add(pid)
                 applied.append(tp)
