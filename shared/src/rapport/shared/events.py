@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 SCHEMA_VERSION = 1
 
@@ -117,7 +117,8 @@ class StepKind(StrEnum):
 
 
 class ProfileStep(BaseModel):
-    """One record of ``rapport.touchpoints.resolved.v1``, keyed by ``profile_id``.
+    """One step of ``rapport.touchpoints.resolved.v1``, on the partition owning
+    ``profile_id``; records there are JSON arrays of steps (:func:`step_records`).
 
     ``touchpoint``: fold it into the profile. ``merge_out``: this profile turned out
     to be the same person as ``into``; hand its state over and forward what comes
@@ -137,12 +138,49 @@ class ProfileStep(BaseModel):
     timeline: list[tuple[float, str]] | None = None
     cause: dict[str, Any] | None = None
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, touchpoint_json: bytes | None = None) -> bytes:
+        """JSON of the step; ``touchpoint_json`` (the touchpoint as read from Kafka) is
+        embedded as it is instead of being encoded again."""
         body = {k: v for k, v in self.__dict__.items() if v is not None}
-        if self.touchpoint is not None:
+        if touchpoint_json is not None:
+            body["touchpoint"] = orjson.Fragment(touchpoint_json)
+        elif self.touchpoint is not None:
             body["touchpoint"] = orjson.loads(self.touchpoint.to_bytes())
         return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ProfileStep:
         return cls.model_validate_json(raw)
+
+
+_STEPS = TypeAdapter(list[ProfileStep])
+STEP_RECORD_BYTES = 256 * 1024
+"""Largest record of steps written (well under Kafka's default 1 MB message limit)."""
+
+
+def step_records(encoded: list[bytes], limit: int = STEP_RECORD_BYTES) -> list[bytes]:
+    """Pack encoded steps, in order, into as few JSON-array records as fit ``limit``.
+
+    The re-keyed stream carries one record per partition and micro-batch rather than
+    one per step, so its consumer pays the stream framework's per-record cost once
+    per batch.
+    """
+    records: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 2
+    for step in encoded:
+        if chunk and size + len(step) + 1 > limit:
+            records.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 2
+        chunk.append(step)
+        size += len(step) + 1
+    if chunk:
+        records.append(b"[" + b",".join(chunk) + b"]")
+    return records
+
+
+def read_steps(raw: bytes) -> list[ProfileStep]:
+    """The steps of one record: a JSON array of steps (or a single step object)."""
+    if raw[:1] == b"{":
+        return [ProfileStep.model_validate_json(raw)]
+    return _STEPS.validate_json(raw)

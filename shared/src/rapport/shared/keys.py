@@ -24,6 +24,11 @@ def applied_offset(group: str, topic: str, partition: int) -> str:
     return f"{PREFIX}:offset:{group}:{topic}:{partition}"
 
 
+def resolve_log(group: str, topic: str, partition: int) -> str:
+    """Hash offset -> profile id of the records of a partition resolved but not yet committed."""
+    return f"{PREFIX}:resolve-log:{group}:{topic}:{partition}"
+
+
 def profile_identities(customer_id: str) -> str:
     """Set of the identity keys that point at a profile (moved whole on a merge)."""
     return f"{PREFIX}:profile-identities:{customer_id}"
@@ -32,6 +37,11 @@ def profile_identities(customer_id: str) -> str:
 def merged_into(customer_id: str) -> str:
     """Where a merged-away profile went: its late events are forwarded there."""
     return f"{PREFIX}:merged-into:{customer_id}"
+
+
+def handed_over(customer_id: str) -> str:
+    """The profile a merged-away profile's state was handed to (written by the fold)."""
+    return f"{PREFIX}:handed-over:{customer_id}"
 
 
 def identity_joins(kind: str, value: str) -> str:
@@ -95,5 +105,7 @@ def ingest_seen(source: str, day: int, shard: int) -> str:
 def profile_owned_patterns(group: str) -> list[str]:
     """Every key the profile service writes, as SCAN patterns (what a rebuild forgets)."""
     return [f"{PREFIX}:{kind}:*" for kind in (
-        "profile", "identity", "profile-identities", "merged-into", "identity-joins",
-        "erased", "erased-profile", "timeline", "segment")] + [f"{PREFIX}:offset:{group}:*"]
+        "profile", "identity", "profile-identities", "merged-into", "handed-over",
+        "identity-joins",
+        "erased", "erased-profile", "timeline", "segment")] + [
+        f"{PREFIX}:offset:{group}:*", f"{PREFIX}:resolve-log:{group}:*"]

@@ -225,10 +225,14 @@ class Stack:
                                           controller_port=self.profile.controller_port,
                                           data_dir=data))
         if not (data / "meta.properties").exists():
+            shutil.rmtree(data, ignore_errors=True)  # a half-written log from a killed run
             cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cid,
-                                      "-c", str(config)),
-                           check=True, cwd=self.root, stdout=subprocess.DEVNULL)
+            done = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cid,
+                                             "-c", str(config)),
+                                  cwd=self.root, capture_output=True, text=True)
+            if done.returncode:
+                raise StackError(f"formatting Kafka's log failed: "
+                                 f"{(done.stdout + done.stderr).strip()[-800:]}")
         self.say(f"Kafka: starting on 127.0.0.1:{self.profile.kafka_port} (KRaft)")
         self._spawn("kafka", self._java("kafka.Kafka", str(config), heap="768m"),
                     log_name="kafka.stdout.log")

@@ -313,6 +313,20 @@ async def freshness(stack: Stack, *, rate: float, seconds: float,
     return latencies
 
 
+async def drained(stack: Stack, timeout: float = 900) -> None:
+    """Wait until a touchpoint sent now is visible: the backlog is gone."""
+    user = f"drain-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        await http.post(f"{stack.url('ingest')}/v1/track", auth=("dev-write-key", ""),
+                        json={"userId": user, "event": "Product Viewed"})
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r = await http.get(f"{stack.url('profile')}/v1/customers/{user}", headers=AGENT)
+            if r.status_code == 200:
+                return
+            await asyncio.sleep(0.5)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -394,7 +408,7 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
                 rows.append((f"freshness at {rate:,.0f} ev/s, ingest 200 → GET: p50 / p99",
                              f"{pct(lat, .5):,.0f} / {pct(lat, .99):,.0f} ms "
                              f"({len(lat)} probes)"))
-                time.sleep(seconds)  # let a saturated pipeline drain before the next rate
+                asyncio.run(drained(stack))  # a saturated pipeline catches up first
             stack.stop_services()
 
         if profiles > 0:

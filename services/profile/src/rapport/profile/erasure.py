@@ -40,6 +40,8 @@ class Eraser:
         await self._identities.erase(pid, everyone, at_ms)
         async with self._redis.pipeline(transaction=True) as tx:
             tx.delete(keys.profile(pid), keys.timeline(pid), keys.scores(pid))
+            for absorbed in profile.merged_from:  # their ids would still name the person
+                tx.delete(keys.merged_into(absorbed), keys.handed_over(absorbed))
             for segment in profile.segments:
                 tx.srem(keys.segment_members(segment), pid)
             await tx.execute()

@@ -19,7 +19,8 @@ from rapport.shared import keys
 from rapport.shared.profiles import Identity
 
 # ARGV: prefix, join limit, then a JSON list of [new profile id, received ms, message id,
-# [type, value, type, value, ...]] for every touchpoint of a batch, resolved in order.
+# [type, value, type, value, ...], resolution log key, record offset] for every
+# touchpoint of a batch, resolved in order.
 # Returns a JSON list of [status, profile id, [merged ids], [refused ids]].
 _RESOLVE = """
 local prefix, limit = ARGV[1], tonumber(ARGV[2])
@@ -114,7 +115,15 @@ return {'ok', survivor, merged, refused}
 end
 local out = {}
 for i, req in ipairs(cjson.decode(ARGV[3])) do
-  out[i] = resolve(req[1], req[2], req[3], req[4])
+  -- A record resolved before a crash gets the same answer when it is redelivered.
+  local log, pos = req[5], req[6]
+  local logged = log ~= '' and redis.call('HGET', log, pos)
+  if logged then
+    out[i] = {'ok', logged, {}, {}}
+  else
+    out[i] = resolve(req[1], req[2], req[3], req[4])
+    if log ~= '' and out[i][1] == 'ok' then redis.call('HSET', log, pos, out[i][2]) end
+  end
 end
 return cjson.encode(out)
 """
@@ -150,6 +159,18 @@ class Resolution:
     refused: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ResolveRequest:
+    new_id: str
+    """The profile id a new person gets (the touchpoint's customer key)."""
+    identities: list[Identity]
+    received_ms: int
+    message_id: str
+    log_key: str = ""
+    """Where the answer is logged until the record's batch is committed ("" = not)."""
+    offset: int = -1
+
+
 class IdentityStore:
     def __init__(self, redis: Redis, *, join_limit: int) -> None:
         self._redis = redis
@@ -157,14 +178,19 @@ class IdentityStore:
         self._erase = redis.register_script(_ERASE)
         self._limit = join_limit
 
-    async def resolve_many(self, requests: list[tuple[str, list[Identity], int, str]],
-                           ) -> list[Resolution]:
-        """Resolve touchpoints in order: (new profile id, identities, received ms, message id)."""
+    async def resolve_many(self, requests: list[ResolveRequest]) -> list[Resolution]:
+        """Resolve touchpoints in order.
+
+        Each answer is logged under its record's position until the batch is committed
+        (:meth:`ProfileStore.commit` forgets it), so a record redelivered after a crash
+        resolves to the very profile its first publication went to, even if merges
+        happened in between: stage 2 then recognises it as a resend.
+        """
         if not requests:
             return []
-        batch = [[new_id, received_ms, message_id,
-                  [part for ident in identities for part in (ident.type, ident.value)]]
-                 for new_id, identities, received_ms, message_id in requests]
+        batch = [[r.new_id, r.received_ms, r.message_id,
+                  [part for ident in r.identities for part in (ident.type, ident.value)],
+                  r.log_key, str(r.offset)] for r in requests]
         raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, orjson.dumps(batch)])
         out = []
         for status, pid, merged, refused in orjson.loads(raw):
@@ -186,24 +212,6 @@ class IdentityStore:
     async def clear_outbox(self, absorbed: list[str]) -> None:
         if absorbed:
             await self._redis.hdel(keys.merge_outbox(), *absorbed)
-
-    async def merged_into(self, profile_ids: list[str]) -> dict[str, str]:
-        """Where each merged-away profile went, following chains to the live profile."""
-        result: dict[str, str] = {}
-        pending = list(dict.fromkeys(profile_ids))
-        hops = 0
-        while pending and hops < 16:
-            raws = await self._redis.mget([keys.merged_into(p) for p in pending])
-            nxt = []
-            for pid, raw in zip(pending, raws, strict=True):
-                if raw is not None:
-                    result[pid] = raw.decode()
-                    nxt.append(raw.decode())
-            for pid, target in list(result.items()):
-                if target in result:
-                    result[pid] = result[target]
-            pending, hops = nxt, hops + 1
-        return result
 
     async def erase(self, profile_id: str, identities: list[Identity], at_ms: int) -> None:
         """Forget a person's identifiers and remember that they were erased."""

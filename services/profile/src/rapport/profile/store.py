@@ -28,11 +28,14 @@ def timeline_entry(tp: Touchpoint) -> tuple[float, str]:
 @dataclass
 class BatchEffects:
     profiles: dict[str, CustomerProfile] = field(default_factory=dict)
-    removed: set[str] = field(default_factory=set)
+    handed_over: dict[str, str] = field(default_factory=dict)
+    """Profiles merged away in this batch -> the profile they were handed to."""
     timelines: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
     joined: dict[str, set[str]] = field(default_factory=dict)
     left: dict[str, set[str]] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    resolved: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    """Offsets whose logged resolutions this batch's commit makes unnecessary."""
 
 
 class ProfileStore:
@@ -72,6 +75,17 @@ class ProfileStore:
             counts = await pipe.execute()
         return dict(zip(names, counts, strict=True))
 
+    async def handed_over(self, profile_ids: list[str]) -> dict[str, str]:
+        """Which of these profiles were merged away, and to which profile."""
+        if not profile_ids:
+            return {}
+        raws = await self._redis.mget([keys.handed_over(p) for p in profile_ids])
+        return {p: r.decode() for p, r in zip(profile_ids, raws, strict=True) if r is not None}
+
+    @property
+    def group(self) -> str:
+        return self._group
+
     async def applied_offset(self, topic: str, partition: int) -> int:
         raw = await self._redis.get(keys.applied_offset(self._group, topic, partition))
         return -1 if raw is None else int(raw)
@@ -81,10 +95,11 @@ class ProfileStore:
         async with self._redis.pipeline(transaction=True) as tx:
             for pid, profile in fx.profiles.items():
                 tx.set(keys.profile(pid), profile.to_stored())
-            for pid in fx.removed:
+            for pid, into in fx.handed_over.items():
                 tx.delete(keys.profile(pid), keys.timeline(pid))
+                tx.set(keys.handed_over(pid), into)
             for pid, entries in fx.timelines.items():
-                if pid in fx.removed or not entries:
+                if pid in fx.handed_over or not entries:
                     continue
                 tx.zadd(keys.timeline(pid), {member: score for score, member in entries})
                 tx.zremrangebyrank(keys.timeline(pid), 0, -self._timeline_length - 1)
@@ -94,6 +109,9 @@ class ProfileStore:
                 tx.srem(keys.segment_members(segment), *members)
             for (topic, partition), offset in fx.offsets.items():
                 tx.set(keys.applied_offset(self._group, topic, partition), offset)
+            for (topic, partition), done in fx.resolved.items():
+                if done:
+                    tx.hdel(keys.resolve_log(self._group, topic, partition), *map(str, done))
             await tx.execute()
 
     async def offsets(self, topic: str, partitions: int, group: str | None = None,

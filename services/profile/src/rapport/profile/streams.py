@@ -3,10 +3,12 @@
 ``resolve_identities`` (touchpoints, keyed by raw identifier) resolves each
 touchpoint's identifiers to one profile id in Redis, merging profiles that turn
 out to be one person, and re-keys the stream by profile id onto
-``rapport.touchpoints.resolved.v1``.
+``rapport.touchpoints.resolved.v1``: each record there packs, in order, the
+steps of one micro-batch bound for one partition (the partition owning their
+profiles), so stage 2 pays faust's per-record cost once per batch, not per event.
 
-``fold_profiles`` (resolved steps, keyed by profile id) owns each person's
-state on exactly one partition: it folds touchpoints, hands merged profiles
+``fold_profiles`` (those steps) owns each person's state on exactly one
+partition: it folds touchpoints, hands merged profiles
 over, evaluates segments and publishes every change.
 
 Both work a micro-batch at a time and are exactly once in effect: the Kafka
@@ -18,6 +20,7 @@ recognised (message fingerprints, merge markers) when they come round again.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,12 +33,12 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from rapport.shared import topics
-from rapport.shared.events import ProfileStep, StepKind, Touchpoint
+from rapport.shared import keys, topics
+from rapport.shared.events import ProfileStep, StepKind, Touchpoint, read_steps, step_records
 from rapport.shared.profiles import CustomerProfile
 
 from . import domain, segments
-from .identity import IdentityStore
+from .identity import IdentityStore, ResolveRequest
 from .store import BatchEffects, ProfileStore, timeline_entry
 
 log = structlog.get_logger(__name__)
@@ -87,6 +90,39 @@ class OffsetGuard:
         self._applied.update(offsets)
 
 
+def partition_of(profile_id: str, partitions: int) -> int:
+    """The partition of the re-keyed stream that owns a profile (stable across processes)."""
+    return zlib.crc32(profile_id.encode()) % partitions
+
+
+class StepOutbox:
+    """Steps bound for the re-keyed stream, packed per owning partition into few records."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._partitions = 0
+        self._pending: dict[int, list[bytes]] = {}
+        self._steps: list[tuple[str, bytes]] = []
+
+    def add(self, step: ProfileStep, touchpoint_json: bytes | None = None) -> None:
+        self._steps.append((step.profile_id, step.to_bytes(touchpoint_json)))
+
+    async def sends(self) -> list[Awaitable[object]]:
+        """Send what was added (in order per partition); await the result to know it is sent."""
+        if not self._steps:
+            return []
+        if not self._partitions:
+            self._partitions = len(await self._producer.partitions_for(self._topic))
+        by_partition: dict[int, list[bytes]] = {}
+        for pid, encoded in self._steps:
+            by_partition.setdefault(partition_of(pid, self._partitions), []).append(encoded)
+        self._steps = []
+        return [self._producer.send(self._topic, record, partition=partition)
+                for partition, encoded in by_partition.items()
+                for record in step_records(encoded)]
+
+
 async def _acked(sends: list[Awaitable[object]]) -> None:
     futures = [await s for s in sends]
     await asyncio.gather(*futures)
@@ -103,34 +139,33 @@ class IdentityResolver:
         self._producer = producer
         self.guard = OffsetGuard(store, "resolve")
 
-    def _send(self, step: ProfileStep) -> Awaitable[object]:
-        return self._producer.send(self._resolved, step.to_bytes(),
-                                   key=step.profile_id.encode())
-
     async def handle_batch(self, records: list[Record]) -> None:
         fresh = await self.guard.fresh(records)
-        decoded: list[Touchpoint] = []
+        decoded: list[tuple[Touchpoint, Record]] = []
         for r in fresh:
             try:
-                decoded.append(Touchpoint.from_bytes(r.value))
+                decoded.append((Touchpoint.from_bytes(r.value), r))
             except ValidationError:
                 log.error("undecodable_touchpoint", partition=r.partition, offset=r.offset)
                 PROCESSED.labels("resolve", "undecodable").inc()
-        resolutions = await self._identities.resolve_many([
-            (tp.customer_key, domain.identities_of(tp),
-             int(tp.received_at.timestamp() * 1000), tp.message_id) for tp in decoded])
+        resolutions = await self._identities.resolve_many([ResolveRequest(
+            tp.customer_key, domain.identities_of(tp), int(tp.received_at.timestamp() * 1000),
+            tp.message_id, keys.resolve_log(self._store.group, r.topic, r.partition), r.offset,
+        ) for tp, r in decoded])
+        outbox = StepOutbox(self._producer, self._resolved)
         sends, events = [], []
-        for tp, res in zip(decoded, resolutions, strict=True):
+        for (tp, record), res in zip(decoded, resolutions, strict=True):
             if res.profile_id is None:
                 PROCESSED.labels("resolve", "erased").inc()
                 continue
-            sends.append(self._send(ProfileStep(kind=StepKind.TOUCHPOINT,
-                                                profile_id=res.profile_id, touchpoint=tp)))
+            outbox.add(ProfileStep(kind=StepKind.TOUCHPOINT, profile_id=res.profile_id),
+                       record.value)
             for gone in res.refused:
                 REFUSED.inc()
                 events.append({"type": "link_refused", "profile_id": res.profile_id,
                                "other_profile_id": gone, "message_id": tp.message_id,
                                "at": tp.received_at.isoformat()})
+        sends.extend(await outbox.sends())
         for event in events:
             sends.append(self._producer.send(topics.IDENTITY_EVENTS.name, orjson.dumps(event),
                                              key=event["profile_id"].encode()))
@@ -139,7 +174,10 @@ class IdentityResolver:
         await self.drain_outbox()
         offsets = OffsetGuard.offsets(fresh)
         if offsets:
-            await self._store.commit(BatchEffects(offsets=offsets))
+            done: dict[tuple[str, int], list[int]] = {}
+            for r in fresh:
+                done.setdefault((r.topic, r.partition), []).append(r.offset)
+            await self._store.commit(BatchEffects(offsets=offsets, resolved=done))
             self.guard.advance(offsets)
 
     async def drain_outbox(self) -> None:
@@ -147,15 +185,16 @@ class IdentityResolver:
         pending = await self._identities.outbox()
         if not pending:
             return
+        outbox = StepOutbox(self._producer, self._resolved)
         sends = []
         for gone, (survivor, message_id) in pending.items():
-            sends.append(self._send(ProfileStep(kind=StepKind.MERGE_OUT, profile_id=gone,
-                                                into=survivor,
-                                                cause={"message_id": message_id})))
+            outbox.add(ProfileStep(kind=StepKind.MERGE_OUT, profile_id=gone, into=survivor,
+                                   cause={"message_id": message_id}))
             event = {"type": "merged", "profile_id": survivor, "absorbed_id": gone,
                      "cause": {"message_id": message_id}}
             sends.append(self._producer.send(topics.IDENTITY_EVENTS.name, orjson.dumps(event),
                                              key=survivor.encode()))
+        sends.extend(await outbox.sends())
         await _acked(sends)
         MERGES.inc(len(pending))
         await self._identities.clear_outbox(list(pending))
@@ -184,18 +223,23 @@ class ProfileFolder:
         steps: list[ProfileStep] = []
         for r in fresh:
             try:
-                steps.append(ProfileStep.from_bytes(r.value))
+                steps.extend(read_steps(r.value))
             except ValidationError:
                 log.error("undecodable_step", partition=r.partition, offset=r.offset)
                 PROCESSED.labels("fold", "undecodable").inc()
         now = datetime.now(UTC)
         ids = sorted({s.profile_id for s in steps})
-        moved = await self._identities.merged_into(ids)
+        # Profiles already handed over to their survivor (their merge_out was folded):
+        # what still comes for them is forwarded one hop, behind the hand-over itself.
+        # A profile whose merge was decided but not yet handed over keeps folding: its
+        # hand-over will carry everything, so nothing can reach the survivor twice.
+        moved = await self._store.handed_over(ids)
         erased = await self._identities.erased_profiles(ids)
         state: dict[str, CustomerProfile | None] = dict(
             zip(ids, await self._store.load_many(ids), strict=True))
         before = {pid: (p.segments if p else []) for pid, p in state.items()}
         fx = BatchEffects()
+        forward = StepOutbox(self._producer, self._resolved)
         sends: list[Awaitable[object]] = []
         changed: set[str] = set()
         applied: list[Touchpoint] = []
@@ -206,10 +250,10 @@ class ProfileFolder:
                                   step.touchpoint.received_at.timestamp() * 1000 <= erased[pid]):
                 PROCESSED.labels("fold", "erased").inc()
                 continue
-            if step.kind is not StepKind.MERGE_OUT and pid in moved:
-                target = moved[pid]  # merged away: this belongs to the surviving profile
-                sends.append(self._forward(step.model_copy(update={"profile_id": target})))
-                PROCESSED.labels("fold", "forwarded").inc()
+            if pid in moved:
+                if step.kind is not StepKind.MERGE_OUT:  # a repeated hand-over is dropped
+                    forward.add(step.model_copy(update={"profile_id": moved[pid]}))
+                    PROCESSED.labels("fold", "forwarded").inc()
                 continue
             if step.kind is StepKind.TOUCHPOINT and step.touchpoint is not None:
                 tp = step.touchpoint
@@ -221,16 +265,17 @@ class ProfileFolder:
                 applied.append(tp)
             elif step.kind is StepKind.MERGE_OUT and step.into:
                 # Even an empty profile is handed over, so the survivor records the merge
-                # whatever the timing (a repeated hand-over is recognised there).
+                # whatever the timing (a repeated hand-over is also recognised there).
                 profile = state.get(pid) or CustomerProfile(customer_id=pid)
                 timeline = [*await self._store.timeline_entries(pid), *fx.timelines.pop(pid, [])]
-                sends.append(self._forward(ProfileStep(
+                forward.add(ProfileStep(
                     kind=StepKind.MERGE_IN, profile_id=step.into, absorbed_id=pid,
                     absorbed=profile.model_dump(mode="json"), timeline=timeline,
-                    cause=step.cause)))
+                    cause=step.cause))
                 state[pid] = None
                 changed.discard(pid)
-                fx.removed.add(pid)
+                fx.handed_over[pid] = step.into
+                moved[pid] = step.into
                 fx.left.update({s: {*fx.left.get(s, set()), pid} for s in before.get(pid, [])})
                 sends.append(self._producer.send(topics.PROFILE_UPDATES.name, None,
                                                  key=pid.encode()))
@@ -259,6 +304,7 @@ class ProfileFolder:
                 sends.append(self._producer.send(topics.SEGMENT_EVENTS.name, orjson.dumps(
                     {"type": kind, "segment": name, "profile_id": pid,
                      "at": now.isoformat()}), key=pid.encode()))
+        sends.extend(await forward.sends())
         await _acked(sends)
         # An erasure that landed while this batch was folding wins over it.
         for pid, at in (await self._identities.erased_profiles(list(fx.profiles))).items():
@@ -272,10 +318,6 @@ class ProfileFolder:
         done = datetime.now(UTC)
         for tp in applied:
             LAG.observe(max(0.0, (done - tp.received_at).total_seconds()))
-
-    def _forward(self, step: ProfileStep) -> Awaitable[object]:
-        return self._producer.send(self._resolved, step.to_bytes(),
-                                   key=step.profile_id.encode())
 
 
 def build_stream_app(*, bootstrap: str, group_id: str, resolver: IdentityResolver,
