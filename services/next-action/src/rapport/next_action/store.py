@@ -9,6 +9,7 @@ import orjson
 from redis.asyncio import Redis
 
 from rapport.shared import keys
+from rapport.shared.profiles import CustomerProfile
 
 from .catalog import Catalog
 from .domain import Decision
@@ -41,7 +42,8 @@ class NextActionStore:
         if raw is None:
             return identifier, None, None
         scores = await self._redis.get(keys.scores(customer_id))
-        return customer_id, orjson.loads(raw), None if scores is None else orjson.loads(scores)
+        profile = CustomerProfile.from_bytes(raw).model_dump(mode="json")
+        return customer_id, profile, None if scores is None else orjson.loads(scores)
 
     async def propensities(self, offer_ids: Iterable[str]) -> dict[str, float]:
         ids = list(offer_ids)
