@@ -327,6 +327,19 @@ async def drained(stack: Stack, timeout: float = 900) -> None:
             await asyncio.sleep(0.5)
 
 
+class Rows(list[tuple[str, str]]):
+    """Figures, printed as soon as measured (a long run that fails keeps what it got)."""
+
+    def append(self, row: tuple[str, str]) -> None:
+        console.print(f"  {row[0]}: [bold]{row[1]}[/]")
+        super().append(row)
+
+    def __iadd__(self, rows):
+        for row in rows:
+            self.append(row)
+        return self
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -338,7 +351,7 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
          seconds: int) -> None:
     stack = Stack("bench", say=lambda m: console.print(f"[dim]{m}[/]"))
     stack.wipe()
-    rows: list[tuple[str, str]] = []
+    rows = Rows()
     logs = Path(tempfile.mkdtemp(prefix="rapport-bench-profile-"))
     try:
         stack.up(services=False)
@@ -471,7 +484,7 @@ async def _rebuild(url: str) -> None:
 async def _flush(url: str) -> None:
     redis = redis_store.connect(url)
     try:
-        await redis.flushall()
+        await redis.flushall(asynchronous=True)  # millions of keys: freed in the background
     finally:
         await redis.aclose()
 
