@@ -385,7 +385,7 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
         workers.stop()
         rows.append(("profile: 1 worker, events folded/s", f"{one:,.0f}"))
         rows.append(("profile / getmany+orjson limit", f"{one / raw:.1%}"))
-        rows.append(("profile / faust count-only ceiling (2 passes per event)",
+        rows.append(("profile / faust count-only ceiling (stage 1 pays it per event)",
                      f"{one / fst:.1%}"))
         foot = asyncio.run(redis_footprint(stack.redis_url, run))
         per = max(1, events // customers)
