@@ -57,13 +57,15 @@ class Profile:
     service_ports: dict[str, int] = field(default_factory=dict)
 
 
+# Test and bench ports stay below Linux's ephemeral range (32768-60999), where any
+# outgoing connection could take them between our check and the server's bind.
 PROFILES = {
     "run": Profile("run", 9092, 9093, 6390,
                    {"ingest": 8001, "profile": 8002, "scoring": 8003, "next-action": 8004}),
-    "test": Profile("test", 39092, 39093, 36390,
-                    {"ingest": 38001, "profile": 38002, "scoring": 38003, "next-action": 38004}),
-    "bench": Profile("bench", 49092, 49093, 46390,
-                     {"ingest": 48001, "profile": 48002, "scoring": 48003, "next-action": 48004}),
+    "test": Profile("test", 19092, 19093, 16390,
+                    {"ingest": 18001, "profile": 18002, "scoring": 18003, "next-action": 18004}),
+    "bench": Profile("bench", 29092, 29093, 26390,
+                     {"ingest": 28001, "profile": 28002, "scoring": 28003, "next-action": 28004}),
 }
 
 

@@ -174,7 +174,7 @@ class Workers:
 
     def start(self, n: int) -> None:
         for _ in range(n):
-            port = 48100 + len(self.procs)
+            port = 28100 + len(self.procs)
             env = {**os.environ, **self.settings, "RAPPORT_PROFILE_PORT": str(port),
                    "RAPPORT_LOG_LEVEL": "WARNING",
                    "RAPPORT_PROFILE_DATA_DIR": str(self.logs / f"w{len(self.procs)}")}
