@@ -149,3 +149,14 @@ def create_app(*, service: str, title: str, description: str, lifespan: Lifespan
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def serve(build: Callable[[Any], FastAPI], settings: Any, port: int) -> None:
+    """Run one service process: JSON logs as configured, uvicorn's own logs through them."""
+    import uvicorn
+
+    from . import logs
+
+    logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(build(settings), host=settings.host, port=port, log_config=None,
+                access_log=False)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 
-from rapport.shared import logs, redis_store
+from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
-from rapport.shared.service import add_readiness_check, create_app
+from rapport.shared.service import add_readiness_check, create_app, serve
 
 from . import api
 from .settings import NextActionSettings
@@ -51,9 +50,7 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
 
 def main() -> None:
     settings = NextActionSettings()
-    logs.configure(settings.log_level, settings.log_format)
-    uvicorn.run(build(settings), host=settings.host, port=settings.next_action_port,
-                log_config=None, access_log=False)
+    serve(build, settings, settings.next_action_port)
 
 
 if __name__ == "__main__":

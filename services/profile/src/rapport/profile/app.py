@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 
-from rapport.shared import logs, redis_store
+from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
-from rapport.shared.service import add_readiness_check, create_app
+from rapport.shared.service import add_readiness_check, create_app, serve
 
 from . import api, segments
 from .erasure import Eraser
@@ -72,9 +71,7 @@ def build(settings: ProfileSettings | None = None) -> FastAPI:
 
 def main() -> None:
     settings = ProfileSettings()
-    logs.configure(settings.log_level, settings.log_format)
-    uvicorn.run(build(settings), host=settings.host, port=settings.profile_port,
-                log_config=None, access_log=False)
+    serve(build, settings, settings.profile_port)
 
 
 if __name__ == "__main__":

@@ -168,8 +168,8 @@ def metric(url: str, name: str, labels: str) -> float:
 class Workers:
     """``python -m rapport.profile`` processes of one consumer group."""
 
-    def __init__(self, stack: Stack, settings: dict[str, str], logs: Path) -> None:
-        self.stack, self.settings, self.logs = stack, settings, logs
+    def __init__(self, settings: dict[str, str], logs: Path) -> None:
+        self.settings, self.logs = settings, logs
         self.procs: list[tuple[subprocess.Popen, str]] = []
 
     def start(self, n: int) -> None:
@@ -379,7 +379,7 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
                     "RAPPORT_DEV_KEYS": "true", "RAPPORT_TOUCHPOINTS_TOPIC": source.name,
                     "RAPPORT_RESOLVED_TOPIC": resolved.name,
                     "RAPPORT_PROFILE_GROUP_ID": f"bench-profile-{run}"}
-        workers = Workers(stack, settings, logs)
+        workers = Workers(settings, logs)
         workers.start(1)
         one, _ = fold_rate(workers, total, "1 profile worker")
         workers.stop()
@@ -402,7 +402,7 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
         asyncio.run(ensure_topics(bootstrap, [source2, resolved2]))
         asyncio.run(fill(bootstrap, source2.name, synthetic(two_run, customers,
                                                             max(1, events // customers))))
-        workers = Workers(stack, {**settings, "RAPPORT_TOUCHPOINTS_TOPIC": source2.name,
+        workers = Workers({**settings, "RAPPORT_TOUCHPOINTS_TOPIC": source2.name,
                                   "RAPPORT_RESOLVED_TOPIC": resolved2.name,
                                   "RAPPORT_PROFILE_GROUP_ID": f"bench-profile-{two_run}"}, logs)
         workers.start(2)
@@ -450,7 +450,7 @@ def scale(stack: Stack, profiles: int, logs: Path) -> list[tuple[str, str]]:
                 "RAPPORT_PROFILE_GROUP_ID": f"bench-scale-{run}"}
     asyncio.run(_flush(stack.redis_url))
     base = asyncio.run(used_memory(stack.redis_url))
-    workers = Workers(stack, settings, logs)
+    workers = Workers(settings, logs)
     workers.start(2)
     _, built = fold_rate(workers, profiles, f"building {profiles:,} profiles")
     workers.stop()

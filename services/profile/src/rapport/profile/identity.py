@@ -155,7 +155,6 @@ def identifier_fingerprint(kind: str, value: str) -> str:
 class Resolution:
     profile_id: str | None
     """None when the touchpoint belongs to an erased person and must be dropped."""
-    merged: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
 
@@ -193,11 +192,11 @@ class IdentityStore:
                   r.log_key, str(r.offset)] for r in requests]
         raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, orjson.dumps(batch)])
         out = []
-        for status, pid, merged, refused in orjson.loads(raw):
+        for status, pid, _merged, refused in orjson.loads(raw):
             if status == "erased":
                 out.append(Resolution(None))
                 continue
-            out.append(Resolution(pid, _ids(merged), _ids(refused)))
+            out.append(Resolution(pid, _ids(refused)))
         return out
 
     async def outbox(self) -> dict[str, tuple[str, str]]:

@@ -113,10 +113,3 @@ class ProfileStore:
                 if done:
                     tx.hdel(keys.resolve_log(self._group, topic, partition), *map(str, done))
             await tx.execute()
-
-    async def offsets(self, topic: str, partitions: int, group: str | None = None,
-                      ) -> dict[int, int]:
-        group = group or self._group
-        raws = await self._redis.mget([keys.applied_offset(group, topic, p)
-                                       for p in range(partitions)])
-        return {p: int(r) for p, r in enumerate(raws) if r is not None}

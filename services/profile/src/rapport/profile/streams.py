@@ -215,9 +215,6 @@ class ProfileFolder:
         self._policy = policy
         self.guard = OffsetGuard(store, "fold")
 
-    async def handle(self, raw: bytes, *, topic: str, partition: int, offset: int) -> None:
-        await self.handle_batch([Record(topic, partition, offset, raw)])
-
     async def handle_batch(self, records: list[Record]) -> None:
         fresh = await self.guard.fresh(records)
         steps: list[ProfileStep] = []

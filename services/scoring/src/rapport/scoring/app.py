@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from fastapi import FastAPI
 
-from rapport.shared import logs, redis_store
+from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.kafka import KafkaProbe, start_with_retry
-from rapport.shared.service import add_readiness_check, create_app
+from rapport.shared.service import add_readiness_check, create_app, serve
 
 from . import api, domain
 from .consumers import ScoringConsumer, cancel, make_consumer
@@ -64,9 +63,7 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
 
 def main() -> None:
     settings = ScoringSettings()
-    logs.configure(settings.log_level, settings.log_format)
-    uvicorn.run(build(settings), host=settings.host, port=settings.scoring_port,
-                log_config=None, access_log=False)
+    serve(build, settings, settings.scoring_port)
 
 
 if __name__ == "__main__":
