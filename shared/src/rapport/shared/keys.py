@@ -107,5 +107,77 @@ def profile_owned_patterns(group: str) -> list[str]:
     return [f"{PREFIX}:{kind}:*" for kind in (
         "profile", "identity", "profile-identities", "merged-into", "handed-over",
         "identity-joins",
-        "erased", "erased-profile", "timeline", "segment")] + [
+        "erased", "erased-profile", "timeline", "segment", "demand")] + [
         f"{PREFIX}:offset:{group}:*", f"{PREFIX}:resolve-log:{group}:*"]
+
+
+# --- Demand (written by the profile service: stage 2 and its closer) -----------------
+
+def demand_counts(width: int, start: int) -> str:
+    """Hash series field -> exact amount (products: the closer's estimates) of one
+    bucket of ``width`` seconds starting at epoch second ``start``."""
+    return f"{PREFIX}:demand:counts:{width}:{start}"
+
+
+def demand_open_sketches(start: int) -> str:
+    """Hash ``partition|metric`` -> product sketch of a base bucket not yet closed."""
+    return f"{PREFIX}:demand:open-sketches:{start}"
+
+
+def demand_rollup_sketches(width: int, start: int) -> str:
+    """Hash metric -> product sketch of an hour or day (merged by the closer)."""
+    return f"{PREFIX}:demand:sketches:{width}:{start}"
+
+
+def demand_clocks() -> str:
+    """Sorted set partition -> latest event time folded (epoch seconds)."""
+    return f"{PREFIX}:demand:clocks"
+
+
+def demand_first() -> str:
+    """Sorted set partition -> earliest base bucket counted (where closing starts)."""
+    return f"{PREFIX}:demand:first"
+
+
+def demand_active() -> str:
+    """Sorted set partition -> wall time it last folded data (idle partitions)."""
+    return f"{PREFIX}:demand:active"
+
+
+def demand_series() -> str:
+    """Set of the coarse series fields seen (what the closer tracks)."""
+    return f"{PREFIX}:demand:series"
+
+
+def demand_late() -> str:
+    """Hash ``events`` and metric -> what came too late to be counted."""
+    return f"{PREFIX}:demand:late"
+
+
+def demand_closed() -> str:
+    """Start of the last base bucket closed (its detectors fed)."""
+    return f"{PREFIX}:demand:closed"
+
+
+def demand_detectors() -> str:
+    """Hash series field -> detector state (JSON)."""
+    return f"{PREFIX}:demand:detectors"
+
+
+def demand_alerts() -> str:
+    """Hash alert id -> open spike alert (JSON)."""
+    return f"{PREFIX}:demand:alerts"
+
+
+def demand_alert(alert_id: str) -> str:
+    """A closed spike alert (JSON), kept for a while."""
+    return f"{PREFIX}:demand:alert:{alert_id}"
+
+
+def demand_audience(category: str) -> str:
+    """Sorted set customer id -> affinity rank score: the top customers of a category."""
+    return f"{PREFIX}:demand:audience:{category}"
+
+
+def demand_closer_lock() -> str:
+    return f"{PREFIX}:demand:closer-lock"

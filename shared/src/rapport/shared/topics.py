@@ -50,8 +50,12 @@ PROFILE_UPDATES = TopicSpec("rapport.profile-updates.v1", partitions=8, compacte
 OUTCOMES = TopicSpec("rapport.outcomes.v1", partitions=8)
 """Offer outcomes (viewed, accepted, rejected, ignored), keyed by decision id."""
 
+DEMAND_ALERTS = TopicSpec("rapport.demand-alerts.v1", partitions=1)
+"""Demand spikes opening and closing, keyed by spike id (one partition: in order)."""
+
 PRODUCER_PERF = TopicSpec("rapport.bench.producer-perf.v1", partitions=8)
 """Scratch topic for Kafka's own ProducerPerformance in ``make bench`` (bench stack only)."""
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, RESOLVED, IDENTITY_EVENTS,
-                                     ERASURES, PROFILE_UPDATES, SEGMENT_EVENTS, OUTCOMES)
+                                     ERASURES, PROFILE_UPDATES, SEGMENT_EVENTS, OUTCOMES,
+                                     DEMAND_ALERTS)

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +16,13 @@ from rapport.shared.auth import KeyRing
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app, serve
 
-from . import api, segments
+from . import api, domain, segments
+from .demand import api as demand_api
+from .demand.clock import Buckets
+from .demand.closer import DemandCloser
+from .demand.closing import ClosePolicy, DetectorKind, spike_detectors
+from .demand.stage import DemandStage
+from .demand.store import DemandStore
 from .erasure import Eraser
 from .identity import IdentityStore
 from .settings import ProfileSettings
@@ -21,9 +30,14 @@ from .store import ProfileStore
 from .streams import IdentityResolver, ProfileFolder, build_stream_app
 
 
-def build(settings: ProfileSettings | None = None) -> FastAPI:
+def build(settings: ProfileSettings | None = None, *,
+          detectors: DetectorKind | None = None) -> FastAPI:
+    """The profile service; ``detectors`` replaces the demand spike detector (tests)."""
     settings = settings or ProfileSettings()
     segment_defs = segments.load(settings.segments_file)
+    buckets = Buckets(base=settings.demand_bucket_s)
+    half_life = domain.DEFAULT_POLICY.affinity_half_life_days
+    prefix = f"{settings.resolved_topic}:"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,22 +49,42 @@ def build(settings: ProfileSettings | None = None) -> FastAPI:
                                     linger_ms=2, compression="lz4", max_batch_size=256 * 1024)
         await start_with_retry(producer.start, "profile producer")
         probe = KafkaProbe(settings.kafka_bootstrap)
+        demand_store = DemandStore(redis, audience_size=settings.demand_audience_size)
+        demand = DemandStage(demand_store, buckets, lateness_s=settings.demand_lateness_s,
+                             sketch_lg_k=settings.demand_sketch_lg_k, half_life_days=half_life)
+        closer = DemandCloser(
+            demand_store, producer, buckets=buckets, kind=detectors or spike_detectors(),
+            policy=ClosePolicy(
+                width=buckets.base, top_products=settings.demand_top_products,
+                product_slots=settings.demand_product_slots,
+                max_series=settings.demand_max_series,
+                forecast_points=math.ceil(settings.demand_forecast_s / buckets.base)),
+            partitions_prefix=prefix, lateness_s=settings.demand_lateness_s,
+            idle_s=settings.demand_idle_s, backfill_s=settings.demand_backfill_s,
+            sketch_lg_k=settings.demand_sketch_lg_k,
+            interval_s=settings.demand_close_interval_s)
         stream_app = build_stream_app(
             bootstrap=settings.kafka_bootstrap, group_id=settings.profile_group_id,
             resolver=IdentityResolver(identities, store, producer, settings.resolved_topic),
             folder=ProfileFolder(store, identities, producer, segment_defs,
-                                 resolved_topic=settings.resolved_topic),
+                                 resolved_topic=settings.resolved_topic, demand=demand),
             datadir=settings.profile_data_dir, touchpoints_topic=settings.touchpoints_topic,
             resolved_topic=settings.resolved_topic,
             session_timeout_s=settings.session_timeout_s)
         await stream_app.start()
+        closing = asyncio.create_task(closer.run(), name="demand-closer")
         app.state.profiles = store
+        app.state.demand = demand_api.DemandReads(
+            demand_store, store, buckets, prefix, settings.demand_lateness_s, half_life)
         app.state.eraser = Eraser(store, identities, redis, producer)
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
         try:
             yield
         finally:
+            closing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await closing
             await stream_app.stop()
             await producer.stop()
             await probe.close()
@@ -66,6 +100,7 @@ def build(settings: ProfileSettings | None = None) -> FastAPI:
     app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,
                                             settings.dev_keys)
     app.include_router(api.router)
+    app.include_router(demand_api.router)
     return app
 
 

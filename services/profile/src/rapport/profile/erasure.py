@@ -1,6 +1,6 @@
-"""Erasure: remove a person's profile, identifiers, timeline and scores, write
-tombstones to the compacted topics, and log the erased identifiers (as hashes)
-so that no replay or rebuild brings the person back."""
+"""Erasure: remove a person's profile, identifiers, timeline, scores and places in
+demand audiences, write tombstones to the compacted topics, and log the erased
+identifiers (as hashes) so that no replay or rebuild brings the person back."""
 
 from __future__ import annotations
 
@@ -44,4 +44,6 @@ class Eraser:
                 tx.delete(keys.merged_into(absorbed), keys.handed_over(absorbed))
             for segment in profile.segments:
                 tx.srem(keys.segment_members(segment), pid)
+            for category in profile.affinities:  # the audiences of demand spikes
+                tx.zrem(keys.demand_audience(category), pid)
             await tx.execute()

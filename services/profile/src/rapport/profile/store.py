@@ -6,11 +6,12 @@ reflect, so a redelivered record is recognised and never counted twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from rapport.shared import keys
 from rapport.shared.events import Touchpoint
@@ -36,6 +37,8 @@ class BatchEffects:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     resolved: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     """Offsets whose logged resolutions this batch's commit makes unnecessary."""
+    also: list[Callable[[Pipeline], None]] = field(default_factory=list)
+    """More writes queued into the same transaction (the batch's demand)."""
 
 
 class ProfileStore:
@@ -112,4 +115,6 @@ class ProfileStore:
             for (topic, partition), done in fx.resolved.items():
                 if done:
                     tx.hdel(keys.resolve_log(self._group, topic, partition), *map(str, done))
+            for queue in fx.also:
+                queue(tx)
             await tx.execute()

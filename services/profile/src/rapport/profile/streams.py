@@ -38,6 +38,7 @@ from rapport.shared.events import ProfileStep, StepKind, Touchpoint, read_steps,
 from rapport.shared.profiles import CustomerProfile
 
 from . import domain, segments
+from .demand.stage import Applied, DemandStage
 from .identity import IdentityStore, ResolveRequest
 from .store import BatchEffects, ProfileStore, timeline_entry
 
@@ -206,8 +207,10 @@ class ProfileFolder:
     def __init__(self, store: ProfileStore, identities: IdentityStore,
                  producer: AIOKafkaProducer, segment_defs: list[segments.Segment],
                  policy: domain.FoldPolicy = domain.DEFAULT_POLICY,
-                 resolved_topic: str = topics.RESOLVED.name) -> None:
+                 resolved_topic: str = topics.RESOLVED.name,
+                 demand: DemandStage | None = None) -> None:
         self._resolved = resolved_topic
+        self._demand = demand
         self._store = store
         self._identities = identities
         self._producer = producer
@@ -215,12 +218,21 @@ class ProfileFolder:
         self._policy = policy
         self.guard = OffsetGuard(store, "fold")
 
+    def forget(self) -> None:
+        """Partitions may have moved: forget what was cached about them."""
+        self.guard.forget()
+        if self._demand is not None:
+            self._demand.forget()
+
     async def handle_batch(self, records: list[Record]) -> None:
         fresh = await self.guard.fresh(records)
         steps: list[ProfileStep] = []
+        origins: list[str] = []  # the partition each step came from (its demand clock)
         for r in fresh:
             try:
-                steps.extend(read_steps(r.value))
+                read = read_steps(r.value)
+                steps.extend(read)
+                origins.extend([f"{r.topic}:{r.partition}"] * len(read))
             except ValidationError:
                 log.error("undecodable_step", partition=r.partition, offset=r.offset)
                 PROCESSED.labels("fold", "undecodable").inc()
@@ -240,8 +252,10 @@ class ProfileFolder:
         sends: list[Awaitable[object]] = []
         changed: set[str] = set()
         applied: list[Touchpoint] = []
+        demand: list[Applied] = []
+        gone: dict[str, list[str]] = {}  # profiles handed over -> their categories
 
-        for step in steps:
+        for step, origin in zip(steps, origins, strict=True):
             pid = step.profile_id
             if pid in erased and (step.touchpoint is None or
                                   step.touchpoint.received_at.timestamp() * 1000 <= erased[pid]):
@@ -254,6 +268,10 @@ class ProfileFolder:
                 continue
             if step.kind is StepKind.TOUCHPOINT and step.touchpoint is not None:
                 tp = step.touchpoint
+                current = state[pid]
+                if current is None or domain.message_fingerprint(tp) not in \
+                        current.recent_message_ids:  # a resend adds no demand
+                    demand.append(Applied(origin, tp, pid))
                 # Loaded from Redis for this batch alone: folded in place.
                 state[pid] = domain.apply_owned(state[pid], tp, customer_id=pid,
                                                 processed_at=now, policy=self._policy)
@@ -271,6 +289,7 @@ class ProfileFolder:
                     cause=step.cause))
                 state[pid] = None
                 changed.discard(pid)
+                gone[pid] = list(profile.affinities)
                 fx.handed_over[pid] = step.into
                 moved[pid] = step.into
                 fx.left.update({s: {*fx.left.get(s, set()), pid} for s in before.get(pid, [])})
@@ -308,9 +327,15 @@ class ProfileFolder:
             if at != erased.get(pid):
                 fx.profiles.pop(pid, None)
                 fx.timelines.pop(pid, None)
+        demand_fx = None
+        if self._demand is not None:
+            demand_fx = await self._demand.effects(demand, fx.profiles, gone)
+            fx.also.append(lambda tx: self._demand.stage(tx, demand_fx))
         fx.offsets = OffsetGuard.offsets(fresh)
         await self._store.commit(fx)
         self.guard.advance(fx.offsets)
+        if demand_fx is not None:
+            self._demand.committed(demand_fx)
         PROCESSED.labels("fold", "applied").inc(len(applied))
         done = datetime.now(UTC)
         for tp in applied:
@@ -358,6 +383,6 @@ def build_stream_app(*, bootstrap: str, group_id: str, resolver: IdentityResolve
     @app.on_rebalance_complete.connect
     async def _rebalanced(sender: object, **_: object) -> None:
         resolver.guard.forget()
-        folder.guard.forget()
+        folder.forget()
 
     return app

@@ -1,0 +1,168 @@
+"""HTTP (ops): active demand spikes with forecasts, their audiences, demand series for
+dashboards, heavy products and the state of the demand clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from rapport.shared.auth import Role, require
+from rapport.shared.service import ApiError
+
+from ..store import ProfileStore
+from . import audience, sketches
+from .alerts import iso
+from .clock import Buckets, label
+from .series import TOTAL, Dimension, Metric, SeriesKey, present
+from .store import DemandStore
+
+router = APIRouter(prefix="/v1/demand", tags=["demand"])
+Ops = Annotated[Role, Depends(require(Role.OPS))]
+
+
+@dataclass(frozen=True)
+class DemandReads:
+    """What the demand routes read from (set on ``app.state.demand`` by the wiring)."""
+
+    store: DemandStore
+    profiles: ProfileStore
+    buckets: Buckets
+    partitions_prefix: str
+    lateness_s: float
+    half_life_days: float
+
+
+def _reads(request: Request) -> DemandReads:
+    reads: DemandReads | None = getattr(request.app.state, "demand", None)
+    if reads is None:
+        raise ApiError(503, "demand is starting")
+    return reads
+
+
+Reads = Annotated[DemandReads, Depends(_reads)]
+
+
+def _width(reads: DemandReads, resolution: str) -> int:
+    widths = reads.buckets.by_label()
+    if resolution not in widths:
+        raise ApiError(400, f"resolution must be one of {', '.join(widths)}",
+                       code="invalid_resolution")
+    return widths[resolution]
+
+
+@router.get("/spikes", summary="Active demand spikes, with a forecast each")
+async def spikes(reads: Reads, _: Ops,
+                 dimension: Annotated[Dimension | None, Query()] = None,
+                 metric: Annotated[Metric | None, Query()] = None) -> dict[str, Any]:
+    found = [a for a in await reads.store.open_alerts()
+             if (dimension is None or a["series"]["dimension"] == dimension.value)
+             and (metric is None or a["series"]["metric"] == metric.value)]
+    found.sort(key=lambda a: (-abs(a["peak"]["magnitude"]), a["started_at"], a["id"]))
+    closed = await reads.store.closed_through()
+    return {"spikes": found, "count": len(found),
+            "closed_through": None if closed is None else iso(closed + reads.buckets.base)}
+
+
+@router.get("/spikes/{spike_id}/audience",
+            summary="Segments and customers most likely to want what is spiking",
+            responses={404: {"description": "no active spike with this id"}})
+async def spike_audience(reads: Reads, _: Ops,
+                         spike_id: Annotated[str, Path(max_length=64)],
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
+    alert, active = await reads.store.alert(spike_id)
+    if alert is None:
+        raise ApiError(404, f"no demand spike with id {spike_id!r}")
+    if not active:
+        raise ApiError(404, f"demand spike {spike_id!r} ended at {alert['ended_at']}",
+                       code="spike_ended")
+    s = alert["series"]
+    series = SeriesKey(Dimension(s["dimension"]), s["value"], Metric(s["metric"]))
+    category = audience.category_of(series, alert.get("category"))
+    body: dict[str, Any] = {"spike_id": spike_id, "series": s, "category": category}
+    if category is None:
+        return {**body, "basis": f"no category to rank customers by for a {series.dimension} "
+                                 "spike", "segments": [], "customers": []}
+    candidates = await reads.store.audience(category, limit * 2 + 10)
+    profiles = await reads.profiles.load_many([pid for pid, _ in candidates])
+    ranked = audience.rank(candidates, dict(zip([pid for pid, _ in candidates], profiles,
+                                                 strict=True)),
+                           now=datetime.now(UTC), half_life_days=reads.half_life_days,
+                           limit=limit)
+    return {**body, "basis": f"affinity for category {category!r}", **ranked}
+
+
+@router.get("/series", summary="Recent buckets of one demand series (event time)")
+async def series(reads: Reads, _: Ops, dimension: Annotated[Dimension, Query()],
+                 metric: Annotated[Metric, Query()],
+                 value: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+                 resolution: Annotated[str, Query(max_length=8)] = "5m",
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 48) -> dict[str, Any]:
+    width = _width(reads, resolution)
+    if dimension is Dimension.TOTAL:
+        value = value or TOTAL
+    if value is None:
+        raise ApiError(400, f"value is required for dimension {dimension.value}",
+                       code="missing_value")
+    key = SeriesKey(dimension, value, metric)
+    view = await reads.store.clock_view(reads.partitions_prefix)
+    closed = await reads.store.closed_through()
+    body: dict[str, Any] = {"series": key.to_json(), "resolution": label(width),
+                            "estimated": dimension is Dimension.PRODUCT, "buckets": []}
+    if not view.clocks:
+        return body
+    latest = reads.buckets.start(max(view.clocks.values()), width)
+    starts = [latest - i * width for i in range(limit - 1, -1, -1)]
+    amounts = await reads.store.amounts(width, starts, key.field)
+    closed_end = None if closed is None else closed + reads.buckets.base
+    body["buckets"] = [{"start": iso(s), "end": iso(s + width),
+                        "value": present(metric, amount),
+                        "closed": closed_end is not None and s + width <= closed_end}
+                       for s, amount in zip(starts, amounts, strict=True)]
+    return body
+
+
+@router.get("/top", summary="Heavy products of the current hour or day (estimates)")
+async def top(reads: Reads, _: Ops, metric: Annotated[Metric, Query()],
+              resolution: Annotated[str, Query(max_length=8)] = "1d",
+              limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
+    width = _width(reads, resolution)
+    if width == reads.buckets.base:
+        raise ApiError(400, "heavy products are kept per hour and per day",
+                       code="invalid_resolution")
+    if metric is Metric.SEARCHES:
+        raise ApiError(400, "searches name no product", code="invalid_metric")
+    closed = await reads.store.closed_through()
+    body: dict[str, Any] = {"metric": metric.value, "resolution": label(width),
+                            "products": []}
+    if closed is None:
+        return body
+    start = reads.buckets.start(closed, width)
+    raw = (await reads.store.rollup_sketches(width, start)).get(metric.value)
+    heavy = sketches.top(sketches.load(raw, 4), limit) if raw is not None else []
+    products = []
+    for h in heavy:
+        row = h.to_json()
+        for k in ("estimate", "lower_bound", "upper_bound"):
+            row[k] = present(metric, row[k])  # type: ignore[arg-type]
+        products.append(row)
+    return {**body, "start": iso(start), "end": iso(start + width),
+            "through": iso(closed + reads.buckets.base), "products": products}
+
+
+@router.get("/status", summary="Demand clock: watermark, last closed bucket, late events")
+async def status(reads: Reads, _: Ops) -> dict[str, Any]:
+    view = await reads.store.clock_view(reads.partitions_prefix)
+    closed = await reads.store.closed_through()
+    late = await reads.store.late()
+    return {
+        "bucket_s": reads.buckets.base, "lateness_s": reads.lateness_s,
+        "resolutions": list(reads.buckets.by_label()),
+        "closed_through": None if closed is None else iso(closed + reads.buckets.base),
+        "partitions": {m: {"clock": iso(c), "last_active": iso(view.active[m])
+                           if m in view.active else None}
+                       for m, c in sorted(view.clocks.items())},
+        "late": {"events": late.get("events", 0),
+                 **{m.value: present(m, late.get(m.value, 0)) for m in Metric}}}
