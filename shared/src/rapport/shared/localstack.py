@@ -228,7 +228,9 @@ class Stack:
                                           data_dir=data))
         if not (data / "meta.properties").exists():
             shutil.rmtree(data, ignore_errors=True)  # a half-written log from a killed run
-            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cid = "-"
+            while cid.startswith("-"):  # the tool would read a leading dash as an option
+                cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             done = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cid,
                                              "-c", str(config)),
                                   cwd=self.root, capture_output=True, text=True)
