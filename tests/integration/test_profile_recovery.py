@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from rapport.profile import domain
 from rapport.profile.app import build
+from rapport.profile.demand.series import Dimension, contribution
 from rapport.profile.rebuild import RebuildRefused, rebuild
 from rapport.profile.settings import ProfileSettings
 from rapport.shared import keys, redis_store
@@ -175,6 +176,41 @@ def assert_matches_truth(stored: dict[str, CustomerProfile],
     assert sum(bool(mine[pid].merged_from) for pid in truth) > len(truth) // 4
 
 
+def demand_truth(events: list[Touchpoint]) -> dict[str, int]:
+    """Each metric's amount over every distinct event: what the demand buckets and the
+    late counts must add up to, however the events were batched, killed and redelivered."""
+    out: dict[str, int] = {}
+    seen: set[str] = set()
+    for tp in events:
+        if tp.message_id in seen:
+            continue
+        seen.add(tp.message_id)
+        for key, amount in contribution(tp, region="-", segments=()).series.items():
+            if key.dimension is Dimension.TOTAL:
+                out[key.metric.value] = out.get(key.metric.value, 0) + amount
+    return out
+
+
+async def demand_stored(redis) -> dict[str, int]:
+    """Each metric's amount in every base bucket plus what came too late to be counted."""
+    out: dict[str, int] = {}
+    late = await redis.hgetall(keys.demand_late())
+    for name, amount in late.items():
+        if name != b"events":
+            out[name.decode()] = out.get(name.decode(), 0) + int(amount)
+    async for key in redis.scan_iter(match=keys.demand_counts(300, 0)[:-1] + "*", count=1000):
+        for name, amount in (await redis.hgetall(key)).items():
+            dimension, metric, _ = name.decode().split(":", 2)
+            if dimension == Dimension.TOTAL.value:
+                out[metric] = out.get(metric, 0) + int(amount)
+    return out
+
+
+async def forget_demand(redis) -> None:
+    async for key in redis.scan_iter(match=f"{keys.PREFIX}:demand:*", count=1000):
+        await redis.unlink(key)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -202,6 +238,7 @@ async def test_worker_killed_mid_stream_counts_every_event_once(isolated, tmp_pa
     run, settings, redis = isolated
     events = population(run, persons=500, per_person=48, seed=11)
     assert len(events) > 24_000
+    await forget_demand(redis)
     await publish(settings.kafka_bootstrap, settings.touchpoints_topic, events)
     env = {**os.environ, **{f"RAPPORT_{k.upper()}": str(v) for k, v in settings.model_dump(
         include={"kafka_bootstrap", "redis_url", "profile_group_id", "touchpoints_topic",
@@ -246,6 +283,8 @@ async def test_worker_killed_mid_stream_counts_every_event_once(isolated, tmp_pa
         last.terminate()
         last.wait(30)
     assert_matches_truth(await stored_profiles(redis, run), ground_truth(events), run)
+    # Demand too: every distinct commerce event counted once, in a bucket or as late.
+    assert await demand_stored(redis) == demand_truth(events)
 
 
 async def test_redis_flushed_is_rebuilt_from_kafka_to_the_same_state(isolated):

@@ -30,20 +30,22 @@ def alert_id(series: SeriesKey, started_at: int) -> str:
 def forecast_points(series: SeriesKey, at: int, width: int,
                     values: list[float]) -> list[dict[str, Any]]:
     """The detector's expectations for the buckets after ``at``."""
-    return [{"at": iso(at + (i + 1) * width), "expected": present(series.metric, max(0.0, v))}
+    return [{"at": iso(at + (i + 1) * width),
+             "expected": present(series.metric, max(0.0, float(v)))}
             for i, v in enumerate(values)]
 
 
 def _point(series: SeriesKey, at: int, value: float, reading: ReadingLike) -> dict[str, Any]:
-    return {"at": iso(at), "observed": present(series.metric, value),
-            "expected": present(series.metric, reading.expected),
-            "magnitude": round(reading.magnitude, 4), "score": round(reading.score, 4)}
+    return {"at": iso(at), "observed": present(series.metric, float(value)),
+            "expected": present(series.metric, float(reading.expected)),
+            "magnitude": round(float(reading.magnitude), 4),
+            "score": round(float(reading.score), 4)}
 
 
 def opened(series: SeriesKey, at: int, width: int, value: float, reading: ReadingLike,
            forecast: list[float], category: str | None = None) -> dict[str, Any]:
     point = _point(series, at, value, reading)
-    direction = reading.direction or ("up" if reading.magnitude >= 0 else "down")
+    direction = str(reading.direction or ("up" if reading.magnitude >= 0 else "down"))
     alert: dict[str, Any] = {
         "id": alert_id(series, at), "series": series.to_json(), "direction": direction,
         "magnitude": point["magnitude"], "expected": point["expected"],

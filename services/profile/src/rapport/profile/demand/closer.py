@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 CLOSED = Counter("rapport_demand_buckets_closed_total", "Base demand buckets closed")
 ALERTS = Counter("rapport_demand_alerts_total", "Demand spike alerts", ["kind"])
+_JSON = orjson.OPT_SERIALIZE_NUMPY  # detector states may hold numpy arrays and scalars
 CLOSED_AT = Gauge("rapport_demand_closed_through_seconds",
                   "End (event time, epoch seconds) of the last closed demand bucket")
 
@@ -173,13 +174,15 @@ class DemandCloser:
         for start in plan:
             records += await self._close(start, tracking, registry, rollups, writes)
         rollups.write_into(writes)
-        futures = [await self._producer.send(self._topic, orjson.dumps(r),
+        futures = [await self._producer.send(self._topic, orjson.dumps(r, option=_JSON),
                                              key=r["spike"]["id"].encode()) for r in records]
         await asyncio.gather(*futures)
-        writes.slots = {n: orjson.dumps(s.to_json()) for n, s in tracking.slots.items()}
+        writes.slots = {n: orjson.dumps(s.to_json(), option=_JSON)
+                        for n, s in tracking.slots.items()}
         writes.evicted = set(tracking.evicted)
-        writes.alerts = {a["id"]: orjson.dumps(a) for a in tracking.alerts.values()}
-        writes.ended = {i: orjson.dumps(a) for i, a in tracking.ended.items()}
+        writes.alerts = {a["id"]: orjson.dumps(a, option=_JSON)
+                         for a in tracking.alerts.values()}
+        writes.ended = {i: orjson.dumps(a, option=_JSON) for i, a in tracking.ended.items()}
         await self._store.commit_close(closed, writes)
         tracking.evicted.clear()
         tracking.ended.clear()
@@ -197,8 +200,16 @@ class DemandCloser:
         if self._cache is not None and self._cache[0] == closed:
             return self._cache[1]
         slots, open_alerts = await self._store.tracking_state()
+        restored: dict[str, Slot] = {}
+        for name, body in slots.items():
+            try:
+                restored[name] = Slot.from_json(body, self._kind)
+            except Exception as exc:  # a state of another detector version: start afresh
+                log.warning("demand_detector_reset", error=type(exc).__name__)
+                restored[name] = Slot(self._kind.new(self._buckets.base), int(body["seen"]),
+                                      body.get("category"))
         return Tracking(
-            slots={n: Slot.from_json(body, self._kind) for n, body in slots.items()},
+            slots=restored,
             alerts={SeriesKey(Dimension(a["series"]["dimension"]), a["series"]["value"],
                               Metric(a["series"]["metric"])).field: a
                     for a in open_alerts.values()})
