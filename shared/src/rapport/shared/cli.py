@@ -173,6 +173,17 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_spikes(args: argparse.Namespace) -> int:
+    from rapport.profile.demand import evaluate  # the workspace installs every service
+
+    for path in (args.data, args.windows):
+        if not path.exists():
+            say(f"[red]{path} does not exist[/]")
+            return 2
+    evaluate.run(args.data, args.windows, args.results)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -225,6 +236,15 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--wait", type=float, default=90,
                     help="seconds to wait for stopped workers to leave the consumer group")
     pr.set_defaults(func=cmd_profiles)
+
+    e = sub.add_parser("eval-spikes", help="score the demand spike detector on a corpus in "
+                                           "the Numenta Anomaly Benchmark's format")
+    e.add_argument("--data", type=Path, required=True, help="folder of timestamp,value CSVs")
+    e.add_argument("--windows", type=Path, required=True,
+                   help="labelled anomaly windows (NAB's combined_windows.json)")
+    e.add_argument("--results", type=Path, default=None,
+                   help="write per-file scores in NAB's results format here")
+    e.set_defaults(func=cmd_eval_spikes)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
     m.add_argument("--ingest", default="http://127.0.0.1:8001")

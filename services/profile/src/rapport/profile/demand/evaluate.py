@@ -10,9 +10,10 @@ JSON with the three normalised scores.
 from __future__ import annotations
 
 import csv
+import itertools
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -32,7 +33,8 @@ class Series:
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.strip())
+    """NAB's timestamps carry no zone: they are read as UTC, whatever the machine's zone."""
+    return datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
 
 
 def load_corpus(data: Path) -> list[Series]:
@@ -55,7 +57,7 @@ def load_windows(path: Path) -> dict[str, list[tuple[datetime, datetime]]]:
 def step_of(timestamps: list[datetime]) -> float:
     """The series' sampling step: the most common gap between points."""
     gaps: dict[float, int] = {}
-    for a, b in zip(timestamps, timestamps[1:], strict=False):
+    for a, b in itertools.pairwise(timestamps):
         gap = (b - a).total_seconds()
         gaps[gap] = gaps.get(gap, 0) + 1
     return max(gaps, key=lambda g: gaps[g]) if gaps else 300.0
@@ -88,7 +90,7 @@ def write_results(results: Path, series: Series, scores: list[float],
 
 def run(data: Path, windows_file: Path, results: Path | None,
         config: DetectorConfig | None = None) -> dict[str, float]:
-    console = Console(stderr=True)
+    console = Console()
     config = config or DetectorConfig()
     corpus = load_corpus(data)
     if not corpus:
@@ -96,7 +98,7 @@ def run(data: Path, windows_file: Path, results: Path | None,
     windows = load_windows(windows_file)
     scores: dict[str, list[float]] = {}
     points, spent = 0, 0.0
-    with Progress(console=console, transient=True) as progress:
+    with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("detecting", total=sum(len(s.values) for s in corpus))
         for series in corpus:
             started = time.perf_counter()

@@ -1,0 +1,325 @@
+"""Streaming spike and shift detector for one demand series.
+
+One point at a time, constant work and memory per series. Three predictors of the next
+point compete: the recent level (EWMA), the same time yesterday (a daily profile) and the
+same time last week (a weekly profile). Each keeps the running size of its own errors;
+the point's *surprise* is its distance from the prediction of the predictor that has been
+most accurate lately, in units of that predictor's usual error, so a series that follows
+its daily pattern is judged against the pattern and a series without one against its
+level. Surprises become an anomaly score through their own running distribution (a short
+average against the long one, as Numenta's anomaly likelihood does), so one threshold
+suits every series. After a score peaks, lower scores are damped for a while: a spike or a
+shift is reported once, at its start, not at every point that follows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Direction = Literal["up", "down"]
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """One configuration for every series (tuned on NAB's development set)."""
+
+    level_alpha: float = 0.8          # EWMA of the level predictor
+    season_alpha: float = 0.2         # weight of the newest day/week in the profiles
+    error_alpha: float = 0.01         # how fast the predictors' error sizes move
+    scale_alpha: float = 0.005        # the series' overall spread (floors the error size)
+    scale_floor: float = 0.4          # share of that spread an error size never goes under
+    clip: float = 1000.0              # learn from at most this many error sizes off
+    range_decay: float = 0.001        # how fast the seen range forgets its extremes
+    range_weight: float = 0.0         # weight of a value beyond the seen range
+    short_alpha: float = 0.5          # short average of surprises
+    long_alpha: float = 0.005         # long distribution of surprises
+    tail_half_life: float = 0.0       # >0: score by the surprise's rank in its own history
+    bins_per_decade: int = 8
+    suppress_points: int = 200        # how long a peak damps lower scores
+    damp: float = 0.3                 # factor on scores below the running peak
+    shape_block: int = 8              # points averaged into one step of a shape
+    shape_width: int = 8              # steps in a shape (block * width points of context)
+    shape_vigilance: float = 0.15     # distance (share of the learnt range) that is new
+    shape_rate: float = 0.1           # how far a matched prototype moves to the shape
+    shape_memory: int = 256           # prototypes kept (least recently matched go first)
+    error_level: float = 0.85         # prediction-error score that is a detection
+    novelty_surprise: float = 0.0     # a new shape counts only if this surprising too
+    shape_rest: int = 300               # a new shape scores at most once in this many points
+    rest_points: int = 400            # after a detection, weaker ones are damped this long
+    warmup_points: int = 150          # no score before this many points
+    range_points: int = 750           # the range shapes are measured in is learnt this long
+    alert_score: float = 0.5          # a stream alert opens at this score (a detection)
+    alert_magnitude: float = 0.2      # ... and when the point is this far off (share)
+    max_slots: int = 2016             # longest seasonal profile kept (a week of 5 min)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the detector made of one point."""
+
+    score: float                      # anomaly score in [0, 1] (NAB's anomaly_score)
+    expected: float                   # baseline the point was judged against
+    direction: Direction | None       # "up"/"down" while the series is abnormal, else None
+    alert: Literal["start", "end"] | None = None   # an alert opens / closes at this point
+    magnitude: float = 0.0            # (value - expected) / |expected|, signed
+
+
+def _phi(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+@dataclass
+class SpikeDetector:
+    """Constant memory and work per point; ``step_s`` is the series' bucket width in seconds."""
+
+    step_s: float
+    config: DetectorConfig = field(default_factory=DetectorConfig)
+    n: int = 0
+    last_slot: int | None = None
+    level: float = 0.0
+    mean: float = 0.0
+    spread: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+    errors: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    seen: list[int] = field(default_factory=lambda: [0, 0, 0])
+    day: list[float | None] = field(default_factory=list)
+    week: list[float | None] = field(default_factory=list)
+    short: float = 0.0
+    long_mean: float = 0.0
+    long_var: float = 1.0
+    tail: list[float] = field(default_factory=list)
+    tail_unit: float = 1.0
+    peak: float = 0.0
+    since_peak: int = 0
+    active: Direction | None = None
+    lo: float = math.inf
+    hi: float = -math.inf
+    block_sum: float = 0.0
+    block_count: int = 0
+    steps: list[float] = field(default_factory=list)
+    prototypes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    matched: list[int] = field(default_factory=list)
+    last_detection: int = -(10**9)
+    last_novel: int = -(10**9)
+
+    def __post_init__(self) -> None:
+        per_day = round(86400 / self.step_s) if self.step_s > 0 else 0
+        if not self.day and 2 <= per_day <= self.config.max_slots:
+            self.day = [None] * per_day
+        if not self.week and 2 <= per_day * 7 <= self.config.max_slots:
+            self.week = [None] * (per_day * 7)
+
+    def _predictions(self, slot: int) -> list[float | None]:
+        day = self.day[slot % len(self.day)] if self.day else None
+        week = self.week[slot % len(self.week)] if self.week else None
+        return [self.level if self.n else None, day, week]
+
+    def _rarity(self, surprise: float) -> float:
+        """How rarely this series has been this surprised: -log of the decayed share of its
+        past surprises at least as large, scaled to [0, 1]; then counts this one."""
+        c = self.config
+        bins = 6 * c.bins_per_decade
+        if not self.tail:
+            self.tail = [0.0] * bins
+        b = int((math.log10(surprise + 1e-3) + 3.0) * c.bins_per_decade)
+        b = max(0, min(bins - 1, b))
+        total = sum(self.tail)
+        above = sum(self.tail[b:])
+        # Half a point of prior mass keeps a never-seen surprise finite.
+        unit = self.tail_unit
+        share = (above + 0.5 * unit) / (total + unit)
+        memory = c.tail_half_life / math.log(2.0)
+        score = min(1.0, -math.log(share) / math.log(memory))
+        self.tail[b] += unit
+        self.tail_unit = unit * 2.0 ** (1.0 / c.tail_half_life)
+        if self.tail_unit > 1e100:
+            self.tail = [w / self.tail_unit for w in self.tail]
+            self.tail_unit = 1.0
+        return max(0.0, score)
+
+    def _novelty(self, value: float) -> float:
+        """Distance of the recent shape (block means over the last ``block * width`` points,
+        the current block partial) from the nearest remembered prototype, in shares of the
+        range learnt during warm-up; a new shape is remembered, a known one refined."""
+        c = self.config
+        if self.n < c.range_points:
+            self.lo, self.hi = min(self.lo, value), max(self.hi, value)
+        self.block_sum += value
+        self.block_count += 1
+        if self.block_count == c.shape_block:
+            self.steps.append(self.block_sum / c.shape_block)
+            self.block_sum, self.block_count = 0.0, 0
+            if len(self.steps) > c.shape_width:
+                del self.steps[0]
+        if len(self.steps) < c.shape_width:
+            return 0.0
+        span = (self.hi - self.lo) or 1.0
+        last = self.block_sum / self.block_count if self.block_count else self.steps[-1]
+        shape = [(v - self.lo) / span for v in self.steps[:-1]] + [(last - self.lo) / span]
+        vector = np.array(shape)
+        if len(self.prototypes):
+            distances = ((self.prototypes - vector) ** 2).mean(axis=1)
+            best = int(distances.argmin())
+            distance = math.sqrt(float(distances[best]))
+        else:
+            best, distance = -1, math.inf
+        if distance > c.shape_vigilance:
+            if len(self.prototypes) < c.shape_memory:
+                self.prototypes = np.vstack([self.prototypes.reshape(-1, len(shape)), vector])
+                self.matched.append(self.n)
+            else:
+                oldest = min(range(len(self.matched)), key=self.matched.__getitem__)
+                self.prototypes[oldest], self.matched[oldest] = vector, self.n
+            if self.n < c.range_points or self.n - self.last_novel <= c.shape_rest:
+                return 0.0
+            self.last_novel = self.n
+            return min(distance, 1.0)
+        self.prototypes[best] += c.shape_rate * (vector - self.prototypes[best])
+        self.matched[best] = self.n
+        return 0.0
+
+    def _seasonal_guess(self, slot: int) -> float | None:
+        """The most accurate seasonal profile's value for ``slot``, if any."""
+        _, day, week = self._predictions(slot)
+        options = [(self.errors[k], p) for k, p in ((1, day), (2, week))
+                   if p is not None and self.seen[k]]
+        return min(options)[1] if options else None
+
+    def _bridge(self, last: int, slot: int) -> None:
+        """Missing points: the level moves to what the seasonal profile expected there, so
+        the first point after a gap is not judged against a stale level. (Shapes are of the
+        points seen: on NAB, filling them in loses detections.)"""
+        for missing in range(max(last + 1, slot - 64), slot):
+            guess = self._seasonal_guess(missing)
+            if guess is not None:
+                self.level += self.config.level_alpha * (guess - self.level)
+
+    def update(self, at: float, value: float) -> Reading:
+        """Feed the point at epoch second ``at`` (gaps of whole steps are allowed)."""
+        c = self.config
+        slot = round(at / self.step_s)
+        if self.last_slot is not None and slot <= self.last_slot:
+            slot = self.last_slot + 1  # off the grid (irregular clocks): the next point
+        if self.last_slot is not None and slot - self.last_slot > 1:
+            self._bridge(self.last_slot, slot)
+        self.last_slot = slot
+        predictions = self._predictions(slot)
+        floor = c.scale_floor * self.spread + 1e-9
+        best, best_error = None, math.inf
+        for k, p in enumerate(predictions):
+            if p is not None and self.seen[k] >= 1 and self.errors[k] < best_error:
+                best, best_error = k, self.errors[k]
+        expected = value if best is None else predictions[best]
+        assert expected is not None
+        sigma = (best_error if best is not None else 0.0) + floor
+        residual = value - expected
+        surprise = abs(residual) / sigma
+        if c.range_weight and self.n:
+            beyond = max(0.0, value - self.high, self.low - value)
+            surprise = max(surprise, c.range_weight * beyond / (self.spread + 1e-9))
+        surprise = min(surprise, 50.0)
+
+        score = 0.0
+        if self.n >= c.warmup_points:
+            self.short += c.short_alpha * (surprise - self.short)
+            if c.tail_half_life:
+                score = self._rarity(self.short)
+            else:
+                sd = math.sqrt(self.long_var) + 1e-6
+                likelihood = _phi((self.short - self.long_mean) / sd)
+                score = max(0.0, min(1.0, math.log(1.0000000001 - likelihood) / math.log(1e-10)))
+        else:
+            self.short = surprise
+            if c.tail_half_life:
+                self._rarity(surprise)
+        self.long_mean += c.long_alpha * (surprise - self.long_mean)
+        self.long_var += c.long_alpha * ((surprise - self.long_mean) ** 2 - self.long_var)
+
+        # Report a peak once: lower scores that follow it are damped.
+        self.since_peak += 1
+        if self.since_peak > c.suppress_points:
+            self.peak = 0.0
+        if score > self.peak:
+            self.peak, self.since_peak = score, 0
+        else:
+            score *= c.damp
+
+        novelty = self._novelty(value)
+        raw = 0.0
+        if self.n >= c.warmup_points:
+            if self.short < c.novelty_surprise:
+                novelty = 0.0
+            score = min(1.0, 0.5 * max(score / c.error_level, novelty / c.shape_vigilance))
+            raw = score
+            if score >= 0.5:
+                if self.n - self.last_detection <= c.rest_points:
+                    score *= 0.49
+                else:
+                    self.last_detection = self.n
+
+        # Learn from the point, at most ``clip`` error sizes away from what was expected.
+        bound = c.clip * sigma
+        learn = value if best is None else expected + max(-bound, min(bound, residual))
+        for k, p in enumerate(predictions):
+            if p is not None:
+                err = min(abs(value - p), bound)
+                self.errors[k] = err if self.seen[k] == 0 else (
+                    self.errors[k] + c.error_alpha * (err - self.errors[k]))
+                self.seen[k] += 1
+        if self.n == 0:
+            self.level = self.mean = self.low = self.high = value
+        else:
+            self.level += c.level_alpha * (learn - self.level)
+            self.mean += c.scale_alpha * (value - self.mean)
+            self.spread += c.scale_alpha * (abs(value - self.mean) - self.spread)
+            self.low = min(value, self.low + c.range_decay * (self.mean - self.low))
+            self.high = max(value, self.high - c.range_decay * (self.high - self.mean))
+        for profile in (self.day, self.week):
+            if profile:
+                i = slot % len(profile)
+                old = profile[i]
+                profile[i] = learn if old is None else old + c.season_alpha * (learn - old)
+        self.n += 1
+
+        direction: Direction = "up" if residual >= 0 else "down"
+        alert: Literal["start", "end"] | None = None
+        magnitude = residual / abs(expected) if expected else 0.0
+        # Alerts go by the undamped score: an open alert already stands for what follows.
+        if self.active is None and raw >= c.alert_score and (
+                abs(magnitude) >= c.alert_magnitude):
+            self.active, alert = direction, "start"
+        elif self.active is not None and surprise < 1.0:
+            self.active, alert = None, "end"
+        return Reading(score, expected, self.active, alert, magnitude)
+
+    def forecast(self, horizon: int) -> list[float]:
+        """Expected values of the next ``horizon`` points: the seasonal profile, shifted by
+        how far the level now sits from it (a gap that closes as the horizon grows)."""
+        slot = self.last_slot or 0
+        now = self._seasonal_guess(slot)
+        out = []
+        for h in range(1, horizon + 1):
+            ahead = self._seasonal_guess(slot + h)
+            if now is None or ahead is None:
+                out.append(self.level)
+            else:
+                out.append(ahead + (self.level - now) * 0.9 ** h)
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able state, so a worker can persist it with its offsets."""
+        state = asdict(self)
+        state["config"] = asdict(self.config)
+        state["prototypes"] = self.prototypes.tolist()
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SpikeDetector:
+        prototypes = np.array(state["prototypes"], dtype=float)
+        return cls(**{**state, "config": DetectorConfig(**state["config"]),
+                      "prototypes": prototypes.reshape(len(state["prototypes"]), -1)})
