@@ -33,6 +33,7 @@ class DetectorConfig:
     scale_alpha: float = 0.005        # the series' overall spread (floors the error size)
     scale_floor: float = 0.4          # share of that spread an error size never goes under
     clip: float = 1000.0              # learn from at most this many error sizes off
+    season_clip: float = 5.0       # the same for the seasonal profiles
     range_decay: float = 0.001        # how fast the seen range forgets its extremes
     range_weight: float = 0.0         # weight of a value beyond the seen range
     short_alpha: float = 0.5          # short average of surprises
@@ -279,11 +280,15 @@ class SpikeDetector:
             self.spread += c.scale_alpha * (abs(value - self.mean) - self.spread)
             self.low = min(value, self.low + c.range_decay * (self.mean - self.low))
             self.high = max(value, self.high - c.range_decay * (self.high - self.mean))
-        for profile in (self.day, self.week):
+        for k, profile in ((1, self.day), (2, self.week)):
             if profile:
                 i = slot % len(profile)
                 old = profile[i]
-                profile[i] = learn if old is None else old + c.season_alpha * (learn - old)
+                if old is None:
+                    profile[i] = learn
+                else:
+                    bound = c.season_clip * (self.errors[k] + floor)
+                    profile[i] = old + c.season_alpha * max(-bound, min(bound, learn - old))
         self.n += 1
 
         direction: Direction = "up" if residual >= 0 else "down"
