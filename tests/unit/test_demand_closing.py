@@ -1,10 +1,12 @@
 """Heavy products in sketches, closing buckets into detectors and alerts, and the
 audience of a spike ranked by affinity."""
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +18,7 @@ from rapport.profile.demand.closing import (
     Slot,
     Tracking,
     close_bucket,
+    spike_detectors,
 )
 from rapport.profile.demand.series import Dimension, Metric, SeriesKey, product_item
 from rapport.shared.profiles import Affinity, Consent, CustomerProfile
@@ -202,3 +205,46 @@ def test_audience_changes_and_what_a_spike_is_about():
     assert audience.category_of(SeriesKey(Dimension.PRODUCT, "p", Metric.VIEWS), "hats") == \
         "hats"
     assert audience.category_of(SeriesKey(Dimension.REGION, "w", Metric.VIEWS), "x") is None
+
+
+def test_the_real_detector_reads_the_same_through_the_closer_state_round_trips():
+    """Closing with the real detector, its state stored as JSON and restored every few
+    buckets (as a closer that lost its cache would), reads exactly like a closer that
+    never stopped: same alerts, same states."""
+    kind = spike_detectors()
+    try:
+        kind.new(W).update(at=0, value=1.0)
+    except NotImplementedError:
+        pytest.skip("the spike detector is not implemented yet")
+    rng = random.Random(3)
+    policy = ClosePolicy(width=W, forecast_points=12)
+    steady, restarted = Tracking(), Tracking()
+    got: tuple[list, list] = ([], [])
+    amounts = [round(20 + 8 * math.sin(i / 12 * math.pi) + rng.random()) for i in range(300)]
+    amounts += [95] * 4 + [20] * 10
+    for i, amount in enumerate(amounts):
+        if i > 160 and i % 7 == 0:
+            restarted.slots = {n: Slot.from_json(orjson.loads(orjson.dumps(s.to_json())), kind)
+                               for n, s in restarted.slots.items()}
+        for tracking, records in zip((steady, restarted), got, strict=True):
+            records += close_bucket(tracking, demand(i * W, {SHOES: amount}, [SHOES]), kind,
+                                    policy)
+    assert got[0] == got[1]
+    assert orjson.dumps(steady.slots[SHOES].to_json()) == \
+        orjson.dumps(restarted.slots[SHOES].to_json())
+    for record in got[0]:
+        assert record["spike"]["series"]["value"] == "shoes"
+        assert len(record["spike"]["forecast"]) in (0, 12)
+
+
+@pytest.mark.xfail(reason="SpikeDetector.from_state cannot reshape an empty prototype list "
+                          "(a series restored before its first shape); reported", strict=False)
+def test_a_young_real_detector_restores_from_its_json_state():
+    kind = spike_detectors()
+    detector = kind.new(W)
+    try:
+        detector.update(at=0, value=1.0)
+    except NotImplementedError:
+        pytest.skip("the spike detector is not implemented yet")
+    restored = kind.restore(orjson.loads(orjson.dumps(detector.to_state())))
+    assert restored.update(at=W, value=1.0) == detector.update(at=W, value=1.0)

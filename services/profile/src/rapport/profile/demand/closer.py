@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 
 CLOSED = Counter("rapport_demand_buckets_closed_total", "Base demand buckets closed")
 ALERTS = Counter("rapport_demand_alerts_total", "Demand spike alerts", ["kind"])
+RESETS = Counter("rapport_demand_detector_resets_total",
+                 "Detectors started afresh because their stored state did not load")
 _JSON = orjson.OPT_SERIALIZE_NUMPY  # detector states may hold numpy arrays and scalars
 CLOSED_AT = Gauge("rapport_demand_closed_through_seconds",
                   "End (event time, epoch seconds) of the last closed demand bucket")
@@ -206,6 +208,7 @@ class DemandCloser:
                 restored[name] = Slot.from_json(body, self._kind)
             except Exception as exc:  # a state of another detector version: start afresh
                 log.warning("demand_detector_reset", error=type(exc).__name__)
+                RESETS.inc()
                 restored[name] = Slot(self._kind.new(self._buckets.base), int(body["seen"]),
                                       body.get("category"))
         return Tracking(
