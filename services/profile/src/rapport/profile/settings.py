@@ -46,10 +46,10 @@ class ProfileSettings(CommonSettings):
                                          "when the closer starts or catches up; older is skipped")
     demand_close_interval_s: float = Field(default=2.0, gt=0, le=60)
     demand_top_products: int = Field(
-        default=50, ge=1, le=1000, description="Heavy products tracked per metric from each "
+        default=20, ge=1, le=1000, description="Heavy products tracked per metric from each "
                                                "heavy list (the bucket's, the last day's)")
     demand_product_slots: int = Field(
-        default=100, ge=1, le=10000, description="At most this many product detectors per "
+        default=50, ge=1, le=10000, description="At most this many product detectors per "
                                                  "metric")
     demand_max_series: int = Field(
         default=2000, ge=1, description="At most this many category, region, channel and "

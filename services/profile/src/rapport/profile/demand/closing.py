@@ -42,9 +42,9 @@ def spike_detectors() -> DetectorKind:
 @dataclass(frozen=True)
 class ClosePolicy:
     width: int
-    top_products: int = 50
+    top_products: int = 20
     """Products per metric taken from each heavy list (the bucket's, the last day's)."""
-    product_slots: int = 100
+    product_slots: int = 50
     """At most this many product detectors per metric."""
     keep_products_s: int = 6 * 3600
     """A product no longer heavy keeps its detector this long (if the cap allows)."""

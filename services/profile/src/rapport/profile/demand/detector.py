@@ -36,6 +36,7 @@ class DetectorConfig:
     season_clip: float = 5.0       # the same for the seasonal profiles
     range_decay: float = 0.001        # how fast the seen range forgets its extremes
     range_weight: float = 0.0         # weight of a value beyond the seen range
+    min_sd: float = 1e-6              # floor of the surprises' spread (near-noiseless series)
     short_alpha: float = 0.5          # short average of surprises
     long_alpha: float = 0.005         # long distribution of surprises
     tail_half_life: float = 0.0       # >0: score by the surprise's rank in its own history
@@ -231,7 +232,7 @@ class SpikeDetector:
             if c.tail_half_life:
                 score = self._rarity(self.short)
             else:
-                sd = math.sqrt(self.long_var) + 1e-6
+                sd = max(math.sqrt(self.long_var), c.min_sd)
                 likelihood = _phi((self.short - self.long_mean) / sd)
                 score = max(0.0, min(1.0, math.log(1.0000000001 - likelihood) / math.log(1e-10)))
         else:

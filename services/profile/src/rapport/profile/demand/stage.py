@@ -64,7 +64,7 @@ class DemandStage:
         categories of profiles merged away."""
         missing = sorted({a.member for a in applied} - self._clocks.keys())
         self._clocks.update(await self._store.clocks_of(missing))
-        closed = await self._store.closed_through()
+        closed = await self._store.closed_through() if applied else self._closed
         tally = Tally(self._buckets, lateness_s=self._lateness, clocks=self._clocks,
                       closed_through=closed, wall_now=time.time())
         for a in applied:
