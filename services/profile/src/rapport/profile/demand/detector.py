@@ -265,7 +265,7 @@ class SpikeDetector:
                     self.last_detection = self.n
 
         # Learn from the point, at most ``clip`` error sizes away from what was expected.
-        bound = c.clip * sigma
+        bound = c.clip * sigma if self.n >= c.warmup_points else math.inf
         learn = value if best is None else expected + max(-bound, min(bound, residual))
         for k, p in enumerate(predictions):
             if p is not None:
@@ -286,9 +286,10 @@ class SpikeDetector:
                 i = slot % len(profile)
                 old = profile[i]
                 if old is None:
-                    profile[i] = learn
+                    profile[i] = value
                 else:
-                    bound = c.season_clip * (self.errors[k] + floor)
+                    bound = c.season_clip * (self.errors[k] + floor) \
+                        if self.n >= c.warmup_points else math.inf
                     profile[i] = old + c.season_alpha * max(-bound, min(bound, learn - old))
         self.n += 1
 
