@@ -50,6 +50,8 @@ class DetectorConfig:
     shape_memory: int = 256           # prototypes kept (least recently matched go first)
     error_level: float = 0.85         # prediction-error score that is a detection
     novelty_surprise: float = 0.0     # a new shape counts only if this surprising too
+    novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming
+    novelty_half_life: float = 2000.0
     shape_rest: int = 300               # a new shape scores at most once in this many points
     rest_points: int = 400            # after a detection, weaker ones are damped this long
     warmup_points: int = 150          # no score before this many points
@@ -108,6 +110,7 @@ class SpikeDetector:
     matched: list[int] = field(default_factory=list)
     last_detection: int = -(10**9)
     last_novel: int = -(10**9)
+    novelties: float = 0.0
 
     def __post_init__(self) -> None:
         per_day = round(86400 / self.step_s) if self.step_s > 0 else 0
@@ -252,6 +255,11 @@ class SpikeDetector:
             score *= c.damp
 
         novelty = self._novelty(value)
+        if c.novelty_penalty:
+            if novelty:
+                novelty /= 1.0 + c.novelty_penalty * self.novelties
+            self.novelties = self.novelties * 0.5 ** (1.0 / c.novelty_half_life) + (
+                1.0 if novelty else 0.0)
         raw = 0.0
         if self.n >= c.warmup_points:
             if self.short < c.novelty_surprise:
