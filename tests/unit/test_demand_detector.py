@@ -164,3 +164,35 @@ def test_nab_threshold_is_chosen_over_the_corpus() -> None:
     result = nab.score_corpus({"f.csv": (ts, scores)}, {"f.csv": [(ts[500], ts[599])]},
                               nab.PROFILES[0])
     assert result.threshold == 0.9 and result.tp == 1 and result.fp == 0
+
+
+def test_eval_spikes_command_writes_nab_results_and_prints_scores_last(
+        tmp_path, capsys) -> None:
+    from rapport.shared.cli import main
+
+    rng = random.Random(8)
+    data = tmp_path / "data" / "synthetic"
+    data.mkdir(parents=True)
+    t0 = datetime(2024, 1, 1)
+    ts = [t0 + timedelta(minutes=5 * i) for i in range(3000)]
+    values = [seasonal(i, rng) for i in range(3000)]
+    for i in range(2200, 2300):
+        values[i] *= 3  # a surge the detector must catch
+    (data / "surge.csv").write_text("timestamp,value\n" + "".join(
+        f"{t:%Y-%m-%d %H:%M:%S},{v:.3f}\n" for t, v in zip(ts, values, strict=True)))
+    windows = tmp_path / "windows.json"
+    windows.write_bytes(orjson.dumps({"synthetic/surge.csv": [
+        [f"{ts[2150]:%Y-%m-%d %H:%M:%S}.000000", f"{ts[2350]:%Y-%m-%d %H:%M:%S}.000000"]]}))
+    results = tmp_path / "results"
+
+    assert main(["eval-spikes", "--data", str(tmp_path / "data"), "--windows", str(windows),
+                 "--results", str(results)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    scores = orjson.loads(last)
+    assert set(scores) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
+    assert scores["standard"] > 50  # the surge is found early, with few false alarms
+    rows = (results / "synthetic" / "rapport_surge.csv").read_text().splitlines()
+    assert rows[0] == "timestamp,value,anomaly_score,label" and len(rows) == 3001
+    assert rows[2151].endswith(",1") and rows[2149].endswith(",0")
+    assert main(["eval-spikes", "--data", str(tmp_path / "nowhere"),
+                 "--windows", str(windows)]) == 2
