@@ -237,14 +237,9 @@ def test_the_real_detector_reads_the_same_through_the_closer_state_round_trips()
         assert len(record["spike"]["forecast"]) in (0, 12)
 
 
-@pytest.mark.xfail(reason="SpikeDetector.from_state cannot reshape an empty prototype list "
-                          "(a series restored before its first shape); reported", strict=False)
 def test_a_young_real_detector_restores_from_its_json_state():
     kind = spike_detectors()
     detector = kind.new(W)
-    try:
-        detector.update(at=0, value=1.0)
-    except NotImplementedError:
-        pytest.skip("the spike detector is not implemented yet")
+    detector.update(at=0, value=1.0)
     restored = kind.restore(orjson.loads(orjson.dumps(detector.to_state())))
     assert restored.update(at=W, value=1.0) == detector.update(at=W, value=1.0)

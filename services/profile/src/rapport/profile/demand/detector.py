@@ -1,21 +1,31 @@
 """Streaming spike and shift detector for one demand series.
 
-One point at a time, constant work and memory per series. Three predictors of the next
-point compete: the recent level (EWMA), the same time yesterday (a daily profile) and the
-same time last week (a weekly profile). Each keeps the running size of its own errors;
-the point's *surprise* is its distance from the prediction of the predictor that has been
-most accurate lately, in units of that predictor's usual error, so a series that follows
-its daily pattern is judged against the pattern and a series without one against its
-level. Surprises become an anomaly score through their own running distribution (a short
-average against the long one, as Numenta's anomaly likelihood does), so one threshold
-suits every series. After a score peaks, lower scores are damped for a while: a spike or a
-shift is reported once, at its start, not at every point that follows.
+One point at a time, constant work and memory per series, two views of the series:
+
+* **Prediction error.** Three predictors of the next point compete: the recent level
+  (EWMA), the same time yesterday (a daily profile) and the same time last week (a weekly
+  profile). Each keeps the running size of its own errors; the point's *surprise* is its
+  distance from the prediction of the predictor that has lately been most accurate, in
+  units of that predictor's usual error. So a series that follows its daily pattern is
+  judged against the pattern, one without a pattern against its level. Surprises become a
+  score through their own running distribution (a short average against the long one, as
+  Numenta's anomaly likelihood does), so one threshold suits every series.
+* **Shape novelty.** The recent shape of the series (block means over the last few hours,
+  in shares of the range learnt while warming up) is compared with a bounded memory of
+  prototype shapes (adaptive-resonance style): a shape unlike any seen before is novel and
+  is remembered; a known one refines its prototype. Slow drifts and changed patterns that
+  no single point betrays show up here. Where new shapes keep coming they weigh less.
+
+The point's score is the stronger of the two, 0.5 meaning "a detection". After a
+detection, weaker ones are damped for a while, so a spike or a shift is reported once, at
+its start. Stream alerts use the undamped score, open only when the point is also far
+enough from what was expected, and close when the series is back within its usual error.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -25,40 +35,38 @@ Direction = Literal["up", "down"]
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """One configuration for every series (tuned on NAB's development set)."""
+    """One configuration for every series (tuned on NAB's development set, never per file)."""
 
+    # Prediction error
     level_alpha: float = 0.8          # EWMA of the level predictor
     season_alpha: float = 0.2         # weight of the newest day/week in the profiles
     error_alpha: float = 0.01         # how fast the predictors' error sizes move
     scale_alpha: float = 0.005        # the series' overall spread (floors the error size)
     scale_floor: float = 0.4          # share of that spread an error size never goes under
     clip: float = 1000.0              # learn from at most this many error sizes off
-    season_clip: float = 5.0       # the same for the seasonal profiles
-    range_decay: float = 0.001        # how fast the seen range forgets its extremes
-    range_weight: float = 0.0         # weight of a value beyond the seen range
-    min_sd: float = 1e-6              # floor of the surprises' spread (near-noiseless series)
+    season_clip: float = 5.0          # the same for the seasonal profiles
     short_alpha: float = 0.5          # short average of surprises
     long_alpha: float = 0.005         # long distribution of surprises
-    tail_half_life: float = 0.0       # >0: score by the surprise's rank in its own history
-    bins_per_decade: int = 8
-    suppress_points: int = 200        # how long a peak damps lower scores
-    damp: float = 0.3                 # factor on scores below the running peak
+    suppress_points: int = 200        # how long a peak of that score damps lower ones
+    damp: float = 0.3                 # factor on those lower scores
+    error_level: float = 0.85         # prediction-error score that is a detection
+    # Shape novelty
     shape_block: int = 8              # points averaged into one step of a shape
     shape_width: int = 8              # steps in a shape (block * width points of context)
     shape_vigilance: float = 0.15     # distance (share of the learnt range) that is new
     shape_rate: float = 0.1           # how far a matched prototype moves to the shape
     shape_memory: int = 256           # prototypes kept (least recently matched go first)
-    error_level: float = 0.85         # prediction-error score that is a detection
-    novelty_surprise: float = 0.0     # a new shape counts only if this surprising too
-    novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming
-    novelty_half_life: float = 2000.0
-    shape_rest: int = 300               # a new shape scores at most once in this many points
+    shape_rest: int = 300             # a new shape scores at most once in this many points
+    novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
+    novelty_half_life: float = 2000.0  # ... counted over about this many points
+    range_points: int = 750           # the range shapes are measured in is learnt this long
+    # Both
     rest_points: int = 400            # after a detection, weaker ones are damped this long
     warmup_points: int = 150          # no score before this many points
-    range_points: int = 750           # the range shapes are measured in is learnt this long
-    alert_score: float = 0.5          # a stream alert opens at this score (a detection)
-    alert_magnitude: float = 0.2      # ... and when the point is this far off (share)
     max_slots: int = 2016             # longest seasonal profile kept (a week of 5 min)
+    # Stream alerts
+    alert_score: float = 0.5          # an alert opens at this (undamped) score ...
+    alert_magnitude: float = 0.2      # ... when the point is this far off (share of expected)
 
 
 @dataclass(frozen=True)
@@ -67,13 +75,19 @@ class Reading:
 
     score: float                      # anomaly score in [0, 1] (NAB's anomaly_score)
     expected: float                   # baseline the point was judged against
-    direction: Direction | None       # "up"/"down" while the series is abnormal, else None
+    direction: Direction | None       # "up"/"down" while an alert is open, else None
     alert: Literal["start", "end"] | None = None   # an alert opens / closes at this point
     magnitude: float = 0.0            # (value - expected) / |expected|, signed
 
 
 def _phi(z: float) -> float:
     return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def _likelihood_score(short: float, mean: float, var: float) -> float:
+    """Numenta's log-scaled anomaly likelihood of a short average of surprises."""
+    likelihood = _phi((short - mean) / (math.sqrt(var) + 1e-6))
+    return max(0.0, min(1.0, math.log(1.0000000001 - likelihood) / math.log(1e-10)))
 
 
 @dataclass
@@ -84,11 +98,10 @@ class SpikeDetector:
     config: DetectorConfig = field(default_factory=DetectorConfig)
     n: int = 0
     last_slot: int | None = None
+    # prediction error
     level: float = 0.0
     mean: float = 0.0
     spread: float = 0.0
-    low: float = 0.0
-    high: float = 0.0
     errors: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     seen: list[int] = field(default_factory=lambda: [0, 0, 0])
     day: list[float | None] = field(default_factory=list)
@@ -96,11 +109,9 @@ class SpikeDetector:
     short: float = 0.0
     long_mean: float = 0.0
     long_var: float = 1.0
-    tail: list[float] = field(default_factory=list)
-    tail_unit: float = 1.0
     peak: float = 0.0
     since_peak: int = 0
-    active: Direction | None = None
+    # shape novelty
     lo: float = math.inf
     hi: float = -math.inf
     block_sum: float = 0.0
@@ -108,9 +119,11 @@ class SpikeDetector:
     steps: list[float] = field(default_factory=list)
     prototypes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     matched: list[int] = field(default_factory=list)
-    last_detection: int = -(10**9)
     last_novel: int = -(10**9)
     novelties: float = 0.0
+    # both
+    last_detection: int = -(10**9)
+    active: Direction | None = None
 
     def __post_init__(self) -> None:
         per_day = round(86400 / self.step_s) if self.step_s > 0 else 0
@@ -119,74 +132,12 @@ class SpikeDetector:
         if not self.week and 2 <= per_day * 7 <= self.config.max_slots:
             self.week = [None] * (per_day * 7)
 
+    # -- prediction error ------------------------------------------------------------
+
     def _predictions(self, slot: int) -> list[float | None]:
         day = self.day[slot % len(self.day)] if self.day else None
         week = self.week[slot % len(self.week)] if self.week else None
         return [self.level if self.n else None, day, week]
-
-    def _rarity(self, surprise: float) -> float:
-        """How rarely this series has been this surprised: -log of the decayed share of its
-        past surprises at least as large, scaled to [0, 1]; then counts this one."""
-        c = self.config
-        bins = 6 * c.bins_per_decade
-        if not self.tail:
-            self.tail = [0.0] * bins
-        b = int((math.log10(surprise + 1e-3) + 3.0) * c.bins_per_decade)
-        b = max(0, min(bins - 1, b))
-        total = sum(self.tail)
-        above = sum(self.tail[b:])
-        # Half a point of prior mass keeps a never-seen surprise finite.
-        unit = self.tail_unit
-        share = (above + 0.5 * unit) / (total + unit)
-        memory = c.tail_half_life / math.log(2.0)
-        score = min(1.0, -math.log(share) / math.log(memory))
-        self.tail[b] += unit
-        self.tail_unit = unit * 2.0 ** (1.0 / c.tail_half_life)
-        if self.tail_unit > 1e100:
-            self.tail = [w / self.tail_unit for w in self.tail]
-            self.tail_unit = 1.0
-        return max(0.0, score)
-
-    def _novelty(self, value: float) -> float:
-        """Distance of the recent shape (block means over the last ``block * width`` points,
-        the current block partial) from the nearest remembered prototype, in shares of the
-        range learnt during warm-up; a new shape is remembered, a known one refined."""
-        c = self.config
-        if self.n < c.range_points:
-            self.lo, self.hi = min(self.lo, value), max(self.hi, value)
-        self.block_sum += value
-        self.block_count += 1
-        if self.block_count == c.shape_block:
-            self.steps.append(self.block_sum / c.shape_block)
-            self.block_sum, self.block_count = 0.0, 0
-            if len(self.steps) > c.shape_width:
-                del self.steps[0]
-        if len(self.steps) < c.shape_width:
-            return 0.0
-        span = (self.hi - self.lo) or 1.0
-        last = self.block_sum / self.block_count if self.block_count else self.steps[-1]
-        shape = [(v - self.lo) / span for v in self.steps[:-1]] + [(last - self.lo) / span]
-        vector = np.array(shape)
-        if len(self.prototypes):
-            distances = ((self.prototypes - vector) ** 2).mean(axis=1)
-            best = int(distances.argmin())
-            distance = math.sqrt(float(distances[best]))
-        else:
-            best, distance = -1, math.inf
-        if distance > c.shape_vigilance:
-            if len(self.prototypes) < c.shape_memory:
-                self.prototypes = np.vstack([self.prototypes.reshape(-1, len(shape)), vector])
-                self.matched.append(self.n)
-            else:
-                oldest = min(range(len(self.matched)), key=self.matched.__getitem__)
-                self.prototypes[oldest], self.matched[oldest] = vector, self.n
-            if self.n < c.range_points or self.n - self.last_novel <= c.shape_rest:
-                return 0.0
-            self.last_novel = self.n
-            return min(distance, 1.0)
-        self.prototypes[best] += c.shape_rate * (vector - self.prototypes[best])
-        self.matched[best] = self.n
-        return 0.0
 
     def _seasonal_guess(self, slot: int) -> float | None:
         """The most accurate seasonal profile's value for ``slot``, if any."""
@@ -203,6 +154,79 @@ class SpikeDetector:
             guess = self._seasonal_guess(missing)
             if guess is not None:
                 self.level += self.config.level_alpha * (guess - self.level)
+
+    def _learn(self, slot: int, value: float, predictions: list[float | None],
+               expected: float, sigma: float, floor: float) -> None:
+        """Predictors learn the point, a robust amount of it once warm."""
+        c = self.config
+        warm = self.n >= c.warmup_points
+        bound = c.clip * sigma if warm else math.inf
+        learn = expected + max(-bound, min(bound, value - expected))
+        for k, p in enumerate(predictions):
+            if p is not None:
+                err = min(abs(value - p), bound)
+                self.errors[k] = err if self.seen[k] == 0 else (
+                    self.errors[k] + c.error_alpha * (err - self.errors[k]))
+                self.seen[k] += 1
+        if self.n == 0:
+            self.level = self.mean = value
+        else:
+            self.level += c.level_alpha * (learn - self.level)
+            self.mean += c.scale_alpha * (value - self.mean)
+            self.spread += c.scale_alpha * (abs(value - self.mean) - self.spread)
+        for k, profile in ((1, self.day), (2, self.week)):
+            if profile:
+                i = slot % len(profile)
+                old = profile[i]
+                if old is None:
+                    profile[i] = value
+                else:
+                    bound = c.season_clip * (self.errors[k] + floor) if warm else math.inf
+                    profile[i] = old + c.season_alpha * max(-bound, min(bound, learn - old))
+
+    # -- shape novelty -----------------------------------------------------------------
+
+    def _novelty(self, value: float) -> float:
+        """Distance of the recent shape (block means, the current block partial) from the
+        nearest remembered prototype, in shares of the range learnt while warming up; a new
+        shape is remembered, a known one refined. 0 when the shape is known."""
+        c = self.config
+        if self.n < c.range_points:
+            self.lo, self.hi = min(self.lo, value), max(self.hi, value)
+        self.block_sum += value
+        self.block_count += 1
+        if self.block_count == c.shape_block:
+            self.steps.append(self.block_sum / c.shape_block)
+            self.block_sum, self.block_count = 0.0, 0
+            if len(self.steps) > c.shape_width:
+                del self.steps[0]
+        if len(self.steps) < c.shape_width:
+            return 0.0
+        span = (self.hi - self.lo) or 1.0
+        last = self.block_sum / self.block_count if self.block_count else self.steps[-1]
+        vector = (np.array([*self.steps[:-1], last]) - self.lo) / span
+        if len(self.prototypes):
+            distances = ((self.prototypes - vector) ** 2).mean(axis=1)
+            best = int(distances.argmin())
+            distance = math.sqrt(float(distances[best]))
+        else:
+            best, distance = -1, math.inf
+        if distance <= c.shape_vigilance:
+            self.prototypes[best] += c.shape_rate * (vector - self.prototypes[best])
+            self.matched[best] = self.n
+            return 0.0
+        if len(self.prototypes) < c.shape_memory:
+            self.prototypes = np.vstack([self.prototypes.reshape(-1, len(vector)), vector])
+            self.matched.append(self.n)
+        else:
+            oldest = min(range(len(self.matched)), key=self.matched.__getitem__)
+            self.prototypes[oldest], self.matched[oldest] = vector, self.n
+        if self.n < c.range_points or self.n - self.last_novel <= c.shape_rest:
+            return 0.0
+        self.last_novel = self.n
+        return min(distance, 1.0)
+
+    # -- the point -----------------------------------------------------------------------
 
     def update(self, at: float, value: float) -> Reading:
         """Feed the point at epoch second ``at`` (gaps of whole steps are allowed)."""
@@ -223,91 +247,49 @@ class SpikeDetector:
         assert expected is not None
         sigma = (best_error if best is not None else 0.0) + floor
         residual = value - expected
-        surprise = abs(residual) / sigma
-        if c.range_weight and self.n:
-            beyond = max(0.0, value - self.high, self.low - value)
-            surprise = max(surprise, c.range_weight * beyond / (self.spread + 1e-9))
-        surprise = min(surprise, 50.0)
+        surprise = min(abs(residual) / sigma, 50.0)
 
-        score = 0.0
-        if self.n >= c.warmup_points:
+        warm = self.n >= c.warmup_points
+        error_score = 0.0
+        if warm:
             self.short += c.short_alpha * (surprise - self.short)
-            if c.tail_half_life:
-                score = self._rarity(self.short)
-            else:
-                sd = max(math.sqrt(self.long_var), c.min_sd)
-                likelihood = _phi((self.short - self.long_mean) / sd)
-                score = max(0.0, min(1.0, math.log(1.0000000001 - likelihood) / math.log(1e-10)))
+            error_score = _likelihood_score(self.short, self.long_mean, self.long_var)
         else:
             self.short = surprise
-            if c.tail_half_life:
-                self._rarity(surprise)
         self.long_mean += c.long_alpha * (surprise - self.long_mean)
         self.long_var += c.long_alpha * ((surprise - self.long_mean) ** 2 - self.long_var)
-
-        # Report a peak once: lower scores that follow it are damped.
+        damped = error_score
         self.since_peak += 1
         if self.since_peak > c.suppress_points:
             self.peak = 0.0
-        if score > self.peak:
-            self.peak, self.since_peak = score, 0
+        if error_score > self.peak:
+            self.peak, self.since_peak = error_score, 0
         else:
-            score *= c.damp
+            damped *= c.damp
 
         novelty = self._novelty(value)
-        if c.novelty_penalty:
-            if novelty:
-                novelty /= 1.0 + c.novelty_penalty * self.novelties
-            self.novelties = self.novelties * 0.5 ** (1.0 / c.novelty_half_life) + (
-                1.0 if novelty else 0.0)
-        raw = 0.0
-        if self.n >= c.warmup_points:
-            if self.short < c.novelty_surprise:
-                novelty = 0.0
-            score = min(1.0, 0.5 * max(score / c.error_level, novelty / c.shape_vigilance))
-            raw = score
+        if novelty:
+            novelty /= 1.0 + c.novelty_penalty * self.novelties
+        self.novelties = self.novelties * 0.5 ** (1.0 / c.novelty_half_life) + (
+            1.0 if novelty else 0.0)
+
+        score = raw = 0.0
+        if warm:
+            raw = min(1.0, 0.5 * max(error_score / c.error_level, novelty / c.shape_vigilance))
+            score = min(1.0, 0.5 * max(damped / c.error_level, novelty / c.shape_vigilance))
             if score >= 0.5:
                 if self.n - self.last_detection <= c.rest_points:
                     score *= 0.49
                 else:
                     self.last_detection = self.n
 
-        # Learn from the point, at most ``clip`` error sizes away from what was expected.
-        bound = c.clip * sigma if self.n >= c.warmup_points else math.inf
-        learn = value if best is None else expected + max(-bound, min(bound, residual))
-        for k, p in enumerate(predictions):
-            if p is not None:
-                err = min(abs(value - p), bound)
-                self.errors[k] = err if self.seen[k] == 0 else (
-                    self.errors[k] + c.error_alpha * (err - self.errors[k]))
-                self.seen[k] += 1
-        if self.n == 0:
-            self.level = self.mean = self.low = self.high = value
-        else:
-            self.level += c.level_alpha * (learn - self.level)
-            self.mean += c.scale_alpha * (value - self.mean)
-            self.spread += c.scale_alpha * (abs(value - self.mean) - self.spread)
-            self.low = min(value, self.low + c.range_decay * (self.mean - self.low))
-            self.high = max(value, self.high - c.range_decay * (self.high - self.mean))
-        for k, profile in ((1, self.day), (2, self.week)):
-            if profile:
-                i = slot % len(profile)
-                old = profile[i]
-                if old is None:
-                    profile[i] = value
-                else:
-                    bound = c.season_clip * (self.errors[k] + floor) \
-                        if self.n >= c.warmup_points else math.inf
-                    profile[i] = old + c.season_alpha * max(-bound, min(bound, learn - old))
+        self._learn(slot, value, predictions, expected, sigma, floor)
         self.n += 1
 
-        direction: Direction = "up" if residual >= 0 else "down"
         alert: Literal["start", "end"] | None = None
         magnitude = residual / abs(expected) if expected else 0.0
-        # Alerts go by the undamped score: an open alert already stands for what follows.
-        if self.active is None and raw >= c.alert_score and (
-                abs(magnitude) >= c.alert_magnitude):
-            self.active, alert = direction, "start"
+        if self.active is None and raw >= c.alert_score and abs(magnitude) >= c.alert_magnitude:
+            self.active, alert = ("up" if residual >= 0 else "down"), "start"
         elif self.active is not None and surprise < 1.0:
             self.active, alert = None, "end"
         return Reading(score, expected, self.active, alert, magnitude)
@@ -327,14 +309,20 @@ class SpikeDetector:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-able state, so a worker can persist it with its offsets."""
-        state = asdict(self)
-        state["config"] = asdict(self.config)
+        """JSON-able state, so a worker can persist it with its offsets (the configuration
+        is not part of it: a restored detector takes the current one)."""
+        state = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "config"}
         state["prototypes"] = self.prototypes.tolist()
         return state
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> SpikeDetector:
-        prototypes = np.array(state["prototypes"], dtype=float)
-        return cls(**{**state, "config": DetectorConfig(**state["config"]),
-                      "prototypes": prototypes.reshape(len(state["prototypes"]), -1)})
+    def from_state(cls, state: dict[str, Any],
+                   config: DetectorConfig | None = None) -> SpikeDetector:
+        known = {f.name for f in fields(cls)} - {"config"}
+        values = {k: v for k, v in state.items() if k in known}
+        rows = values.get("prototypes") or []
+        width = len(rows[0]) if rows else 0
+        values["prototypes"] = np.array(rows, dtype=float).reshape(len(rows), width)
+        return cls(config=config or DetectorConfig(), **values)
+
+
