@@ -67,6 +67,7 @@ class DetectorConfig:
     # Stream alerts
     alert_score: float = 0.5          # an alert opens at this (undamped) score ...
     alert_magnitude: float = 0.2      # ... when the point is this far off (share of expected)
+    alert_max_points: int = 288       # an alert still open this long is a shift: it ends
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ class SpikeDetector:
     # both
     last_detection: int = -(10**9)
     active: Direction | None = None
+    alert_base: float = 0.0
+    alert_points: int = 0
 
     def __post_init__(self) -> None:
         per_day = round(86400 / self.step_s) if self.step_s > 0 else 0
@@ -288,10 +291,21 @@ class SpikeDetector:
 
         alert: Literal["start", "end"] | None = None
         magnitude = residual / abs(expected) if expected else 0.0
-        if self.active is None and raw >= c.alert_score and abs(magnitude) >= c.alert_magnitude:
-            self.active, alert = ("up" if residual >= 0 else "down"), "start"
-        elif self.active is not None and surprise < 1.0:
-            self.active, alert = None, "end"
+        if self.active is None:
+            if raw >= c.alert_score and abs(magnitude) >= c.alert_magnitude:
+                self.active, alert = ("up" if residual >= 0 else "down"), "start"
+                self.alert_base, self.alert_points = expected, 0
+        else:
+            # Judged against the baseline from before the alert (or the time of day's),
+            # not the level, which soon learns the new values.
+            base = self._seasonal_guess(slot)
+            base = self.alert_base if base is None else base
+            magnitude = (value - base) / abs(base) if base else 0.0
+            self.alert_points += 1
+            if (abs(value - base) < 2 * sigma or abs(magnitude) < c.alert_magnitude / 2
+                    or self.alert_points >= c.alert_max_points):
+                self.active, alert = None, "end"
+            expected = base
         return Reading(score, expected, self.active, alert, magnitude)
 
     def forecast(self, horizon: int) -> list[float]:
