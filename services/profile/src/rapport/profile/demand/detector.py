@@ -18,8 +18,13 @@ One point at a time, constant work and memory per series, two views of the serie
 
 The point's score is the stronger of the two, 0.5 meaning "a detection". After a
 detection, weaker ones are damped for a while, so a spike or a shift is reported once, at
-its start. Stream alerts use the undamped score, open only when the point is also far
-enough from what was expected, and close when the series is back within its usual error.
+its start. That score is what NAB judges (``rapport eval-spikes``).
+
+Stream alerts ask a plainer question of the same state, one ops can act on: is demand far
+from what it usually is now (the time of day's profile where the series has one, else its
+slow mean), by many of its usual deviations and by a share worth acting on? One point far
+off opens an alert, a moderate change must hold for two; the alert closes when demand is
+back near that baseline (or after a day: then it was a shift, and the baselines learn it).
 """
 
 from __future__ import annotations
@@ -65,8 +70,8 @@ class DetectorConfig:
     warmup_points: int = 150          # no score before this many points
     max_slots: int = 2016             # longest seasonal profile kept (a week of 5 min)
     # Stream alerts
-    alert_score: float = 0.5          # an alert opens at this (undamped) score ...
-    alert_magnitude: float = 0.2      # ... when the point is this far off (share of expected)
+    alert_z: float = 4.5              # an alert opens this many usual deviations off ...
+    alert_magnitude: float = 0.2      # ... and this far off (share of the baseline)
     alert_max_points: int = 288       # an alert still open this long is a shift: it ends
 
 
@@ -126,6 +131,7 @@ class SpikeDetector:
     last_detection: int = -(10**9)
     active: Direction | None = None
     alert_base: float = 0.0
+    pending: bool | None = None
     alert_points: int = 0
 
     def __post_init__(self) -> None:
@@ -276,9 +282,8 @@ class SpikeDetector:
         self.novelties = self.novelties * 0.5 ** (1.0 / c.novelty_half_life) + (
             1.0 if novelty else 0.0)
 
-        score = raw = 0.0
+        score = 0.0
         if warm:
-            raw = min(1.0, 0.5 * max(error_score / c.error_level, novelty / c.shape_vigilance))
             score = min(1.0, 0.5 * max(damped / c.error_level, novelty / c.shape_vigilance))
             if score >= 0.5:
                 if self.n - self.last_detection <= c.rest_points:
@@ -286,27 +291,48 @@ class SpikeDetector:
                 else:
                     self.last_detection = self.n
 
+        base, scale = self._baseline(slot)
         self._learn(slot, value, predictions, expected, sigma, floor)
         self.n += 1
 
         alert: Literal["start", "end"] | None = None
-        magnitude = residual / abs(expected) if expected else 0.0
         if self.active is None:
-            if raw >= c.alert_score and abs(magnitude) >= c.alert_magnitude:
-                self.active, alert = ("up" if residual >= 0 else "down"), "start"
-                self.alert_base, self.alert_points = expected, 0
+            magnitude = (value - base) / abs(base) if base else 0.0
+            z = (value - base) / scale
+            off = warm and abs(z) >= c.alert_z and abs(magnitude) >= c.alert_magnitude
+            # One point far off opens an alert; a moderate change must hold for two.
+            if off and (abs(z) >= 2 * c.alert_z or self.pending == (z > 0)):
+                self.active, alert = ("up" if z > 0 else "down"), "start"
+                self.alert_base, self.alert_points = base, 0
+            self.pending = (z > 0) if off else None
         else:
-            # Judged against the baseline from before the alert (or the time of day's),
-            # not the level, which soon learns the new values.
-            base = self._seasonal_guess(slot)
-            base = self.alert_base if base is None else base
+            # Judged against the baseline from before the alert (or the time of day's).
+            if base == self.mean:
+                base = self.alert_base
             magnitude = (value - base) / abs(base) if base else 0.0
             self.alert_points += 1
-            if (abs(value - base) < 2 * sigma or abs(magnitude) < c.alert_magnitude / 2
+            if (abs(value - base) < 2 * scale or abs(magnitude) < c.alert_magnitude / 2
                     or self.alert_points >= c.alert_max_points):
                 self.active, alert = None, "end"
-            expected = base
-        return Reading(score, expected, self.active, alert, magnitude)
+        return Reading(score, base, self.active, alert, magnitude)
+
+    def _baseline(self, slot: int) -> tuple[float, float]:
+        """What demand usually is at this point, and by how much it usually differs: the
+        time of day's (or week's) profile where it explains the series better than the
+        slow mean does, else the slow mean. Alerts are
+        judged against it, not against the fast level, which soon learns a surge."""
+        # The spread starts from 0: corrected for that start, as Adam corrects its moments.
+        spread = self.spread / (1.0 - (1.0 - self.config.scale_alpha) ** max(self.n, 1))
+        floor = self.config.scale_floor * spread + 1e-9
+        _, day, week = self._predictions(slot)
+        options = [(self.errors[k] + floor, p)
+                   for k, p, period in ((1, day, len(self.day)), (2, week, len(self.week)))
+                   if p is not None and self.seen[k] >= period
+                   and self.errors[k] < 0.8 * spread]
+        if options:
+            scale, guess = min(options)
+            return guess, scale
+        return self.mean, spread + 1e-9
 
     def forecast(self, horizon: int) -> list[float]:
         """Expected values of the next ``horizon`` points: the seasonal profile, shifted by
