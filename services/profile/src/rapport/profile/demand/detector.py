@@ -29,7 +29,9 @@ back near that baseline (or after a day: then it was a shift, and the baselines 
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -44,7 +46,7 @@ class DetectorConfig:
 
     # Prediction error
     level_alpha: float = 0.8          # EWMA of the level predictor
-    season_alpha: float = 0.2         # weight of the newest day/week in the profiles
+    season_alpha: float = 0.1         # weight of the newest day/week in the profiles
     error_alpha: float = 0.01         # how fast the predictors' error sizes move
     scale_alpha: float = 0.005        # the series' overall spread (floors the error size)
     scale_floor: float = 0.4          # share of that spread an error size never goes under
@@ -53,7 +55,7 @@ class DetectorConfig:
     short_alpha: float = 0.5          # short average of surprises
     long_alpha: float = 0.005         # long distribution of surprises
     suppress_points: int = 200        # how long a peak of that score damps lower ones
-    damp: float = 0.3                 # factor on those lower scores
+    damp: float = 0.0                 # factor on those lower scores
     error_level: float = 0.85         # prediction-error score that is a detection
     # Shape novelty
     shape_block: int = 8              # points averaged into one step of a shape
@@ -63,10 +65,10 @@ class DetectorConfig:
     shape_memory: int = 256           # prototypes kept (least recently matched go first)
     shape_rest: int = 300             # a new shape scores at most once in this many points
     novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
-    novelty_half_life: float = 2000.0  # ... counted over about this many points
+    novelty_half_life: float = 3000.0  # ... counted over about this many points
     range_points: int = 750           # the range shapes are measured in is learnt this long
     # Both
-    rest_points: int = 400            # after a detection, weaker ones are damped this long
+    rest_points: int = 600            # after a detection, weaker ones are damped this long
     warmup_points: int = 150          # no score before this many points
     max_slots: int = 2016             # longest seasonal profile kept (a week of 5 min)
     # Stream alerts
@@ -84,6 +86,24 @@ class Reading:
     direction: Direction | None       # "up"/"down" while an alert is open, else None
     alert: Literal["start", "end"] | None = None   # an alert opens / closes at this point
     magnitude: float = 0.0            # (value - expected) / |expected|, signed
+
+
+_F32 = struct.Struct("<f")
+
+
+def _f32(x: float) -> float:
+    """Seasonal profiles hold single-precision values: half the state, restored exactly."""
+    return _F32.unpack(_F32.pack(x))[0]
+
+
+def _pack(values: list[float | None]) -> str:
+    return base64.b64encode(np.array([math.nan if v is None else v for v in values],
+                                     dtype="<f4").tobytes()).decode()
+
+
+def _unpack(text: str) -> list[float | None]:
+    raw = np.frombuffer(base64.b64decode(text), dtype="<f4")
+    return [None if math.isnan(v) else v for v in raw.tolist()]
 
 
 def _phi(z: float) -> float:
@@ -123,7 +143,7 @@ class SpikeDetector:
     block_sum: float = 0.0
     block_count: int = 0
     steps: list[float] = field(default_factory=list)
-    prototypes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    prototypes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype="<f4"))
     matched: list[int] = field(default_factory=list)
     last_novel: int = -(10**9)
     novelties: float = 0.0
@@ -188,10 +208,10 @@ class SpikeDetector:
                 i = slot % len(profile)
                 old = profile[i]
                 if old is None:
-                    profile[i] = value
+                    profile[i] = _f32(value)
                 else:
                     bound = c.season_clip * (self.errors[k] + floor) if warm else math.inf
-                    profile[i] = old + c.season_alpha * max(-bound, min(bound, learn - old))
+                    profile[i] = _f32(old + c.season_alpha * max(-bound, min(bound, learn - old)))
 
     # -- shape novelty -----------------------------------------------------------------
 
@@ -225,7 +245,8 @@ class SpikeDetector:
             self.matched[best] = self.n
             return 0.0
         if len(self.prototypes) < c.shape_memory:
-            self.prototypes = np.vstack([self.prototypes.reshape(-1, len(vector)), vector])
+            self.prototypes = np.vstack([self.prototypes.reshape(-1, len(vector)),
+                                         vector]).astype("<f4")
             self.matched.append(self.n)
         else:
             oldest = min(range(len(self.matched)), key=self.matched.__getitem__)
@@ -349,10 +370,13 @@ class SpikeDetector:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-able state, so a worker can persist it with its offsets (the configuration
-        is not part of it: a restored detector takes the current one)."""
+        """JSON-able state, so a worker can persist it with its offsets (profiles and
+        prototypes as base64 single floats; the configuration is not part of it: a
+        restored detector takes the current one)."""
         state = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "config"}
-        state["prototypes"] = self.prototypes.tolist()
+        state["day"], state["week"] = _pack(self.day), _pack(self.week)
+        state["prototypes"] = {"rows": int(self.prototypes.shape[0]),
+                               "data": base64.b64encode(self.prototypes.tobytes()).decode()}
         return state
 
     @classmethod
@@ -360,9 +384,8 @@ class SpikeDetector:
                    config: DetectorConfig | None = None) -> SpikeDetector:
         known = {f.name for f in fields(cls)} - {"config"}
         values = {k: v for k, v in state.items() if k in known}
-        rows = values.get("prototypes") or []
-        width = len(rows[0]) if rows else 0
-        values["prototypes"] = np.array(rows, dtype=float).reshape(len(rows), width)
+        values["day"], values["week"] = _unpack(state["day"]), _unpack(state["week"])
+        protos = state["prototypes"]
+        flat = np.frombuffer(base64.b64decode(protos["data"]), dtype="<f4").copy()
+        values["prototypes"] = flat.reshape(protos["rows"], -1 if protos["rows"] else 0)
         return cls(config=config or DetectorConfig(), **values)
-
-

@@ -90,7 +90,7 @@ def write_results(results: Path, series: Series, scores: list[float],
 
 def run(data: Path, windows_file: Path, results: Path | None,
         config: DetectorConfig | None = None) -> dict[str, float]:
-    console = Console()
+    console = Console(width=120)
     config = config or DetectorConfig()
     corpus = load_corpus(data)
     if not corpus:
