@@ -196,3 +196,8 @@ def test_eval_spikes_command_writes_nab_results_and_prints_scores_last(
     assert rows[2151].endswith(",1") and rows[2149].endswith(",0")
     assert main(["eval-spikes", "--data", str(tmp_path / "nowhere"),
                  "--windows", str(windows)]) == 2
+    windows.write_bytes(orjson.dumps({"synthetic/surge.csv": [["2031-01-01 00:00:00",
+                                                               "2031-01-02 00:00:00"]]}))
+    assert main(["eval-spikes", "--data", str(tmp_path / "data"),
+                 "--windows", str(windows)]) == 2
+    assert "is not a timestamp of the file" in " ".join(capsys.readouterr().out.split())

@@ -180,7 +180,11 @@ def cmd_eval_spikes(args: argparse.Namespace) -> int:
         if not path.exists():
             say(f"[red]{path} does not exist[/]")
             return 2
-    evaluate.run(args.data, args.windows, args.results)
+    try:
+        evaluate.run(args.data, args.windows, args.results)
+    except ValueError as exc:  # a malformed CSV or windows file: say which, no traceback
+        say(f"[red]{exc}[/]")
+        return 2
     return 0
 
 

@@ -42,9 +42,12 @@ def load_corpus(data: Path) -> list[Series]:
     for path in sorted(data.rglob("*.csv")):
         with path.open(newline="") as f:
             rows = list(csv.DictReader(f))
-        out.append(Series(path.relative_to(data).as_posix(),
-                          [parse_time(r["timestamp"]) for r in rows],
-                          [float(r["value"]) for r in rows]))
+        try:
+            out.append(Series(path.relative_to(data).as_posix(),
+                              [parse_time(r["timestamp"]) for r in rows],
+                              [float(r["value"]) for r in rows]))
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: not timestamp,value rows ({exc})") from exc
     return out
 
 

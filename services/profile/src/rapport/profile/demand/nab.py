@@ -73,6 +73,9 @@ def sweep(name: str, timestamps: Sequence[object], scores: Sequence[float],
     if len(timestamps) != len(scores):
         raise ValueError(f"{name}: {len(timestamps)} timestamps but {len(scores)} scores")
     index = {t: i for i, t in enumerate(timestamps)}
+    missing = [t for limits in windows for t in limits if t not in index]
+    if missing:
+        raise ValueError(f"{name}: window limit {missing[0]} is not a timestamp of the file")
     pending = sorted((index[a], index[b]) for a, b in windows)
     probation = probation_length(len(timestamps))
     out: list[ScoredPoint] = []
