@@ -9,6 +9,7 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
 from rapport.shared import redis_store
@@ -28,6 +29,9 @@ from .identity import IdentityStore
 from .settings import ProfileSettings
 from .store import ProfileStore
 from .streams import IdentityResolver, ProfileFolder, build_stream_app
+
+log = structlog.get_logger(__name__)
+STOP_TIMEOUT_S = 30.0
 
 
 def build(settings: ProfileSettings | None = None, *,
@@ -83,9 +87,14 @@ def build(settings: ProfileSettings | None = None, *,
             yield
         finally:
             closing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await closing
-            await stream_app.stop()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(closing, STOP_TIMEOUT_S)
+            # faust's stop can wait on its consumer for ever; a bounded stop loses nothing
+            # (offsets live in Redis with the effects, the group reassigns the partitions).
+            try:
+                await asyncio.wait_for(stream_app.stop(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("stream_stop_timed_out", after_s=STOP_TIMEOUT_S)
             await producer.stop()
             await probe.close()
             await redis.aclose()
