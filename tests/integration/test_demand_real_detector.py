@@ -25,21 +25,18 @@ import pytest
 from rapport.profile.app import build
 from rapport.profile.demand.closing import DetectorKind
 from rapport.profile.demand.detector import DetectorConfig, SpikeDetector
-from rapport.profile.settings import ProfileSettings
 from rapport.shared import keys, redis_store, topics
-from rapport.shared.kafka import durable_producer, ensure_topics
-from rapport.shared.topics import TopicSpec
-from tests.conftest import redis_url
+from rapport.shared.kafka import durable_producer
 from tests.helpers import end_offsets, eventually, read_between, read_since, serving
 from tests.integration.test_demand_stream import (
     OPS,
-    PARTITIONS,
     Events,
     T,
     W,
     _totals_are,
     closed_through,
     customers,
+    demand_settings,
     publish,
     series,
     view,
@@ -112,15 +109,9 @@ async def garden(stack, tmp_path_factory):
     # T is two days back: the last clock event must not be ahead of the wall clock
     assert BUCKETS * W + LATENESS + 10 < 2 * 86400
     run = uuid.uuid4().hex[:6]
-    touchpoints = TopicSpec(f"it.touchpoints.{run}", partitions=PARTITIONS)
-    resolved = TopicSpec(f"it.resolved.{run}", partitions=PARTITIONS)
-    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved])
-    settings = ProfileSettings(
-        kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_url(stack, 7), dev_keys=True,
-        profile_group_id=f"it-demand-real-{run}", touchpoints_topic=touchpoints.name,
-        resolved_topic=resolved.name, profile_data_dir=tmp_path_factory.mktemp("demand"),
-        demand_bucket_s=W, demand_lateness_s=LATENESS, demand_idle_s=3600,
-        demand_close_interval_s=0.3, demand_forecast_s=FORECAST_S)
+    settings, touchpoints = await demand_settings(stack, tmp_path_factory, run=run, db=7,
+                                                  group="it-demand-real",
+                                                  forecast_s=FORECAST_S, lateness_s=LATENESS)
     redis = redis_store.connect(settings.redis_url)
     await redis.flushdb()
     producer = durable_producer(stack.kafka_bootstrap, client_id="it-demand-real")

@@ -185,18 +185,27 @@ async def group_caught_up(bootstrap: str, group: str, names: list[str]) -> None:
         await admin.close()
 
 
-@pytest.fixture(scope="module")
-async def demand(stack, tmp_path_factory):
-    run = uuid.uuid4().hex[:6]
+async def demand_settings(stack, tmp_path_factory, *, run: str, db: int, group: str,
+                          forecast_s: int, lateness_s: int = LATENESS,
+                          ) -> tuple[ProfileSettings, TopicSpec]:
+    """A profile worker's settings on this run's own topics, closing buckets quickly."""
     touchpoints = TopicSpec(f"it.touchpoints.{run}", partitions=PARTITIONS)
     resolved = TopicSpec(f"it.resolved.{run}", partitions=PARTITIONS)
     await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved])
     settings = ProfileSettings(
-        kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_url(stack, 6), dev_keys=True,
-        profile_group_id=f"it-demand-{run}", touchpoints_topic=touchpoints.name,
+        kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_url(stack, db), dev_keys=True,
+        profile_group_id=f"{group}-{run}", touchpoints_topic=touchpoints.name,
         resolved_topic=resolved.name, profile_data_dir=tmp_path_factory.mktemp("demand"),
-        demand_bucket_s=W, demand_lateness_s=LATENESS, demand_idle_s=3600,
-        demand_close_interval_s=0.3, demand_forecast_s=3600)
+        demand_bucket_s=W, demand_lateness_s=lateness_s, demand_idle_s=3600,
+        demand_close_interval_s=0.3, demand_forecast_s=forecast_s)
+    return settings, touchpoints
+
+
+@pytest.fixture(scope="module")
+async def demand(stack, tmp_path_factory):
+    run = uuid.uuid4().hex[:6]
+    settings, touchpoints = await demand_settings(stack, tmp_path_factory, run=run, db=6,
+                                                  group="it-demand", forecast_s=3600)
     redis = redis_store.connect(settings.redis_url)
     await redis.flushdb()
     producer = durable_producer(stack.kafka_bootstrap, client_id="it-demand")
