@@ -44,9 +44,10 @@ def handed_over(customer_id: str) -> str:
     return f"{PREFIX}:handed-over:{customer_id}"
 
 
-def identity_joins(kind: str, value: str) -> str:
-    """How many profiles an identifier value has joined (the over-merge guard)."""
-    return f"{PREFIX}:identity-joins:{kind}:{value}"
+def identity_joins(fingerprint: str) -> str:
+    """How many profiles an identifier value has joined (the over-merge guard), by the
+    identifier's keyed fingerprint (:class:`rapport.shared.privacy.Fingerprints`)."""
+    return f"{PREFIX}:identity-joins:{fingerprint}"
 
 
 def merge_outbox() -> str:
@@ -59,8 +60,10 @@ def erased_identity(fingerprint: str) -> str:
     return f"{PREFIX}:erased:{fingerprint}"
 
 
-def erased_profile(customer_id: str) -> str:
-    return f"{PREFIX}:erased-profile:{customer_id}"
+def erased_profile(fingerprint: str) -> str:
+    """Time (ms) a profile was erased, by the keyed fingerprint of its id
+    (``Fingerprints.profile``): readers that lag (scoring) write nothing older back."""
+    return f"{PREFIX}:erased-profile:{fingerprint}"
 
 
 def timeline(customer_id: str) -> str:

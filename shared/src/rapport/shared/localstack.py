@@ -69,6 +69,16 @@ PROFILES = {
 }
 
 
+def _shifted(profile: Profile, offset: int) -> Profile:
+    """A profile's ports moved by ``offset`` (``RAPPORT_STACK_PORT_OFFSET``): several
+    checkouts can run their tests side by side."""
+    if not offset:
+        return profile
+    return Profile(profile.name, profile.kafka_port + offset, profile.controller_port + offset,
+                   profile.redis_port + offset,
+                   {k: v + offset for k, v in profile.service_ports.items()})
+
+
 def _port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -102,7 +112,8 @@ def _alive(pid: int) -> bool:
 class Stack:
     def __init__(self, profile: str = "run", root: Path | None = None,
                  say: Callable[[str], object] = print) -> None:
-        self.profile = PROFILES[profile]
+        self.profile = _shifted(PROFILES[profile], int(os.environ.get(
+            "RAPPORT_STACK_PORT_OFFSET", "0") or 0) if profile != "run" else 0)
         self.root = root or repo_root()
         self.state = self.root / ".cache" / "stack" / profile
         self.logs = self.root / ".logs" / profile

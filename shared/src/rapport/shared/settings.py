@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .privacy import DEV_PRIVACY_SECRET, Fingerprints
 
 
 class CommonSettings(BaseSettings):
@@ -33,3 +35,16 @@ class CommonSettings(BaseSettings):
     log_format: str = Field(default="json", pattern="^(json|console)$")
     kafka_timeout_s: float = Field(default=10.0, gt=0)
     host: str = "127.0.0.1"
+    privacy_secret: SecretStr | None = Field(
+        default=None, description="Secret (16+ bytes) keying the fingerprints of personal "
+                                  "identifiers (erasure markers, per-person keys); the same "
+                                  "in every service. Required unless RAPPORT_DEV_KEYS=1.")
+
+    def fingerprints(self) -> Fingerprints:
+        """The HMAC fingerprints every service names per-person keys and markers by."""
+        if self.privacy_secret is not None:
+            return Fingerprints(self.privacy_secret.get_secret_value())
+        if self.dev_keys:
+            return Fingerprints(DEV_PRIVACY_SECRET)
+        raise ValueError("RAPPORT_PRIVACY_SECRET is not set (only RAPPORT_DEV_KEYS=1 has a "
+                         "development default)")

@@ -44,6 +44,10 @@ SEGMENT_EVENTS = TopicSpec("rapport.segment-events.v1", partitions=8)
 DEAD_LETTER = TopicSpec("rapport.touchpoints.dead-letter.v1", partitions=1)
 """Rejected messages with the reasons, for the ops dashboard."""
 
+STREAM_DEAD_LETTER = TopicSpec("rapport.stream.dead-letter.v1", partitions=1)
+"""Records a stream stage or consumer could not apply (with the stage, the source topic,
+partition and offset, and the reason); the rest of their batch went on without them."""
+
 PROFILE_UPDATES = TopicSpec("rapport.profile-updates.v1", partitions=8, compacted=True)
 """Latest profile per customer id (compacted); feed for scoring and agent screens."""
 
@@ -58,4 +62,4 @@ PRODUCER_PERF = TopicSpec("rapport.bench.producer-perf.v1", partitions=8)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, RESOLVED, IDENTITY_EVENTS,
                                      ERASURES, PROFILE_UPDATES, SEGMENT_EVENTS, OUTCOMES,
-                                     DEMAND_ALERTS)
+                                     DEMAND_ALERTS, STREAM_DEAD_LETTER)
