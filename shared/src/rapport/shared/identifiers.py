@@ -1,0 +1,83 @@
+"""Identifiers as the whole system reads them: cleaned the same way at ingest, in
+identity resolution and in lookups, validated by kind, and never a placeholder.
+
+Pure functions. ``clean`` is for ids (user, anonymous, previous, group ids): Unicode
+NFKC, trimmed, no control, format (zero-width) or bidirectional-override characters.
+``normalize`` is per identifier kind and answers None for a value that must never
+link anyone (an email that is not one, a phone with too few digits, "n/a")."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_ID_LENGTH = 256
+MIN_PHONE_DIGITS = 7
+MAX_PHONE_DIGITS = 15  # E.164
+
+PLACEHOLDERS = frozenset({
+    "", "-", "--", ".", "0", "?", "n/a", "na", "n.a.", "none", "null", "nil", "undefined",
+    "unknown", "anonymous", "anon", "guest", "test", "x", "xx", "xxx", "empty", "blank",
+    "nan", "false", "true", "[object object]", "not provided", "not available",
+    "no email", "noemail", "no phone", "nophone", "default", "user", "customer",
+    "0000000000", "1234567890", "test@test.com", "test@example.com", "email@example.com",
+    "noreply@example.com", "no-reply@example.com", "none@none.com", "a@a.com",
+})
+"""Values callers send when they have nothing: they never identify or link a person."""
+
+_EMAIL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier that cannot be accepted, with the reason."""
+
+
+def _refused_character(value: str) -> str | None:
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf", "Cs", "Co", "Cn") or unicodedata.bidirectional(ch) in (
+                "LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"):
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def clean(value: str, *, max_length: int = MAX_ID_LENGTH) -> str:
+    """An id as it is kept: NFKC, trimmed; raises :class:`InvalidIdentifier` when empty,
+    too long, or holding control, format or bidi characters."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if not text:
+        raise InvalidIdentifier("must not be empty")
+    if len(text) > max_length:
+        raise InvalidIdentifier(f"longer than {max_length} characters")
+    bad = _refused_character(text)
+    if bad is not None:
+        raise InvalidIdentifier(f"contains a control, format or bidi character ({bad})")
+    return text
+
+
+def is_placeholder(value: str) -> bool:
+    return value.strip().casefold() in PLACEHOLDERS
+
+
+def normalize(kind: str, value: object) -> str | None:
+    """The identifier of ``kind`` as resolution keys it, or None when it must not link."""
+    if not isinstance(value, str):
+        return None
+    try:
+        text = clean(value)
+    except InvalidIdentifier:
+        return None
+    if is_placeholder(text):
+        return None
+    if kind == "email":
+        email = text.casefold()
+        return email if len(email) <= 254 and _EMAIL.match(email) else None
+    if kind == "phone":
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if not (MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS) or len(set(digits)) == 1:
+            return None
+        if any(not (ch.isdigit() or ch in "+-.() /") for ch in text):
+            return None  # "call me", "ext" and the like are not phone numbers
+        return "+" + digits
+    return text
