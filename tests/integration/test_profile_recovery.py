@@ -171,7 +171,7 @@ def assert_matches_truth(stored: dict[str, CustomerProfile],
                        f"{ {pid: diff(pid) for pid in wrong[:3]} }")
     # The anonymous profile was merged in, unless the login came before any anonymous event.
     odd = {pid: mine[pid].merged_from for pid in truth
-           if mine[pid].merged_from not in ([], [pid.replace("-u", "-a")])}
+           if mine[pid].merged_from not in ([], ["~a:" + pid.replace("-u", "-a")])}
     assert not odd, f"only the person's own anonymous profile is merged in: {odd}"
     assert sum(bool(mine[pid].merged_from) for pid in truth) > len(truth) // 4
 

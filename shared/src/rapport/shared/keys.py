@@ -97,6 +97,12 @@ def decision(decision_id: str) -> str:
     return f"{PREFIX}:decision:{decision_id}"
 
 
+def decisions_of(fingerprint: str) -> str:
+    """Set of the decision ids made for a customer, by the keyed fingerprint of the
+    customer id (``Fingerprints.profile``): what erasure deletes."""
+    return f"{PREFIX}:decisions-of:{fingerprint}"
+
+
 def ingest_seen(source: str, day: int, shard: int) -> str:
     """One small hash of message fingerprints seen by ingest for a source on a UTC day.
 

@@ -27,7 +27,8 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
                                     linger_ms=0)
         await start_with_retry(producer.start, "outcomes producer")
         probe = KafkaProbe(settings.kafka_bootstrap)
-        app.state.store = NextActionStore(redis, settings.decision_ttl_s)
+        app.state.store = NextActionStore(redis, settings.decision_ttl_s,
+                                          settings.fingerprints())
         app.state.producer = producer
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))

@@ -9,6 +9,7 @@ import orjson
 from redis.asyncio import Redis
 
 from rapport.shared import keys
+from rapport.shared.privacy import Fingerprints
 from rapport.shared.profiles import CustomerProfile
 
 from .catalog import Catalog
@@ -16,9 +17,10 @@ from .domain import Decision
 
 
 class NextActionStore:
-    def __init__(self, redis: Redis, decision_ttl_s: int) -> None:
+    def __init__(self, redis: Redis, decision_ttl_s: int, fingerprints: Fingerprints) -> None:
         self._redis = redis
         self._ttl = decision_ttl_s
+        self._fp = fingerprints
 
     async def catalog(self) -> Catalog:
         raw = await self._redis.get(keys.offer_catalog())
@@ -54,8 +56,13 @@ class NextActionStore:
         return {o: float(v) for o, v in zip(ids, values, strict=True) if v is not None}
 
     async def save_decision(self, decision: Decision) -> None:
-        await self._redis.set(keys.decision(decision.decision_id), decision.model_dump_json(),
-                              ex=self._ttl)
+        """The decision, and its id in the customer's index, which erasure deletes by."""
+        index = keys.decisions_of(self._fp.profile(decision.customer_id))
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.set(keys.decision(decision.decision_id), decision.model_dump_json(), ex=self._ttl)
+            tx.sadd(index, decision.decision_id)
+            tx.expire(index, self._ttl)
+            await tx.execute()
 
     async def decision(self, decision_id: str) -> Decision | None:
         raw = await self._redis.get(keys.decision(decision_id))

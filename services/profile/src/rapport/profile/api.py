@@ -11,7 +11,8 @@ from rapport.shared.auth import Role, require
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.service import ApiError
 
-from .domain import describe, normalize_identifier
+from . import identities
+from .domain import describe
 from .erasure import Eraser
 from .store import ProfileStore
 
@@ -35,7 +36,8 @@ async def _find(store: ProfileStore, identifier: str) -> CustomerProfile:
     profile = await store.load(identifier)
     if profile is None:
         for kind in _LOOKUP_ORDER:
-            resolved = await store.resolve(kind, identifier)
+            value = identities.lookup(kind, identifier)
+            resolved = None if value is None else await store.resolve(kind, value)
             if resolved is not None:
                 profile = await store.load(resolved)
                 if profile is not None:
@@ -45,9 +47,6 @@ async def _find(store: ProfileStore, identifier: str) -> CustomerProfile:
     return profile
 
 
-@router.get("/customers/{customer_id}", summary="Customer 360", responses=_NOT_FOUND)
-async def customer(customer_id: str, store: Store, _: Agent) -> dict[str, Any]:
-    return describe(await _find(store, customer_id), datetime.now(UTC))
 
 
 @router.get("/customers", summary="Find a customer by email, phone, anonymous or loyalty id",
@@ -64,13 +63,16 @@ async def find_customer(store: Store, _: Agent,
     if len(given) != 1:
         raise ApiError(400, "give exactly one of email, phone, anonymous_id, loyalty_id")
     kind, value = given[0]
-    resolved = await store.resolve(kind, normalize_identifier(kind, value))
+    normalized = identities.lookup(kind, value)
+    resolved = None if normalized is None else await store.resolve(kind, normalized)
     if resolved is None:
         raise ApiError(404, "no customer with this identifier")
     return describe(await _find(store, resolved), datetime.now(UTC))
 
 
-@router.get("/customers/{customer_id}/timeline", summary="Recent touchpoints, newest first",
+# Ids may hold any character ingest accepts, "/" included: the path converter takes
+# the rest of the path, and the timeline route is declared first.
+@router.get("/customers/{customer_id:path}/timeline", summary="Recent touchpoints, newest first",
             responses=_NOT_FOUND)
 async def timeline(customer_id: str, store: Store, _: Agent,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
@@ -79,7 +81,12 @@ async def timeline(customer_id: str, store: Store, _: Agent,
             "touchpoints": await store.timeline(profile.customer_id, limit)}
 
 
-@router.delete("/customers/{customer_id}", status_code=204, summary="Erase a customer",
+@router.get("/customers/{customer_id:path}", summary="Customer 360", responses=_NOT_FOUND)
+async def customer(customer_id: str, store: Store, _: Agent) -> dict[str, Any]:
+    return describe(await _find(store, customer_id), datetime.now(UTC))
+
+
+@router.delete("/customers/{customer_id:path}", status_code=204, summary="Erase a customer",
                responses=_NOT_FOUND)
 async def erase(customer_id: str, request: Request, store: Store, _: Admin) -> Response:
     profile = await _find(store, customer_id)

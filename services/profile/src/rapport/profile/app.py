@@ -42,13 +42,14 @@ def build(settings: ProfileSettings | None = None, *,
     buckets = Buckets(base=settings.demand_bucket_s)
     half_life = domain.DEFAULT_POLICY.affinity_half_life_days
     prefix = f"{settings.resolved_topic}:"
+    fingerprints = settings.fingerprints()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_store.connect(settings.redis_url)
         store = ProfileStore(redis, group=settings.profile_group_id,
                              timeline_length=settings.timeline_length)
-        identities = IdentityStore(redis, join_limit=settings.identity_join_limit)
+        identities = IdentityStore(redis, fingerprints, join_limit=settings.identity_join_limit)
         producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-profile",
                                     linger_ms=2, compression="lz4", max_batch_size=256 * 1024)
         await start_with_retry(producer.start, "profile producer")
@@ -71,7 +72,8 @@ def build(settings: ProfileSettings | None = None, *,
             bootstrap=settings.kafka_bootstrap, group_id=settings.profile_group_id,
             resolver=IdentityResolver(identities, store, producer, settings.resolved_topic),
             folder=ProfileFolder(store, identities, producer, segment_defs,
-                                 resolved_topic=settings.resolved_topic, demand=demand),
+                                 resolved_topic=settings.resolved_topic, demand=demand,
+                                 timeline_length=settings.timeline_length),
             datadir=settings.profile_data_dir, touchpoints_topic=settings.touchpoints_topic,
             resolved_topic=settings.resolved_topic,
             session_timeout_s=settings.session_timeout_s)
@@ -80,7 +82,7 @@ def build(settings: ProfileSettings | None = None, *,
         app.state.profiles = store
         app.state.demand = demand_api.DemandReads(
             demand_store, store, buckets, prefix, settings.demand_lateness_s, half_life)
-        app.state.eraser = Eraser(store, identities, redis, producer)
+        app.state.eraser = Eraser(store, identities, redis, producer, fingerprints)
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
         try:

@@ -18,7 +18,9 @@ from typing import Any
 from rapport.shared.events import MessageType, Touchpoint
 from rapport.shared.profiles import Affinity, ChannelActivity, Consent, CustomerProfile, Identity
 
-IDENTIFYING_TRAITS = ("email", "phone", "loyalty_id")
+from . import limits
+from .identities import MAX_IDENTITIES, identities_of
+
 CONSENT_KINDS = ("marketing_email", "marketing_sms", "personalization")
 
 
@@ -35,10 +37,37 @@ DEFAULT_POLICY = FoldPolicy()
 
 
 def number(value: Any) -> float:
-    """A finite number from a property, else 0 (bad numbers never poison sums)."""
+    """A finite number from a property within the per-line bound, else 0 (bad numbers
+    never poison sums)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0.0
-    return float(value) if math.isfinite(value) else 0.0
+    try:
+        as_float = float(value)
+    except OverflowError:  # an integer too large for a float
+        return 0.0
+    return limits.clamp(as_float, limits.MAX_LINE) if math.isfinite(as_float) else 0.0
+
+
+def _add_identities(p: CustomerProfile, found: list[Identity]) -> None:
+    """Add identifiers not yet known, up to the cap (resolution links no more either)."""
+    known = set(p.identities)
+    for ident in found:
+        if len(p.identities) >= MAX_IDENTITIES:
+            return
+        if ident not in known:
+            p.identities.append(ident)
+            known.add(ident)
+
+
+def _cap_affinities(p: CustomerProfile, policy: FoldPolicy) -> None:
+    """Keep the strongest categories (decayed to the latest event) within the cap."""
+    if len(p.affinities) <= limits.MAX_AFFINITIES:
+        return
+    strength = affinities_at(p, max(a.as_of for a in p.affinities.values() if a.as_of),
+                             policy)
+    keep = sorted(p.affinities, key=lambda c: (-strength.get(c, 0.0), c))[
+        :limits.MAX_AFFINITIES]
+    p.affinities = {c: p.affinities[c] for c in keep}
 
 
 def _earliest(a: datetime | None, b: datetime) -> datetime:
@@ -47,31 +76,6 @@ def _earliest(a: datetime | None, b: datetime) -> datetime:
 
 def _latest(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
-
-
-def normalize_identifier(kind: str, value: str) -> str:
-    value = value.strip()
-    if kind == "email":
-        return value.lower()
-    if kind == "phone":
-        return "".join(ch for ch in value if ch.isdigit() or ch == "+")
-    return value
-
-
-def identities_of(tp: Touchpoint) -> list[Identity]:
-    found = []
-    if tp.user_id:
-        found.append(Identity(type="user_id", value=tp.user_id))
-    if tp.anonymous_id:
-        found.append(Identity(type="anonymous_id", value=tp.anonymous_id))
-    if tp.previous_id:  # alias: the old id may have been a user id or an anonymous id
-        found.append(Identity(type="user_id", value=tp.previous_id))
-        found.append(Identity(type="anonymous_id", value=tp.previous_id))
-    for trait in IDENTIFYING_TRAITS:
-        value = tp.traits.get(trait)
-        if isinstance(value, str) and value.strip():
-            found.append(Identity(type=trait, value=normalize_identifier(trait, value)))
-    return found
 
 
 def message_fingerprint(tp: Touchpoint) -> str:
@@ -128,8 +132,8 @@ def money(value: Any) -> float:
 def _order(p: CustomerProfile, props: dict[str, Any], at: datetime) -> None:
     m = p.metrics
     m.orders += 1
-    m.revenue += money(props.get("revenue", props.get("total")))
-    m.discounts += money(props.get("discount"))
+    m.revenue = limits.clamp(m.revenue + money(props.get("revenue", props.get("total"))))
+    m.discounts = limits.clamp(m.discounts + money(props.get("discount")))
     m.last_order_at = _latest(m.last_order_at, at)
     m.first_order_at = _earliest(m.first_order_at, at)
     products = props.get("products")
@@ -137,22 +141,23 @@ def _order(p: CustomerProfile, props: dict[str, Any], at: datetime) -> None:
         if not isinstance(line, dict):
             continue
         quantity = number(line.get("quantity", 1)) or 1.0
-        m.units += int(quantity)
+        m.units = limits.count(m.units + int(quantity))
         if "cost" in line:
-            m.margin += money((number(line.get("price")) - number(line.get("cost"))) * quantity)
-            m.margin_revenue += money(number(line.get("price")) * quantity)
+            price, cost = number(line.get("price")), number(line.get("cost"))
+            m.margin = limits.clamp(m.margin + money((price - cost) * quantity))
+            m.margin_revenue = limits.clamp(m.margin_revenue + money(price * quantity))
 
 
 def _service_and_email(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None:
     m, props, event = p.metrics, tp.properties, tp.event
     if event == "Order Refunded":
         m.returns += 1
-        m.returned_value += money(props.get("total"))
+        m.returned_value = limits.clamp(m.returned_value + money(props.get("total")))
     elif event == "Call Started":
         m.calls += 1
         m.service_contacts += 1
     elif event == "Call Ended":
-        m.call_seconds += number(props.get("duration_s"))
+        m.call_seconds = limits.clamp(m.call_seconds + number(props.get("duration_s")))
     elif event == "Ticket Created":
         m.tickets += 1
         m.service_contacts += 1
@@ -162,7 +167,7 @@ def _service_and_email(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None
     elif event == "Survey Responded" and isinstance(props.get("nps"), int | float):
         nps = number(props["nps"])
         m.nps_responses += 1
-        m.nps_sum += nps
+        m.nps_sum = limits.clamp(m.nps_sum + nps)
         if _replaces(at, nps, m.last_nps_at, m.last_nps):
             m.last_nps, m.last_nps_at = nps, at
     elif event == "Email Delivered":
@@ -177,6 +182,8 @@ def _service_and_email(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None
 
 def _traits(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None:
     for key, value in tp.traits.items():
+        if not limits.trait_fits(p.traits, key, value):
+            continue
         if _replaces(at, value, p.trait_times.get(key), p.traits.get(key)):
             p.traits[key] = value
             p.trait_times[key] = at
@@ -213,8 +220,7 @@ def apply_owned(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id:
     at, m = tp.timestamp, p.metrics
     p.recent_message_ids = [*p.recent_message_ids, fingerprint][-policy.recent_ids:]
 
-    known = set(p.identities)
-    p.identities.extend(i for i in identities_of(tp) if i not in known)
+    _add_identities(p, identities_of(tp))
     m.touchpoints += 1
     m.first_seen = _earliest(m.first_seen, at)
     m.last_seen = _latest(m.last_seen, at)
@@ -233,6 +239,7 @@ def apply_owned(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id:
         for category in _categories(tp) if weight else ():
             p.affinities[category] = add_affinity(p.affinities.get(category), weight, at,
                                                   policy.affinity_half_life_days)
+        _cap_affinities(p, policy)
 
     for field in ("revenue", "discounts", "returned_value", "margin", "margin_revenue"):
         setattr(m, field, round(getattr(m, field), 2))
@@ -267,7 +274,9 @@ def merge(survivor: CustomerProfile, absorbed: CustomerProfile, *, processed_at:
         mine, theirs = getattr(m, field), getattr(o, field)
         if field in _NOT_SUMMED or theirs is None:
             continue
-        setattr(m, field, mine + theirs)
+        total = mine + theirs
+        setattr(m, field, limits.count(total) if isinstance(total, int) else
+                limits.clamp(total))
     for field in _EARLIEST:
         if getattr(o, field) is not None:
             setattr(m, field, _earliest(getattr(m, field), getattr(o, field)))
@@ -280,11 +289,11 @@ def merge(survivor: CustomerProfile, absorbed: CustomerProfile, *, processed_at:
     for field in ("revenue", "discounts", "returned_value", "margin", "margin_revenue"):
         setattr(m, field, round(getattr(m, field), 2))
 
-    known = set(p.identities)
-    p.identities.extend(i for i in absorbed.identities if i not in known)
+    _add_identities(p, absorbed.identities)
     for key, value in absorbed.traits.items():
         at = absorbed.trait_times.get(key)
-        if at is not None and _replaces(at, value, p.trait_times.get(key), p.traits.get(key)):
+        if at is not None and limits.trait_fits(p.traits, key, value) and \
+                _replaces(at, value, p.trait_times.get(key), p.traits.get(key)):
             p.traits[key], p.trait_times[key] = value, at
     for kind, consent in absorbed.consents.items():
         mine = p.consents.get(kind)
@@ -299,9 +308,11 @@ def merge(survivor: CustomerProfile, absorbed: CustomerProfile, *, processed_at:
         current = p.affinities.get(category)
         p.affinities[category] = affinity if current is None else _combine_affinity(
             current, affinity, policy.affinity_half_life_days)
+    _cap_affinities(p, policy)
     seen = [i for i in absorbed.recent_message_ids if i not in p.recent_message_ids]
     p.recent_message_ids = (p.recent_message_ids + seen)[-policy.recent_ids:]
-    p.merged_from = sorted({*p.merged_from, absorbed.customer_id, *absorbed.merged_from})
+    p.merged_from = sorted({*p.merged_from, absorbed.customer_id, *absorbed.merged_from}
+                           )[:limits.MAX_MERGED_FROM]
     p.updated_at = processed_at
     return p
 

@@ -1,6 +1,9 @@
-"""Erasure: remove a person's profile, identifiers, timeline, scores and places in
-demand audiences, write tombstones to the compacted topics, and log the erased
-identifiers (as hashes) so that no replay or rebuild brings the person back."""
+"""Erasure: remove everything of a person that any read model keeps (profile,
+identifiers, timeline, scores, segment and audience memberships, decisions, the
+profiles merged into it), write tombstones to the compacted topics, destroy the
+person's data keys (what they sent stays on Kafka, sealed, and can no longer be read),
+and log the erased identifiers as keyed fingerprints so no replay or rebuild brings
+the person back."""
 
 from __future__ import annotations
 
@@ -11,39 +14,72 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from rapport.shared import keys, topics
-from rapport.shared.profiles import CustomerProfile
+from rapport.shared.privacy import Fingerprints
+from rapport.shared.profiles import CustomerProfile, Identity
 
-from .identity import IdentityStore, identifier_fingerprint
+from .identities import profile_id_for
+from .identity import IdentityStore, identity_of_key
 from .store import ProfileStore
+
+
+def customer_ids(profile: CustomerProfile, everyone: list[Identity]) -> set[str]:
+    """Every id the person may have been known by as a customer (profile ids, merged
+    profiles, and the raw user and anonymous ids a channel may have asked with)."""
+    ids = {profile.customer_id, *profile.merged_from}
+    for ident in everyone:
+        if ident.type in ("user_id", "anonymous_id"):
+            ids.update({ident.value, profile_id_for(ident.type, ident.value)})
+    return ids
 
 
 class Eraser:
     def __init__(self, store: ProfileStore, identities: IdentityStore, redis: Redis,
-                 producer: AIOKafkaProducer) -> None:
+                 producer: AIOKafkaProducer, fingerprints: Fingerprints) -> None:
         self._store = store
         self._identities = identities
         self._redis = redis
         self._producer = producer
+        self._fp = fingerprints
 
     async def erase(self, profile: CustomerProfile) -> None:
         at_ms = int(time.time() * 1000)
         pid = profile.customer_id
+        linked = await self._redis.smembers(keys.profile_identities(pid))
         everyone = [*profile.identities]
+        everyone += [i for i in (identity_of_key(m.decode()) for m in linked)
+                     if i not in everyone]
         # The log first: once it is durable, no rebuild can bring this person back.
         letters = [await self._producer.send(
             topics.ERASURES.name, orjson.dumps({"erased_at_ms": at_ms}),
-            key=identifier_fingerprint(i.type, i.value).encode()) for i in everyone]
-        letters.append(await self._producer.send(topics.PROFILE_UPDATES.name, None,
-                                                 key=pid.encode()))
+            key=self._identities.fingerprint(i).encode()) for i in everyone]
+        for gone in {pid, *profile.merged_from}:
+            letters.append(await self._producer.send(topics.PROFILE_UPDATES.name, None,
+                                                     key=gone.encode()))
         for letter in letters:
             await letter
-        await self._identities.erase(pid, everyone, at_ms)
+        everyone = await self._identities.erase(pid, everyone, at_ms)
+        await self._forget(profile, everyone)
+
+    async def _forget(self, profile: CustomerProfile, everyone: list[Identity]) -> None:
+        pid = profile.customer_id
+        ids = customer_ids(profile, everyone)
+        indexes = [keys.decisions_of(self._fp.profile(c)) for c in sorted(ids)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index in indexes:
+                pipe.smembers(index)
+            decided = await pipe.execute()
         async with self._redis.pipeline(transaction=True) as tx:
-            tx.delete(keys.profile(pid), keys.timeline(pid), keys.scores(pid))
+            tx.delete(keys.profile(pid), keys.timeline(pid))
+            tx.delete(*(keys.scores(c) for c in sorted(ids)))
             for absorbed in profile.merged_from:  # their ids would still name the person
-                tx.delete(keys.merged_into(absorbed), keys.handed_over(absorbed))
+                tx.delete(keys.merged_into(absorbed), keys.handed_over(absorbed),
+                          keys.profile(absorbed), keys.timeline(absorbed))
             for segment in profile.segments:
                 tx.srem(keys.segment_members(segment), pid)
             for category in profile.affinities:  # the audiences of demand spikes
                 tx.zrem(keys.demand_audience(category), pid)
+            for index, members in zip(indexes, decided, strict=True):
+                if members:
+                    tx.delete(*(keys.decision(m.decode()) for m in members))
+                tx.delete(index)
             await tx.execute()

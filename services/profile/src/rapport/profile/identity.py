@@ -9,44 +9,49 @@ decision and the publish never loses a merge.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import orjson
 from redis.asyncio import Redis
 
 from rapport.shared import keys
+from rapport.shared.privacy import Fingerprints
 from rapport.shared.profiles import Identity
 
-# ARGV: prefix, join limit, then a JSON list of [new profile id, received ms, message id,
-# [type, value, type, value, ...], resolution log key, record offset] for every
-# touchpoint of a batch, resolved in order.
-# Returns a JSON list of [status, profile id, [merged ids], [refused ids]].
+from .identities import MAX_IDENTITIES, profile_id_for
+
+# ARGV: prefix, join limit, identity cap, then a JSON list of [new profile id, founder
+# kind, founder value, received ms, message id, [kind, value, fingerprint, ...], resolution
+# log key, record offset] for every touchpoint of a batch, resolved in order. Values are
+# only ever compared or concatenated after a fixed kind, never split: any character may
+# appear in an id. Returns a JSON list of [status, profile id, [merged ids], [refused ids]].
 _RESOLVE = """
-local prefix, limit = ARGV[1], tonumber(ARGV[2])
-local function resolve(newpid, received, message_id, flat)
+local prefix, limit, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local function rank(pid)  -- profiles founded by a user id survive anonymous ones
+  if string.sub(pid, 1, 3) == '~a:' then return 1 end
+  return 0
+end
+local function resolve(newpid, fkind, fvalue, received, message_id, flat)
 local ids = {}
-for i = 1, #flat, 2 do ids[#ids + 1] = {flat[i], flat[i + 1]} end
+for i = 1, #flat, 3 do ids[#ids + 1] = {flat[i], flat[i + 1], flat[i + 2]} end
+if #ids == 0 then return {'unidentified', '', {}, {}} end
 for _, id in ipairs(ids) do
-  local at = redis.call('GET', prefix .. ':erased:' .. redis.sha1hex(id[1] .. ':' .. id[2]))
+  local at = redis.call('GET', prefix .. ':erased:' .. id[3])
   if at and tonumber(at) >= received then return {'erased', '', {}, {}} end
 end
 local owners, order = {}, {}
 for _, id in ipairs(ids) do
-  id[3] = prefix .. ':identity:' .. id[1] .. ':' .. id[2]
-  local pid = redis.call('GET', id[3])
-  id[4] = pid
+  id[4] = prefix .. ':identity:' .. id[1] .. ':' .. id[2]
+  local pid = redis.call('GET', id[4])
+  id[5] = pid
   if pid and not owners[pid] then owners[pid] = true; order[#order + 1] = pid end
-end
-local function rank(pid)
-  if redis.call('GET', prefix .. ':identity:user_id:' .. pid) == pid then return 0 end
-  return 1
 end
 -- A user id seen for the first time founds its own profile, which absorbs the
 -- anonymous ones it is linked to (so a logged-in customer is known by their user id).
 local new_user = false
 for _, id in ipairs(ids) do
-  if id[1] == 'user_id' and id[2] == newpid and not id[4] and not owners[newpid] then
+  if fkind == 'user_id' and id[1] == fkind and id[2] == fvalue and not id[5]
+      and not owners[newpid] then
     owners[newpid] = true
     new_user = true
     order[#order + 1] = newpid
@@ -57,7 +62,6 @@ local merged, refused = {}, {}
 if #order > 0 then
   local ranks = {}
   for _, pid in ipairs(order) do ranks[pid] = rank(pid) end
-  if new_user then ranks[newpid] = 0 end
   table.sort(order, function(a, b)
     if ranks[a] ~= ranks[b] then return ranks[a] < ranks[b] end
     return a < b
@@ -67,7 +71,7 @@ if #order > 0 then
     local blocked = false
     for _, id in ipairs(ids) do
       if id[1] ~= 'user_id' then
-        local joins = redis.call('GET', prefix .. ':identity-joins:' .. id[1] .. ':' .. id[2])
+        local joins = redis.call('GET', prefix .. ':identity-joins:' .. id[3])
         if tonumber(joins or '0') >= limit then blocked = true end
       end
     end
@@ -75,9 +79,7 @@ if #order > 0 then
       -- Refused: the touchpoint stays with the profile of its own identifier.
       survivor = newpid
       for _, id in ipairs(ids) do
-        if id[2] == newpid and (id[1] == 'user_id' or id[1] == 'anonymous_id') and id[4] then
-          survivor = id[4]
-        end
+        if id[1] == fkind and id[2] == fvalue and id[5] then survivor = id[5] end
       end
       for _, pid in ipairs(order) do
         if pid ~= survivor then refused[#refused + 1] = pid end
@@ -92,51 +94,59 @@ if #order > 0 then
         end
         redis.call('DEL', prefix .. ':profile-identities:' .. gone)
         redis.call('SET', prefix .. ':merged-into:' .. gone, survivor)
-        redis.call('HSET', prefix .. ':identity:outbox', gone, survivor .. '|' .. message_id)
+        redis.call('HSET', prefix .. ':identity:outbox', gone,
+                   cjson.encode({survivor, message_id}))
         merged[#merged + 1] = gone
       end
     end
     if #merged > 0 then
       for _, id in ipairs(ids) do
         if id[1] ~= 'user_id' then
-          redis.call('INCRBY', prefix .. ':identity-joins:' .. id[1] .. ':' .. id[2], #merged)
+          redis.call('INCRBY', prefix .. ':identity-joins:' .. id[3], #merged)
         end
       end
     end
   end
 end
+local members = prefix .. ':profile-identities:' .. survivor
 for _, id in ipairs(ids) do
-  if not id[4] then
-    redis.call('SET', id[3], survivor)
-    redis.call('SADD', prefix .. ':profile-identities:' .. survivor, id[3])
+  if not id[5] then
+    -- Past the cap a profile links no new identifier (but its founder), so no
+    -- touchpoint stream can make one person's identity set grow without bound.
+    local founding = id[1] == fkind and id[2] == fvalue
+    if founding or redis.call('SCARD', members) < cap then
+      redis.call('SET', id[4], survivor)
+      redis.call('SADD', members, id[4])
+    end
   end
 end
 return {'ok', survivor, merged, refused}
 end
 local out = {}
-for i, req in ipairs(cjson.decode(ARGV[3])) do
+for i, req in ipairs(cjson.decode(ARGV[4])) do
   -- A record resolved before a crash gets the same answer when it is redelivered.
-  local log, pos = req[5], req[6]
+  local log, pos = req[7], req[8]
   local logged = log ~= '' and redis.call('HGET', log, pos)
   if logged then
     out[i] = {'ok', logged, {}, {}}
   else
-    out[i] = resolve(req[1], req[2], req[3], req[4])
+    out[i] = resolve(req[1], req[2], req[3], req[4], req[5], req[6])
     if log ~= '' and out[i][1] == 'ok' then redis.call('HSET', log, pos, out[i][2]) end
   end
 end
 return cjson.encode(out)
 """
 
-# ARGV: prefix, profile id, erased-at ms. Returns the identity keys that pointed at it.
+# ARGV: prefix, profile id, erased-at ms, the profile id's fingerprint. Returns the
+# identity keys that pointed at it.
 _ERASE = """
-local prefix, pid, at = ARGV[1], ARGV[2], ARGV[3]
+local prefix, pid, at, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local members = redis.call('SMEMBERS', prefix .. ':profile-identities:' .. pid)
 for _, key in ipairs(members) do
   if redis.call('GET', key) == pid then redis.call('DEL', key) end
 end
 redis.call('DEL', prefix .. ':profile-identities:' .. pid)
-redis.call('SET', prefix .. ':erased-profile:' .. pid, at)
+redis.call('SET', prefix .. ':erased-profile:' .. fp, at)
 return members
 """
 
@@ -146,22 +156,20 @@ def _ids(value: object) -> list[str]:
     return list(value) if isinstance(value, list) else []
 
 
-def identifier_fingerprint(kind: str, value: str) -> str:
-    """What the erasure log keeps of an identifier: no personal data, just its hash."""
-    return hashlib.sha1(f"{kind}:{value}".encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class Resolution:
     profile_id: str | None
-    """None when the touchpoint belongs to an erased person and must be dropped."""
+    """None when the touchpoint must be dropped (``status`` says why)."""
     refused: list[str] = field(default_factory=list)
+    status: str = "ok"
+    """``ok``, ``erased`` (its person was erased after it was received) or
+    ``unidentified`` (no identifier that may identify anyone)."""
 
 
 @dataclass(frozen=True)
 class ResolveRequest:
-    new_id: str
-    """The profile id a new person gets (the touchpoint's customer key)."""
+    founder: Identity | None
+    """The identifier a new person's profile is founded by (:func:`identities.founder`)."""
     identities: list[Identity]
     received_ms: int
     message_id: str
@@ -170,12 +178,24 @@ class ResolveRequest:
     offset: int = -1
 
 
+def identity_of_key(key: str) -> Identity:
+    """The identifier an identity key names (its kind never holds a colon)."""
+    kind, _, value = key.removeprefix(f"{keys.PREFIX}:identity:").partition(":")
+    return Identity(type=kind, value=value)
+
+
 class IdentityStore:
-    def __init__(self, redis: Redis, *, join_limit: int) -> None:
+    def __init__(self, redis: Redis, fingerprints: Fingerprints, *, join_limit: int,
+                 max_identities: int = MAX_IDENTITIES) -> None:
         self._redis = redis
+        self._fp = fingerprints
         self._resolve = redis.register_script(_RESOLVE)
         self._erase = redis.register_script(_ERASE)
         self._limit = join_limit
+        self._cap = max_identities
+
+    def fingerprint(self, ident: Identity) -> str:
+        return self._fp.of(ident.type, ident.value)
 
     async def resolve_many(self, requests: list[ResolveRequest]) -> list[Resolution]:
         """Resolve touchpoints in order.
@@ -187,14 +207,22 @@ class IdentityStore:
         """
         if not requests:
             return []
-        batch = [[r.new_id, r.received_ms, r.message_id,
-                  [part for ident in r.identities for part in (ident.type, ident.value)],
-                  r.log_key, str(r.offset)] for r in requests]
-        raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, orjson.dumps(batch)])
+        batch = []
+        for r in requests:
+            founder = r.founder
+            batch.append([
+                profile_id_for(founder.type, founder.value) if founder else "",
+                founder.type if founder else "", founder.value if founder else "",
+                r.received_ms, r.message_id,
+                [part for ident in (r.identities if founder else [])
+                 for part in (ident.type, ident.value, self.fingerprint(ident))],
+                r.log_key, str(r.offset)])
+        raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, self._cap,
+                                                 orjson.dumps(batch)])
         out = []
         for status, pid, _merged, refused in orjson.loads(raw):
-            if status == "erased":
-                out.append(Resolution(None))
+            if status != "ok":
+                out.append(Resolution(None, status=status))
                 continue
             out.append(Resolution(pid, _ids(refused)))
         return out
@@ -204,7 +232,7 @@ class IdentityStore:
         raw = await self._redis.hgetall(keys.merge_outbox())
         out = {}
         for gone, value in raw.items():
-            survivor, _, message_id = value.decode().partition("|")
+            survivor, message_id = orjson.loads(value)
             out[gone.decode()] = (survivor, message_id)
         return out
 
@@ -212,11 +240,17 @@ class IdentityStore:
         if absorbed:
             await self._redis.hdel(keys.merge_outbox(), *absorbed)
 
-    async def erase(self, profile_id: str, identities: list[Identity], at_ms: int) -> None:
-        """Forget a person's identifiers and remember that they were erased."""
-        await self._erase(keys=[], args=[keys.PREFIX, profile_id, at_ms])
-        await self.remember_erasures(
-            {identifier_fingerprint(i.type, i.value): at_ms for i in identities})
+    async def erase(self, profile_id: str, identities: list[Identity],
+                    at_ms: int) -> list[Identity]:
+        """Forget a person's identifiers and remember (by keyed fingerprint only) that
+        they were erased; returns every identifier that was the person's."""
+        members = await self._erase(keys=[], args=[
+            keys.PREFIX, profile_id, at_ms, self._fp.profile(profile_id)])
+        everyone = [*identities]
+        everyone += [i for i in map(identity_of_key, (m.decode() for m in members))
+                     if i not in everyone]
+        await self.remember_erasures({self.fingerprint(i): at_ms for i in everyone})
+        return everyone
 
     async def remember_erasures(self, erased: dict[str, int]) -> None:
         if erased:
@@ -226,5 +260,6 @@ class IdentityStore:
         """Erased profile ids among these, with the time (ms) they were erased."""
         if not profile_ids:
             return {}
-        raws = await self._redis.mget([keys.erased_profile(p) for p in profile_ids])
+        raws = await self._redis.mget([keys.erased_profile(self._fp.profile(p))
+                                       for p in profile_ids])
         return {p: int(raw) for p, raw in zip(profile_ids, raws, strict=True) if raw is not None}

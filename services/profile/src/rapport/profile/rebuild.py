@@ -125,7 +125,8 @@ async def rebuild(settings: ProfileSettings, redis: Redis, *, wait_s: float = 0,
         raise RebuildRefused(f"profile workers of group {group!r} are running: stop them, "
                              "rebuild, then start them again")
     deleted = await forget_profile_state(redis, group)
-    identities = IdentityStore(redis, join_limit=settings.identity_join_limit)
+    identities = IdentityStore(redis, settings.fingerprints(),
+                               join_limit=settings.identity_join_limit)
     log_reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
                                   enable_auto_commit=False, client_id="rapport-rebuild")
     await log_reader.start()

@@ -17,18 +17,32 @@ from rapport.shared import keys
 from rapport.shared.events import Touchpoint
 from rapport.shared.profiles import CustomerProfile
 
+from .limits import MAX_TIMELINE_ENTRY_BYTES
+
 
 def timeline_entry(tp: Touchpoint) -> tuple[float, str]:
-    """(event time, JSON) of what an agent sees of one touchpoint: no raw context."""
-    return tp.timestamp.timestamp(), orjson.dumps({
-        "message_id": tp.message_id, "type": tp.type.value, "event": tp.event, "name": tp.name,
-        "channel": tp.channel.value, "timestamp": tp.timestamp.isoformat(),
-        "properties": tp.properties}).decode()
+    """(event time, JSON) of what an agent sees of one touchpoint: no raw context, and
+    within 2 KiB (large property values are left out and the entry says so)."""
+    entry = {"message_id": tp.message_id, "type": tp.type.value, "event": tp.event,
+             "name": tp.name, "channel": tp.channel.value,
+             "timestamp": tp.timestamp.isoformat(), "properties": tp.properties}
+    try:
+        encoded = orjson.dumps(entry)
+    except (TypeError, orjson.JSONEncodeError):
+        encoded = b""
+    if not encoded or len(encoded) > MAX_TIMELINE_ENTRY_BYTES:
+        small = {k: v for k, v in tp.properties.items()
+                 if isinstance(v, str | int | float | bool) and len(str(v)) <= 64}
+        entry["properties"], entry["truncated"] = dict(list(small.items())[:16]), True
+        encoded = orjson.dumps(entry, default=str)
+    return tp.timestamp.timestamp(), encoded.decode(errors="replace")
 
 
 @dataclass
 class BatchEffects:
     profiles: dict[str, CustomerProfile] = field(default_factory=dict)
+    encoded: dict[str, bytes] = field(default_factory=dict)
+    """Stored form of the profiles, already encoded (and checked) by the fold."""
     handed_over: dict[str, str] = field(default_factory=dict)
     """Profiles merged away in this batch -> the profile they were handed to."""
     timelines: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
@@ -97,7 +111,7 @@ class ProfileStore:
         """Store a micro-batch's effects and the offsets they reflect, atomically."""
         async with self._redis.pipeline(transaction=True) as tx:
             for pid, profile in fx.profiles.items():
-                tx.set(keys.profile(pid), profile.to_stored())
+                tx.set(keys.profile(pid), fx.encoded.get(pid) or profile.to_stored())
             for pid, into in fx.handed_over.items():
                 tx.delete(keys.profile(pid), keys.timeline(pid))
                 tx.set(keys.handed_over(pid), into)

@@ -19,10 +19,6 @@ recognised (message fingerprints, merge markers) when they come round again.
 
 from __future__ import annotations
 
-import asyncio
-import zlib
-from collections.abc import Awaitable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,18 +30,33 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from rapport.shared import keys, topics
-from rapport.shared.events import ProfileStep, StepKind, Touchpoint, read_steps, step_records
-from rapport.shared.profiles import CustomerProfile
+from rapport.shared.deadletter import DeadLetters
+from rapport.shared.events import ProfileStep, StepKind, Touchpoint, read_steps
 
-from . import domain, segments
-from .demand.stage import Applied, DemandStage
+from . import domain, identities, segments
+from .batches import (
+    PROCESSED,
+    TRANSIENT,
+    OffsetGuard,
+    Quarantine,
+    Record,
+    StepOutbox,
+    acked,
+    isolating,
+    partition_of,
+    reason_of,
+    retrying,
+)
+from .demand.stage import DemandStage
+from .folding import FoldBatch, Origin
 from .identity import IdentityStore, ResolveRequest
-from .store import BatchEffects, ProfileStore, timeline_entry
+from .store import BatchEffects, ProfileStore
 
 log = structlog.get_logger(__name__)
 
-PROCESSED = Counter("rapport_profile_records_total", "Records seen by the profile processors",
-                    ["stage", "outcome"])
+__all__ = ["PROCESSED", "IdentityResolver", "ProfileFolder", "build_stream_app",
+           "partition_of"]
+
 MERGES = Counter("rapport_profile_merges_total", "Profiles merged into another")
 REFUSED = Counter("rapport_profile_links_refused_total", "Links refused by the over-merge guard")
 LAG = Histogram("rapport_profile_freshness_seconds",
@@ -53,111 +64,49 @@ LAG = Histogram("rapport_profile_freshness_seconds",
                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
 
 
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-
-
-class OffsetGuard:
-    """Which records of a batch Redis already reflects (a redelivery after a crash)."""
-
-    def __init__(self, store: ProfileStore, stage: str) -> None:
-        self._store = store
-        self._stage = stage
-        self._applied: dict[tuple[str, int], int] = {}
-
-    def forget(self) -> None:
-        self._applied.clear()
-
-    async def fresh(self, records: list[Record]) -> list[Record]:
-        for key in {(r.topic, r.partition) for r in records} - self._applied.keys():
-            self._applied[key] = await self._store.applied_offset(*key)
-        fresh = [r for r in records if r.offset > self._applied[(r.topic, r.partition)]]
-        if len(fresh) < len(records):
-            PROCESSED.labels(self._stage, "redelivered").inc(len(records) - len(fresh))
-        return fresh
-
-    @staticmethod
-    def offsets(records: list[Record]) -> dict[tuple[str, int], int]:
-        out: dict[tuple[str, int], int] = {}
-        for r in records:
-            out[(r.topic, r.partition)] = max(r.offset, out.get((r.topic, r.partition), -1))
-        return out
-
-    def advance(self, offsets: dict[tuple[str, int], int]) -> None:
-        self._applied.update(offsets)
-
-
-def partition_of(profile_id: str, partitions: int) -> int:
-    """The partition of the re-keyed stream that owns a profile (stable across processes)."""
-    return zlib.crc32(profile_id.encode()) % partitions
-
-
-class StepOutbox:
-    """Steps bound for the re-keyed stream, packed per owning partition into few records."""
-
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
-        self._producer = producer
-        self._topic = topic
-        self._partitions = 0
-        self._pending: dict[int, list[bytes]] = {}
-        self._steps: list[tuple[str, bytes]] = []
-
-    def add(self, step: ProfileStep, touchpoint_json: bytes | None = None) -> None:
-        self._steps.append((step.profile_id, step.to_bytes(touchpoint_json)))
-
-    async def sends(self) -> list[Awaitable[object]]:
-        """Send what was added (in order per partition); await the result to know it is sent."""
-        if not self._steps:
-            return []
-        if not self._partitions:
-            self._partitions = len(await self._producer.partitions_for(self._topic))
-        by_partition: dict[int, list[bytes]] = {}
-        for pid, encoded in self._steps:
-            by_partition.setdefault(partition_of(pid, self._partitions), []).append(encoded)
-        self._steps = []
-        return [self._producer.send(self._topic, record, partition=partition)
-                for partition, encoded in by_partition.items()
-                for record in step_records(encoded)]
-
-
-async def _acked(sends: list[Awaitable[object]]) -> None:
-    futures = [await s for s in sends]
-    await asyncio.gather(*futures)
-
-
 class IdentityResolver:
     """Stage 1: touchpoints -> profile ids, merges decided, stream re-keyed."""
 
     def __init__(self, identities: IdentityStore, store: ProfileStore,
-                 producer: AIOKafkaProducer, resolved_topic: str = topics.RESOLVED.name) -> None:
+                 producer: AIOKafkaProducer, resolved_topic: str = topics.RESOLVED.name,
+                 ) -> None:
         self._resolved = resolved_topic
         self._identities = identities
         self._store = store
         self._producer = producer
         self.guard = OffsetGuard(store, "resolve")
+        self._quarantine = Quarantine(DeadLetters(producer, "resolve"), store, self.guard,
+                                      "resolve")
 
     async def handle_batch(self, records: list[Record]) -> None:
+        """Apply a batch, whatever it holds: Redis or Kafka failing is waited out, a
+        record failing on its own is set aside on the dead-letter topic."""
+        await retrying(lambda: isolating(records, self._attempt, self._quarantine),
+                       "resolve", self.guard.forget)
+
+    async def _attempt(self, records: list[Record], careful: bool) -> None:
         fresh = await self.guard.fresh(records)
         decoded: list[tuple[Touchpoint, Record]] = []
         for r in fresh:
             try:
                 decoded.append((Touchpoint.from_bytes(r.value), r))
-            except ValidationError:
-                log.error("undecodable_touchpoint", partition=r.partition, offset=r.offset)
-                PROCESSED.labels("resolve", "undecodable").inc()
+            except ValidationError as exc:
+                await self._quarantine.record(r, f"undecodable touchpoint: {reason_of(exc)}",
+                                              commit=False)
         resolutions = await self._identities.resolve_many([ResolveRequest(
-            tp.customer_key, domain.identities_of(tp), int(tp.received_at.timestamp() * 1000),
-            tp.message_id, keys.resolve_log(self._store.group, r.topic, r.partition), r.offset,
+            identities.founder(tp), identities.identities_of(tp),
+            int(tp.received_at.timestamp() * 1000), tp.message_id,
+            keys.resolve_log(self._store.group, r.topic, r.partition), r.offset,
         ) for tp, r in decoded])
         outbox = StepOutbox(self._producer, self._resolved)
         sends, events = [], []
         for (tp, record), res in zip(decoded, resolutions, strict=True):
+            if res.status == "unidentified":
+                await self._quarantine.record(
+                    record, "no identifier that may identify a person", commit=False)
+                continue
             if res.profile_id is None:
-                PROCESSED.labels("resolve", "erased").inc()
+                PROCESSED.labels("resolve", res.status).inc()
                 continue
             outbox.add(ProfileStep(kind=StepKind.TOUCHPOINT, profile_id=res.profile_id),
                        record.value)
@@ -170,7 +119,7 @@ class IdentityResolver:
         for event in events:
             sends.append(self._producer.send(topics.IDENTITY_EVENTS.name, orjson.dumps(event),
                                              key=event["profile_id"].encode()))
-        await _acked(sends)
+        await acked(sends)
         PROCESSED.labels("resolve", "applied").inc(len(decoded))
         await self.drain_outbox()
         offsets = OffsetGuard.offsets(fresh)
@@ -196,7 +145,7 @@ class IdentityResolver:
             sends.append(self._producer.send(topics.IDENTITY_EVENTS.name, orjson.dumps(event),
                                              key=survivor.encode()))
         sends.extend(await outbox.sends())
-        await _acked(sends)
+        await acked(sends)
         MERGES.inc(len(pending))
         await self._identities.clear_outbox(list(pending))
 
@@ -208,7 +157,7 @@ class ProfileFolder:
                  producer: AIOKafkaProducer, segment_defs: list[segments.Segment],
                  policy: domain.FoldPolicy = domain.DEFAULT_POLICY,
                  resolved_topic: str = topics.RESOLVED.name,
-                 demand: DemandStage | None = None) -> None:
+                 demand: DemandStage | None = None, timeline_length: int = 100) -> None:
         self._resolved = resolved_topic
         self._demand = demand
         self._store = store
@@ -216,129 +165,94 @@ class ProfileFolder:
         self._producer = producer
         self._segments = segment_defs
         self._policy = policy
+        self._timeline_length = timeline_length
         self.guard = OffsetGuard(store, "fold")
+        self._quarantine = Quarantine(DeadLetters(producer, "fold"), store, self.guard, "fold")
 
     def forget(self) -> None:
-        """Partitions may have moved: forget what was cached about them."""
+        """Partitions may have moved (or a batch failed): forget what was cached."""
         self.guard.forget()
         if self._demand is not None:
             self._demand.forget()
 
     async def handle_batch(self, records: list[Record]) -> None:
-        fresh = await self.guard.fresh(records)
-        steps: list[ProfileStep] = []
-        origins: list[str] = []  # the partition each step came from (its demand clock)
+        """Apply a batch, whatever it holds: Redis or Kafka failing is waited out, a
+        step or record failing on its own is set aside on the dead-letter topic."""
+        await retrying(lambda: isolating(records, self._attempt, self._quarantine),
+                       "fold", self.forget)
+
+    async def _steps(self, fresh: list[Record]) -> list[tuple[ProfileStep, Origin]]:
+        steps: list[tuple[ProfileStep, Origin]] = []
         for r in fresh:
             try:
                 read = read_steps(r.value)
-                steps.extend(read)
-                origins.extend([f"{r.topic}:{r.partition}"] * len(read))
-            except ValidationError:
-                log.error("undecodable_step", partition=r.partition, offset=r.offset)
-                PROCESSED.labels("fold", "undecodable").inc()
-        now = datetime.now(UTC)
-        ids = sorted({s.profile_id for s in steps})
+            except ValidationError as exc:
+                await self._quarantine.record(r, f"undecodable steps: {reason_of(exc)}",
+                                              commit=False)
+                continue
+            origin = Origin(r, f"{r.topic}:{r.partition}")
+            steps.extend((step, origin) for step in read)
+        return steps
+
+    async def _attempt(self, records: list[Record], careful: bool) -> None:
+        try:
+            await self._fold(records, careful)
+        except Exception:
+            self.forget()  # caches may hold what this attempt did not store
+            raise
+
+    async def _fold(self, records: list[Record], careful: bool) -> None:
+        fresh = await self.guard.fresh(records)
+        steps = await self._steps(fresh)
+        ids = sorted({s.profile_id for s, _ in steps})
         # Profiles already handed over to their survivor (their merge_out was folded):
         # what still comes for them is forwarded one hop, behind the hand-over itself.
         # A profile whose merge was decided but not yet handed over keeps folding: its
         # hand-over will carry everything, so nothing can reach the survivor twice.
-        moved = await self._store.handed_over(ids)
-        erased = await self._identities.erased_profiles(ids)
-        state: dict[str, CustomerProfile | None] = dict(
-            zip(ids, await self._store.load_many(ids), strict=True))
-        before = {pid: (p.segments if p else []) for pid, p in state.items()}
-        fx = BatchEffects()
-        forward = StepOutbox(self._producer, self._resolved)
-        sends: list[Awaitable[object]] = []
-        changed: set[str] = set()
-        applied: list[Touchpoint] = []
-        demand: list[Applied] = []
-        gone: dict[str, list[str]] = {}  # profiles handed over -> their categories
-
-        for step, origin in zip(steps, origins, strict=True):
-            pid = step.profile_id
-            if pid in erased and (step.touchpoint is None or
-                                  step.touchpoint.received_at.timestamp() * 1000 <= erased[pid]):
-                PROCESSED.labels("fold", "erased").inc()
-                continue
-            if pid in moved:
-                if step.kind is not StepKind.MERGE_OUT:  # a repeated hand-over is dropped
-                    forward.add(step.model_copy(update={"profile_id": moved[pid]}))
-                    PROCESSED.labels("fold", "forwarded").inc()
-                continue
-            if step.kind is StepKind.TOUCHPOINT and step.touchpoint is not None:
-                tp = step.touchpoint
-                current = state[pid]
-                if current is None or domain.message_fingerprint(tp) not in \
-                        current.recent_message_ids:  # a resend adds no demand
-                    demand.append(Applied(origin, tp, pid))
-                # Loaded from Redis for this batch alone: folded in place.
-                state[pid] = domain.apply_owned(state[pid], tp, customer_id=pid,
-                                                processed_at=now, policy=self._policy)
-                fx.timelines.setdefault(pid, []).append(timeline_entry(tp))
-                changed.add(pid)
-                applied.append(tp)
-            elif step.kind is StepKind.MERGE_OUT and step.into:
-                # Even an empty profile is handed over, so the survivor records the merge
-                # whatever the timing (a repeated hand-over is also recognised there).
-                profile = state.get(pid) or CustomerProfile(customer_id=pid)
-                timeline = [*await self._store.timeline_entries(pid), *fx.timelines.pop(pid, [])]
-                forward.add(ProfileStep(
-                    kind=StepKind.MERGE_IN, profile_id=step.into, absorbed_id=pid,
-                    absorbed=profile.model_dump(mode="json"), timeline=timeline,
-                    cause=step.cause))
-                state[pid] = None
-                changed.discard(pid)
-                gone[pid] = list(profile.affinities)
-                fx.handed_over[pid] = step.into
-                moved[pid] = step.into
-                fx.left.update({s: {*fx.left.get(s, set()), pid} for s in before.get(pid, [])})
-                sends.append(self._producer.send(topics.PROFILE_UPDATES.name, None,
-                                                 key=pid.encode()))
-            elif step.kind is StepKind.MERGE_IN and step.absorbed is not None:
-                absorbed = CustomerProfile.model_validate(step.absorbed)
-                current = state[pid] or CustomerProfile(customer_id=pid)
-                if absorbed.customer_id in current.merged_from:
-                    continue
-                state[pid] = domain.merge(current, absorbed, processed_at=now,
-                                          policy=self._policy)
-                fx.timelines.setdefault(pid, []).extend(
-                    (score, member) for score, member in step.timeline or [])
-                changed.add(pid)
-
-        for pid in changed:
-            profile = state[pid]
-            assert profile is not None
-            profile.segments = segments.memberships(profile, now, self._segments)
-            fx.profiles[pid] = profile
-            sends.append(self._producer.send(topics.PROFILE_UPDATES.name, profile.to_bytes(),
-                                             key=pid.encode()))
-            old, new = set(before.get(pid, [])), set(profile.segments)
-            for name, kind in [*((n, "entered") for n in new - old),
-                               *((n, "exited") for n in old - new)]:
-                (fx.joined if kind == "entered" else fx.left).setdefault(name, set()).add(pid)
-                sends.append(self._producer.send(topics.SEGMENT_EVENTS.name, orjson.dumps(
-                    {"type": kind, "segment": name, "profile_id": pid,
-                     "at": now.isoformat()}), key=pid.encode()))
-        sends.extend(await forward.sends())
-        await _acked(sends)
+        batch = FoldBatch(
+            store=self._store, producer=self._producer,
+            forward=StepOutbox(self._producer, self._resolved), policy=self._policy,
+            now=datetime.now(UTC), state=dict(zip(ids, await self._store.load_many(ids),
+                                                  strict=True)),
+            moved=await self._store.handed_over(ids),
+            erased=await self._identities.erased_profiles(ids), careful=careful,
+            timeline_length=self._timeline_length)
+        for step, origin in steps:
+            try:
+                await batch.apply(step, origin)
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                if not careful:
+                    raise
+                await self._quarantine.step(origin.record, step.to_bytes(), reason_of(exc))
+        unstorable: list[tuple[str, Exception]] = []
+        batch.finish(self._segments, lambda pid, exc: unstorable.append((pid, exc)))
+        for pid, exc in unstorable:
+            for origin, step in batch.drop(pid):
+                await self._quarantine.step(origin.record, step.to_bytes(),
+                                            f"profile cannot be stored: {reason_of(exc)}")
+        fx = batch.fx
+        batch.sends.extend(await batch.forward.sends())
+        await acked(batch.sends)
         # An erasure that landed while this batch was folding wins over it.
         for pid, at in (await self._identities.erased_profiles(list(fx.profiles))).items():
-            if at != erased.get(pid):
+            if at != batch.erased.get(pid):
                 fx.profiles.pop(pid, None)
+                fx.encoded.pop(pid, None)
                 fx.timelines.pop(pid, None)
         demand_fx = None
         if self._demand is not None:
-            demand_fx = await self._demand.effects(demand, fx.profiles, gone)
+            demand_fx = await self._demand.effects(batch.demand, fx.profiles, batch.gone)
             fx.also.append(lambda tx: self._demand.stage(tx, demand_fx))
         fx.offsets = OffsetGuard.offsets(fresh)
         await self._store.commit(fx)
         self.guard.advance(fx.offsets)
         if demand_fx is not None:
             self._demand.committed(demand_fx)
-        PROCESSED.labels("fold", "applied").inc(len(applied))
+        PROCESSED.labels("fold", "applied").inc(len(batch.applied))
         done = datetime.now(UTC)
-        for tp in applied:
+        for tp in batch.applied:
             LAG.observe(max(0.0, (done - tp.received_at).total_seconds()))
 
 
