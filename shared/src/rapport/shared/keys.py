@@ -66,6 +66,13 @@ def erased_profile(fingerprint: str) -> str:
     return f"{PREFIX}:erased-profile:{fingerprint}"
 
 
+def vault_key(kid: str) -> str:
+    """A person's data key (32 raw bytes) for crypto-shredding (:mod:`rapport.shared.vault`),
+    by keyed fingerprint. Deleting it is the erasure of everything sealed under it, so it is
+    never rebuilt from Kafka and never among the patterns a rebuild forgets."""
+    return f"{PREFIX}:vault:{kid}"
+
+
 def timeline(customer_id: str) -> str:
     """Sorted set of recent touchpoints scored by event time."""
     return f"{PREFIX}:timeline:{customer_id}"
