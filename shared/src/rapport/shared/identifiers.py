@@ -81,3 +81,14 @@ def normalize(kind: str, value: object) -> str | None:
             return None  # "call me", "ext" and the like are not phone numbers
         return "+" + digits
     return text
+
+
+def founder(user_id: object, anonymous_id: object) -> tuple[str, str] | None:
+    """The identifier a touchpoint's person is first known by: its user id, else its
+    anonymous id, each only if it may identify anyone. Ingest seals a touchpoint under
+    this identifier's key; the profile service founds a new profile by it."""
+    for kind, value in (("user_id", user_id), ("anonymous_id", anonymous_id)):
+        norm = normalize(kind, value)
+        if norm is not None:
+            return kind, norm
+    return None

@@ -15,7 +15,9 @@ from fastapi import FastAPI
 from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
+from rapport.shared.sealing import TouchpointSeals
 from rapport.shared.service import add_readiness_check, create_app, serve
+from rapport.shared.vault import KeyVault, Sealer
 
 from . import api, domain, segments
 from .demand import api as demand_api
@@ -49,6 +51,8 @@ def build(settings: ProfileSettings | None = None, *,
         redis = redis_store.connect(settings.redis_url)
         store = ProfileStore(redis, group=settings.profile_group_id,
                              timeline_length=settings.timeline_length)
+        vault = KeyVault(redis)
+        sealer = Sealer(vault)
         identities = IdentityStore(redis, fingerprints, join_limit=settings.identity_join_limit)
         producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-profile",
                                     linger_ms=2, compression="lz4", max_batch_size=256 * 1024)
@@ -70,10 +74,13 @@ def build(settings: ProfileSettings | None = None, *,
             interval_s=settings.demand_close_interval_s)
         stream_app = build_stream_app(
             bootstrap=settings.kafka_bootstrap, group_id=settings.profile_group_id,
-            resolver=IdentityResolver(identities, store, producer, settings.resolved_topic),
+            resolver=IdentityResolver(identities, store, producer,
+                                      TouchpointSeals(sealer, fingerprints),
+                                      settings.resolved_topic),
             folder=ProfileFolder(store, identities, producer, segment_defs,
                                  resolved_topic=settings.resolved_topic, demand=demand,
-                                 timeline_length=settings.timeline_length),
+                                 timeline_length=settings.timeline_length,
+                                 seals=sealer, fingerprints=fingerprints),
             datadir=settings.profile_data_dir, touchpoints_topic=settings.touchpoints_topic,
             resolved_topic=settings.resolved_topic,
             session_timeout_s=settings.session_timeout_s)
@@ -82,7 +89,7 @@ def build(settings: ProfileSettings | None = None, *,
         app.state.profiles = store
         app.state.demand = demand_api.DemandReads(
             demand_store, store, buckets, prefix, settings.demand_lateness_s, half_life)
-        app.state.eraser = Eraser(store, identities, redis, producer, fingerprints)
+        app.state.eraser = Eraser(store, identities, redis, producer, fingerprints, vault)
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
         try:

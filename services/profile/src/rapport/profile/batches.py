@@ -85,6 +85,10 @@ class StepOutbox:
     def add(self, step: ProfileStep, touchpoint_json: bytes | None = None) -> None:
         self._steps.append((step.profile_id, step.to_bytes(touchpoint_json)))
 
+    def add_encoded(self, profile_id: str, step_json: bytes) -> None:
+        """A step already encoded (and sealed) for the partition owning ``profile_id``."""
+        self._steps.append((profile_id, step_json))
+
     async def sends(self) -> list[Awaitable[object]]:
         """Send what was added (in order per partition); await the result to know it is sent."""
         if not self._steps:

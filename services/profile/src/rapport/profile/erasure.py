@@ -13,9 +13,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from rapport.shared import keys, topics
+from rapport.shared import keys, sealing, topics
 from rapport.shared.privacy import Fingerprints
 from rapport.shared.profiles import CustomerProfile, Identity
+from rapport.shared.vault import KeyVault
 
 from .identities import profile_id_for
 from .identity import IdentityStore, identity_of_key
@@ -34,7 +35,9 @@ def customer_ids(profile: CustomerProfile, everyone: list[Identity]) -> set[str]
 
 class Eraser:
     def __init__(self, store: ProfileStore, identities: IdentityStore, redis: Redis,
-                 producer: AIOKafkaProducer, fingerprints: Fingerprints) -> None:
+                 producer: AIOKafkaProducer, fingerprints: Fingerprints,
+                 vault: KeyVault) -> None:
+        self._vault = vault
         self._store = store
         self._identities = identities
         self._redis = redis
@@ -58,6 +61,9 @@ class Eraser:
         for letter in letters:
             await letter
         everyone = await self._identities.erase(pid, everyone, at_ms)
+        # What the person sent stays on Kafka, sealed: without the keys nobody reads it.
+        await self._vault.destroy(sealing.person_kids(
+            self._fp, {pid, *profile.merged_from}, [(i.type, i.value) for i in everyone]))
         await self._forget(profile, everyone)
 
     async def _forget(self, profile: CustomerProfile, everyone: list[Identity]) -> None:

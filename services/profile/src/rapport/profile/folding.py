@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -28,10 +29,15 @@ from .store import BatchEffects, ProfileStore, timeline_entry
 
 @dataclass
 class Origin:
-    """Where a step came from: its record (for a dead letter) and its demand clock."""
+    """Where a step came from: its record (for a dead letter), its demand clock, and the
+    step as it was on Kafka (personal fields sealed: what is forwarded or set aside)."""
 
     record: Record
     clock: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def sealed_bytes(self) -> bytes:
+        return orjson.dumps(self.raw)
 
 
 @dataclass
@@ -55,6 +61,10 @@ class FoldBatch:
     """Profiles handed over in this batch -> their categories (left demand audiences)."""
     sources: dict[str, list[tuple[Origin, ProfileStep]]] = field(default_factory=dict)
     before: dict[str, list[str]] = field(default_factory=dict)
+    handovers: list[ProfileStep] = field(default_factory=list)
+    """Hand-overs to forward once sealed under the absorbed profile's key."""
+    updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Profile-updates bodies to publish once their personal fields are sealed."""
 
     def __post_init__(self) -> None:
         self.before = {pid: (p.segments if p else []) for pid, p in self.state.items()}
@@ -68,7 +78,8 @@ class FoldBatch:
             return
         if pid in self.moved:
             if step.kind is not StepKind.MERGE_OUT:  # a repeated hand-over is dropped
-                self.forward.add(step.model_copy(update={"profile_id": self.moved[pid]}))
+                into = self.moved[pid]
+                self.forward.add_encoded(into, orjson.dumps({**origin.raw, "profile_id": into}))
                 PROCESSED.labels("fold", "forwarded").inc()
             return
         handler = _HANDLERS.get(step.kind)
@@ -100,7 +111,7 @@ class FoldBatch:
         # whatever the timing (a repeated hand-over is also recognised there).
         profile = self.state.get(pid) or CustomerProfile(customer_id=pid)
         timeline = [*await self.store.timeline_entries(pid), *self.fx.timelines.pop(pid, [])]
-        self.forward.add(ProfileStep(
+        self.handovers.append(ProfileStep(
             kind=StepKind.MERGE_IN, profile_id=into, absorbed_id=pid,
             absorbed=profile.model_dump(mode="json"),
             timeline=limits.newest_entries(timeline, self.timeline_length), cause=step.cause))
@@ -156,8 +167,7 @@ class FoldBatch:
                 continue
             self.fx.profiles[pid] = profile
             self.fx.encoded[pid] = stored
-            self.sends.append(self.producer.send(topics.PROFILE_UPDATES.name, published,
-                                                 key=pid.encode()))
+            self.updates[pid] = orjson.loads(published)
             old, new = set(self.before.get(pid, [])), set(profile.segments)
             for name, kind in [*((n, "entered") for n in new - old),
                                *((n, "exited") for n in old - new)]:

@@ -38,7 +38,8 @@ def _id(kind: str, value: object) -> Identity | None:
 def founder(tp: Touchpoint) -> Identity | None:
     """The identifier a new person's profile is founded by: the user id, else the
     anonymous id (None when neither may identify anyone)."""
-    return _id("user_id", tp.user_id) or _id("anonymous_id", tp.anonymous_id)
+    found = identifiers.founder(tp.user_id, tp.anonymous_id)
+    return None if found is None else Identity(type=found[0], value=found[1])
 
 
 def identities_of(tp: Touchpoint) -> list[Identity]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import faust
 import orjson
@@ -29,9 +30,12 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from rapport.shared import keys, topics
+from rapport.shared import keys, sealing, topics
 from rapport.shared.deadletter import DeadLetters
-from rapport.shared.events import ProfileStep, StepKind, Touchpoint, read_steps
+from rapport.shared.events import ProfileStep, StepKind, Touchpoint
+from rapport.shared.privacy import Fingerprints
+from rapport.shared.sealing import TouchpointSeals
+from rapport.shared.vault import Sealer
 
 from . import domain, identities, segments
 from .batches import (
@@ -68,9 +72,10 @@ class IdentityResolver:
     """Stage 1: touchpoints -> profile ids, merges decided, stream re-keyed."""
 
     def __init__(self, identities: IdentityStore, store: ProfileStore,
-                 producer: AIOKafkaProducer, resolved_topic: str = topics.RESOLVED.name,
-                 ) -> None:
+                 producer: AIOKafkaProducer, seals: TouchpointSeals,
+                 resolved_topic: str = topics.RESOLVED.name) -> None:
         self._resolved = resolved_topic
+        self._seals = seals
         self._identities = identities
         self._store = store
         self._producer = producer
@@ -86,10 +91,22 @@ class IdentityResolver:
 
     async def _attempt(self, records: list[Record], careful: bool) -> None:
         fresh = await self.guard.fresh(records)
-        decoded: list[tuple[Touchpoint, Record]] = []
+        objs: list[tuple[dict[str, Any], Record]] = []
         for r in fresh:
+            obj = _json_object(r.value)
+            if obj is None:
+                await self._quarantine.record(r, "undecodable touchpoint: not a JSON object",
+                                              commit=False)
+                continue
+            objs.append((obj, r))
+        decoded: list[tuple[Touchpoint, Record]] = []
+        for opened, (_, r) in zip(await self._seals.open([o for o, _ in objs]), objs,
+                                  strict=True):
+            if opened is None:  # its person's key was destroyed: erased
+                PROCESSED.labels("resolve", "erased").inc()
+                continue
             try:
-                decoded.append((Touchpoint.from_bytes(r.value), r))
+                decoded.append((Touchpoint.model_validate(opened), r))
             except ValidationError as exc:
                 await self._quarantine.record(r, f"undecodable touchpoint: {reason_of(exc)}",
                                               commit=False)
@@ -157,7 +174,12 @@ class ProfileFolder:
                  producer: AIOKafkaProducer, segment_defs: list[segments.Segment],
                  policy: domain.FoldPolicy = domain.DEFAULT_POLICY,
                  resolved_topic: str = topics.RESOLVED.name,
-                 demand: DemandStage | None = None, timeline_length: int = 100) -> None:
+                 demand: DemandStage | None = None, timeline_length: int = 100,
+                 seals: Sealer | None = None, fingerprints: Fingerprints | None = None,
+                 ) -> None:
+        assert seals is not None and fingerprints is not None
+        self._sealer = seals
+        self._fp = fingerprints
         self._resolved = resolved_topic
         self._demand = demand
         self._store = store
@@ -182,16 +204,31 @@ class ProfileFolder:
                        "fold", self.forget)
 
     async def _steps(self, fresh: list[Record]) -> list[tuple[ProfileStep, Origin]]:
-        steps: list[tuple[ProfileStep, Origin]] = []
+        """The batch's steps, their sealed parts opened (one round trip each for the
+        touchpoints and the hand-overs); those of erased people are left out."""
+        raws: list[Origin] = []
         for r in fresh:
-            try:
-                read = read_steps(r.value)
-            except ValidationError as exc:
-                await self._quarantine.record(r, f"undecodable steps: {reason_of(exc)}",
-                                              commit=False)
+            read = _json_steps(r.value)
+            if read is None:
+                await self._quarantine.record(r, "undecodable steps: not a JSON array of "
+                                                 "step objects", commit=False)
                 continue
-            origin = Origin(r, f"{r.topic}:{r.partition}")
-            steps.extend((step, origin) for step in read)
+            raws.extend(Origin(r, f"{r.topic}:{r.partition}", raw) for raw in read)
+        inner = [o for o in raws if isinstance(o.raw.get("touchpoint"), dict)]
+        opened_tps = await self._sealer.open_many([o.raw["touchpoint"] for o in inner])
+        tps = {id(o): tp for o, tp in zip(inner, opened_tps, strict=True)}
+        opened_steps = await self._sealer.open_many([o.raw for o in raws])
+        steps: list[tuple[ProfileStep, Origin]] = []
+        for origin, body in zip(raws, opened_steps, strict=True):
+            tp = tps.get(id(origin), body and body.get("touchpoint"))
+            if body is None or (body.get("touchpoint") is not None and tp is None):
+                PROCESSED.labels("fold", "erased").inc()
+                continue
+            try:
+                steps.append((ProfileStep.model_validate({**body, "touchpoint": tp}), origin))
+            except ValidationError as exc:
+                await self._quarantine.step(origin.record, origin.sealed_bytes(),
+                                            f"undecodable step: {reason_of(exc)}")
         return steps
 
     async def _attempt(self, records: list[Record], careful: bool) -> None:
@@ -225,13 +262,15 @@ class ProfileFolder:
             except Exception as exc:
                 if not careful:
                     raise
-                await self._quarantine.step(origin.record, step.to_bytes(), reason_of(exc))
+                await self._quarantine.step(origin.record, origin.sealed_bytes(),
+                                            reason_of(exc))
         unstorable: list[tuple[str, Exception]] = []
         batch.finish(self._segments, lambda pid, exc: unstorable.append((pid, exc)))
         for pid, exc in unstorable:
-            for origin, step in batch.drop(pid):
-                await self._quarantine.step(origin.record, step.to_bytes(),
+            for origin, _step in batch.drop(pid):
+                await self._quarantine.step(origin.record, origin.sealed_bytes(),
                                             f"profile cannot be stored: {reason_of(exc)}")
+        await self._seal_and_send(batch)
         fx = batch.fx
         batch.sends.extend(await batch.forward.sends())
         await acked(batch.sends)
@@ -254,6 +293,44 @@ class ProfileFolder:
         done = datetime.now(UTC)
         for tp in batch.applied:
             LAG.observe(max(0.0, (done - tp.received_at).total_seconds()))
+
+
+    async def _seal_and_send(self, batch: FoldBatch) -> None:
+        """Hand-overs and profile updates leave with their personal fields sealed."""
+        handovers = [orjson.loads(h.to_bytes()) for h in batch.handovers]
+        sealed = await self._sealer.seal_many(
+            [(sealing.profile_kid(self._fp, h.absorbed_id or h.profile_id), body)
+             for h, body in zip(batch.handovers, handovers, strict=True)],
+            sealing.HANDOVER_PERSONAL)
+        for h, body in zip(batch.handovers, sealed, strict=True):
+            batch.forward.add_encoded(h.profile_id, orjson.dumps(body))
+        pids = list(batch.updates)
+        bodies = await self._sealer.seal_many(
+            [(sealing.profile_kid(self._fp, pid), batch.updates[pid]) for pid in pids],
+            sealing.PROFILE_PERSONAL)
+        for pid, body in zip(pids, bodies, strict=True):
+            batch.sends.append(self._producer.send(topics.PROFILE_UPDATES.name,
+                                                   orjson.dumps(body), key=pid.encode()))
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _json_steps(raw: bytes) -> list[dict[str, Any]] | None:
+    """The step objects of a re-keyed record (a JSON array of them, or one object)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    steps = [value] if isinstance(value, dict) else value
+    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+        return None
+    return steps
 
 
 def build_stream_app(*, bootstrap: str, group_id: str, resolver: IdentityResolver,
