@@ -3,6 +3,7 @@ touchpoint or a rejection with a reason, and what it rejects can always be writt
 to the dead-letter topic."""
 
 import math
+import re
 from datetime import UTC, datetime
 
 import orjson
@@ -17,12 +18,14 @@ from rapport.ingest.domain import (
     MAX_ERRORS,
     InvalidBatch,
     Rejection,
+    clean_id,
     normalize,
     read_batch_context,
 )
 from rapport.ingest.settings import Source
 from rapport.ingest.shape import MAX_LETTER_BYTES, bounded_copy, letter_bytes, nests_deeper
 from rapport.shared.events import Channel, Touchpoint
+from rapport.shared.identifiers import InvalidIdentifier, clean
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SOURCE = Source(source="site", channel=Channel.WEB)
@@ -258,6 +261,18 @@ def test_ids_failing_the_shared_rule_are_rejected_with_its_reason(field, value, 
     rej = run({"type": "alias", "userId": "u", "previousId": "p", field: value})
     assert isinstance(rej, Rejection) and rej.reason == "invalid_identifier"
     assert any(e.startswith(f"{field}: ") and needle in e for e in rej.errors), rej.errors
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=300) | st.text(max_size=300))
+def test_the_ascii_shortcut_is_the_shared_rule(value):
+    try:
+        expected = clean(value)
+    except InvalidIdentifier as exc:
+        with pytest.raises(InvalidIdentifier, match=re.escape(str(exc))):
+            clean_id(value)
+    else:
+        assert clean_id(value) == expected
 
 
 # -- batch context ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rapport.shared.events import Channel, MessageType, Touchpoint
-from rapport.shared.identifiers import InvalidIdentifier, clean
+from rapport.shared.identifiers import MAX_ID_LENGTH, InvalidIdentifier, clean
 
 from . import vocabulary
 from .settings import Source
@@ -53,6 +53,17 @@ class Caps:
 
 CAPS = Caps()
 _RULES = vocabulary.event_rules(CAPS)
+
+
+def clean_id(value: str) -> str:
+    """The shared id rule (:func:`rapport.shared.identifiers.clean`). Printable ASCII,
+    nearly every id, takes a shortcut with the same result: NFKC leaves it unchanged and
+    it holds no control, format or bidi character (the full rule costs ~35 us an id)."""
+    if value.isascii() and value.isprintable():
+        text = value.strip()
+        if text and len(text) <= MAX_ID_LENGTH:
+            return text
+    return clean(value)
 
 
 def _text(v: Any, what: str, max_len: int) -> Any:
@@ -96,7 +107,7 @@ class SegmentMessage(BaseModel):
         if not isinstance(v, str):
             return v  # None, or a type pydantic refuses with its own message
         try:
-            return clean(v)
+            return clean_id(v)
         except InvalidIdentifier as exc:
             raise ValueError(str(exc)) from None
 

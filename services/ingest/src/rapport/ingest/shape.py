@@ -19,10 +19,11 @@ MAX_LETTER_BYTES = 512 * 1024
 re-encode larger, e.g. ``1e15`` becomes ``1000000000000000.0``)."""
 
 _INT_RANGE = (-(2**63), 2**64 - 1)  # what orjson encodes
+_CONTAINERS = (dict, list, tuple)  # a tuple, not a union: isinstance is twice as fast
 
 
 def _container(value: Any) -> bool:
-    return isinstance(value, dict | list | tuple)
+    return isinstance(value, _CONTAINERS)
 
 
 def nests_deeper(value: Any, limit: int) -> bool:
@@ -36,7 +37,7 @@ def nests_deeper(value: Any, limit: int) -> bool:
         if level > limit:
             return True
         for child in node.values() if isinstance(node, dict) else node:
-            if _container(child):
+            if isinstance(child, _CONTAINERS):  # inlined: this is ingest's hot path
                 stack.append((child, level + 1))
     return False
 

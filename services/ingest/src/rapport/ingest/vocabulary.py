@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .domain import Caps
 
-Problem = tuple[str, str]
-"""(reason code for metrics, readable error)."""
-Check = Callable[[Any, str], list[Problem]]
+Problem = tuple[str, str, str]
+"""(reason code for metrics, where below the checked field, what is wrong): the
+location is only spelled out for a problem, as most values are fine."""
+Check = Callable[[Any], list[Problem]]
 
+_NUMBERS = (int, float)
 _JSON_KINDS = {str: "a string", bool: "true or false", dict: "an object", list: "an array"}
 
 
@@ -29,44 +31,44 @@ def number(low: float, high: float, *, above_low: bool = False) -> Check:
     """A finite JSON number in ``[low, high]`` (``(low, high]`` with ``above_low``)."""
     span = f"{'above' if above_low else 'from'} {_g(low)} {'and at most' if above_low else 'to'}"
 
-    def check(value: Any, where: str) -> list[Problem]:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+    def check(value: Any) -> list[Problem]:
+        if isinstance(value, bool) or not isinstance(value, _NUMBERS):
             kind = _JSON_KINDS.get(type(value), type(value).__name__)
-            return [("invalid_number", f"{where}: must be a number, not {kind}")]
+            return [("invalid_number", "", f"must be a number, not {kind}")]
         if not math.isfinite(value):
-            return [("invalid_number", f"{where}: must be a finite number")]
+            return [("invalid_number", "", "must be a finite number")]
         if value < low or value > high or (above_low and value == low):
-            return [("invalid_number",
-                     f"{where}: must be a number {span} {_g(high)}, not {_g(value)}")]
+            return [("invalid_number", "", f"must be a number {span} {_g(high)}, "
+                                           f"not {_g(value)}")]
         return []
 
     return check
 
 
-def fields(rules: dict[str, Check], values: dict[str, Any], where: str) -> list[Problem]:
+def _fields(rules: dict[str, Check], values: dict[str, Any]) -> list[Problem]:
     """The problems of the ruled fields present in ``values``; null means not given."""
     problems: list[Problem] = []
     for name, check in rules.items():
         value = values.get(name)
         if value is not None:
-            problems += check(value, f"{where}.{name}")
+            problems += [(r, f".{name}{below}", text) for r, below, text in check(value)]
     return problems
 
 
 def lines(rules: dict[str, Check], max_lines: int) -> Check:
-    """A list of at most ``max_lines`` objects, each checked by ``rules``."""
+    """An array of at most ``max_lines`` objects, each checked by ``rules``."""
 
-    def check(value: Any, where: str) -> list[Problem]:
+    def check(value: Any) -> list[Problem]:
         if not isinstance(value, list):
-            return [("invalid_products", f"{where}: must be an array of objects")]
+            return [("invalid_products", "", "must be an array of objects")]
         if len(value) > max_lines:
-            return [("invalid_products", f"{where}: more than {max_lines} lines")]
+            return [("invalid_products", "", f"more than {max_lines} lines")]
         problems: list[Problem] = []
         for i, line in enumerate(value):
-            if isinstance(line, dict):
-                problems += fields(rules, line, f"{where}[{i}]")
-            else:
-                problems.append(("invalid_products", f"{where}[{i}]: must be an object"))
+            if not isinstance(line, dict):
+                problems.append(("invalid_products", f"[{i}]", "must be an object"))
+            elif found := _fields(rules, line):
+                problems += [(r, f"[{i}]{below}", text) for r, below, text in found]
         return problems
 
     return check
@@ -89,6 +91,9 @@ def event_rules(caps: Caps) -> dict[str, dict[str, Check]]:
 
 
 def property_errors(table: dict[str, dict[str, Check]], event: str | None,
-                    properties: dict[str, Any]) -> list[Problem]:
+                    properties: dict[str, Any]) -> list[tuple[str, str]]:
+    """(reason, readable error) for each ruled property of ``event`` that is wrong."""
     rules = table.get(event or "")
-    return fields(rules, properties, "properties") if rules else []
+    if not rules:
+        return []
+    return [(r, f"properties{where}: {text}") for r, where, text in _fields(rules, properties)]
