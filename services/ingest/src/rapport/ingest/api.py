@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from rapport.shared.events import MessageType
 from rapport.shared.service import ApiError
 
+from .domain import InvalidBatch, read_batch_context
 from .intake import Intake, Unavailable
 from .settings import IngestSettings, Source
 
@@ -39,7 +40,9 @@ class IngestResult(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Not JSON, not an object, or batch too long"},
+    400: {"description": "Not JSON (a number beyond double range, such as 1e400, "
+                         "included), not an object, batch too long, or a batch context "
+                         "that is not an object, nests over 31 levels or is over 8 KB"},
     401: {"description": "Missing or unknown write key"},
     413: {"description": "Request over 500 KB"},
     415: {"description": "Not JSON content"},
@@ -150,12 +153,16 @@ def _sent_at(payload: dict[str, Any]) -> datetime | None:
 async def _answer(request: Request, messages: list[Any], source: Source,
                   payload: dict[str, Any]) -> dict[str, Any]:
     intake: Intake = request.app.state.intake
-    context = payload.get("context")
+    settings: IngestSettings = request.app.state.settings
+    try:  # the whole request is refused before any of it is published
+        context = read_batch_context(payload.get("context"),
+                                     max_message_bytes=settings.max_message_bytes)
+    except InvalidBatch as exc:
+        raise ApiError(400, str(exc), code=exc.code) from exc
+    sent_at = _sent_at(payload)
     try:
-        outcome = await intake.ingest(messages, source,
-                                      batch_context=context if isinstance(context, dict)
-                                      else None,
-                                      batch_sent_at=_sent_at(payload))
+        outcome = await intake.ingest(messages, source, batch_context=context,
+                                      batch_sent_at=sent_at)
     except Unavailable as exc:
         REQUESTS.labels(source.source, "503").inc()
         raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc

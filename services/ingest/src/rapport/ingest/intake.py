@@ -15,7 +15,7 @@ from prometheus_client import Counter, Gauge
 from rapport.shared.events import Touchpoint
 
 from . import dedup
-from .domain import Rejection, normalize
+from .domain import BatchContext, Rejection, normalize
 from .publisher import TouchpointPublisher
 from .settings import IngestSettings, Source
 from .store import Claim, DedupStore
@@ -51,7 +51,7 @@ class Intake:
         self._settling: set[asyncio.Task[None]] = set()
 
     async def ingest(self, messages: list[Any], source: Source, *,
-                     batch_context: dict[str, Any] | None = None,
+                     batch_context: BatchContext | None = None,
                      batch_sent_at: datetime | None = None) -> Outcome:
         with IN_FLIGHT.track_inprogress():
             received = datetime.now(UTC)
@@ -60,10 +60,16 @@ class Intake:
             raw_rejected: list[Any] = []
             skew = timedelta(seconds=self._settings.max_future_skew_s)
             for i, raw in enumerate(messages):
-                result = normalize(raw, index=i, source=source, received_at=received,
-                                   batch_context=batch_context, batch_sent_at=batch_sent_at,
-                                   max_message_bytes=self._settings.max_message_bytes,
-                                   max_future_skew=skew)
+                try:
+                    result = normalize(raw, index=i, source=source, received_at=received,
+                                       batch_context=batch_context,
+                                       batch_sent_at=batch_sent_at,
+                                       max_message_bytes=self._settings.max_message_bytes,
+                                       max_future_skew=skew)
+                except Exception:  # a validation bug must not fail the rest of the batch
+                    log.exception("message_validation_failed", index=i)
+                    result = Rejection(i, None, ["message: could not be validated"],
+                                       "unreadable")
                 if isinstance(result, Rejection):
                     rejected.append(result)
                     raw_rejected.append(raw)

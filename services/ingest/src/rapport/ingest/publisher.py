@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Histogram
 
@@ -15,6 +15,7 @@ from rapport.shared import topics
 from rapport.shared.events import Touchpoint
 
 from .domain import Rejection
+from .shape import letter_bytes
 
 ACK_LATENCY = Histogram("rapport_ingest_kafka_ack_seconds",
                         "Time from send to Kafka acknowledgement of a request's records",
@@ -25,22 +26,40 @@ class TouchpointPublisher:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
 
+    async def _send(self, topic: str, value: bytes, key: bytes | None = None,
+                    ) -> asyncio.Future[Any] | BaseException:
+        try:
+            return await self._producer.send(topic, value, key=key)
+        except Exception as exc:  # refused before sending (buffer full, too large): this one
+            return exc
+
     async def publish(self, accepted: Sequence[Touchpoint], rejected: Sequence[Rejection],
                       raw_rejected: Sequence[object], source: str,
                       ) -> tuple[list[BaseException | None], bool]:
         """Send everything; return the outcome of each touchpoint and whether every dead
-        letter was acknowledged. Waits for Kafka however long it takes: callers bound it."""
+        letter was acknowledged. A record Kafka refuses fails alone, so what was sent
+        before it is still confirmed. Waits for Kafka however long it takes: callers
+        bound it."""
         start = time.perf_counter()
-        futures = [await self._producer.send(topics.TOUCHPOINTS.name, tp.to_bytes(),
-                                             key=tp.customer_key.encode()) for tp in accepted]
-        letters = []
-        for rej, raw in zip(rejected, raw_rejected, strict=True):
-            letter = {"source": source, "index": rej.index, "messageId": rej.message_id,
-                      "reason": rej.reason, "errors": rej.errors, "message": raw}
-            letters.append(await self._producer.send(
-                topics.DEAD_LETTER.name, orjson.dumps(letter, default=str)))
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        letter_results = await asyncio.gather(*letters, return_exceptions=True)
+        sends = [await self._send(topics.TOUCHPOINTS.name, tp.to_bytes(),
+                                  key=tp.customer_key.encode()) for tp in accepted]
+        letters = [await self._send(topics.DEAD_LETTER.name, letter_bytes(
+            {"source": source, "index": rej.index, "messageId": rej.message_id,
+             "reason": rej.reason, "errors": rej.errors}, raw))
+            for rej, raw in zip(rejected, raw_rejected, strict=True)]
+        outcomes = await _outcomes(sends)
+        letters_ok = not any(await _outcomes(letters))
         ACK_LATENCY.observe(time.perf_counter() - start)
-        outcomes = [r if isinstance(r, BaseException) else None for r in results]
-        return outcomes, not any(isinstance(r, BaseException) for r in letter_results)
+        return outcomes, letters_ok
+
+
+async def _outcomes(sends: list[asyncio.Future[Any] | BaseException],
+                    ) -> list[BaseException | None]:
+    """Each record's failure, or None once Kafka acknowledged it."""
+    pending = [s for s in sends if not isinstance(s, BaseException)]
+    acks = iter(await asyncio.gather(*pending, return_exceptions=True))
+    out: list[BaseException | None] = []
+    for s in sends:
+        result = s if isinstance(s, BaseException) else next(acks)
+        out.append(result if isinstance(result, BaseException) else None)
+    return out
