@@ -15,6 +15,7 @@ from rapport.scoring.consumers import ScoringConsumer
 from rapport.scoring.domain import ScoringPolicy
 from rapport.shared import topics
 from rapport.shared.deadletter import DeadLetters
+from rapport.shared.events import OfferOutcome
 from rapport.shared.profiles import CustomerProfile, Metrics
 
 UPDATES = topics.PROFILE_UPDATES.name
@@ -59,7 +60,7 @@ class FakeConsumer:
         return grouped
 
     def assignment(self):
-        return {TopicPartition(UPDATES, p) for p in range(8)}
+        return {TopicPartition(t, p) for t in (UPDATES, topics.OUTCOMES.name) for p in range(8)}
 
     async def commit(self, offsets):
         if self.commit_failures:
@@ -70,7 +71,8 @@ class FakeConsumer:
 class FakeStore:
     def __init__(self, journal, failures=None):
         self.journal = journal
-        self.failures = dict(failures or {})  # customer id -> exceptions to raise first
+        self.failures = dict(failures or {})  # customer/offer id -> exceptions to raise first
+        self.counted = set()
 
     async def save_scores(self, scores, updated_at):
         pending = self.failures.get(scores.customer_id)
@@ -81,6 +83,20 @@ class FakeStore:
 
     async def forget_scores(self, customer_id):
         self.journal.append(("forgotten", customer_id))
+
+    async def count_outcome(self, outcome):  # counted once, whatever follows
+        first = outcome.offer_id not in self.counted
+        self.counted.add(outcome.offer_id)
+        return first
+
+    async def offer_counts(self, offer_id):
+        pending = self.failures.get(offer_id)
+        if pending:
+            raise pending.pop(0)
+        return {"accepted": 1}
+
+    async def set_propensity(self, offer_id, value):
+        self.journal.append(("propensity", offer_id))
 
 
 class FakeProducer:
@@ -173,3 +189,11 @@ async def test_commit_failures(failure, committed):
     journal = await run([[record(0, good("a"))]], commit_failures=[failure])
     assert (("commit", {0: 1}) in journal) is committed
     assert journal[0] == ("scored", "a")
+
+
+async def test_an_outcome_whose_propensity_failed_after_counting_still_updates_it():
+    outcome = OfferOutcome(decision_id="d", action_id="a", offer_id="o", customer_id="c",
+                           outcome="accepted", channel="web", occurred_at=NOW).to_bytes()
+    journal = await run([[record(0, outcome, topic=topics.OUTCOMES.name)]],
+                        store_failures={"o": [redis.exceptions.ConnectionError("blip")]})
+    assert journal == [("propensity", "o"), ("commit", {0: 1})]

@@ -89,14 +89,15 @@ class ScoringConsumer:
 
     async def on_outcome(self, record: ConsumerRecord) -> str:
         outcome = OfferOutcome.from_bytes(record.value)
-        if await self._store.count_outcome(outcome):
-            counts = await self._store.offer_counts(outcome.offer_id)
-            exposures = max(counts.get("viewed", 0), counts.get("accepted", 0)
-                            + counts.get("rejected", 0) + counts.get("ignored", 0))
-            await self._store.set_propensity(
-                outcome.offer_id, domain.propensity(counts.get("accepted", 0), exposures))
-            return "ok"
-        return "duplicate"
+        counted = await self._store.count_outcome(outcome)
+        # Recomputed for a repeat too: if the first attempt failed after counting (then
+        # retried or redelivered), the propensity would otherwise miss this outcome.
+        counts = await self._store.offer_counts(outcome.offer_id)
+        exposures = max(counts.get("viewed", 0), counts.get("accepted", 0)
+                        + counts.get("rejected", 0) + counts.get("ignored", 0))
+        await self._store.set_propensity(
+            outcome.offer_id, domain.propensity(counts.get("accepted", 0), exposures))
+        return "ok" if counted else "duplicate"
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the record in hand, committing what is done."""
