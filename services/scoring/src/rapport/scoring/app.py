@@ -10,11 +10,12 @@ from fastapi import FastAPI
 
 from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
-from rapport.shared.kafka import KafkaProbe, start_with_retry
+from rapport.shared.deadletter import DeadLetters
+from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app, serve
 
 from . import api, domain
-from .consumers import ScoringConsumer, cancel, make_consumer
+from .consumers import ScoringConsumer, make_consumer, shutdown
 from .settings import ScoringSettings
 from .store import ScoringStore
 
@@ -23,14 +24,18 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
     settings = settings or ScoringSettings()
     policy = domain.ScoringPolicy(cost_per_service_contact=settings.cost_per_service_contact,
                                   default_order_value=settings.default_order_value)
+    fingerprints = settings.fingerprints()  # erasure markers are named by them: fail early
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_store.connect(settings.redis_url)
-        store = ScoringStore(redis)
+        store = ScoringStore(redis, fingerprints)
+        producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-scoring")
+        await start_with_retry(producer.start, "scoring dead-letter producer")
         consumer = make_consumer(settings.kafka_bootstrap, settings.scoring_group_id)
         await start_with_retry(consumer.start, "scoring consumer")
-        task = asyncio.create_task(ScoringConsumer(consumer, store, policy).run())
+        scorer = ScoringConsumer(consumer, store, policy, DeadLetters(producer, stage="scoring"))
+        task = asyncio.create_task(scorer.run())
         probe = KafkaProbe(settings.kafka_bootstrap)
         app.state.store = store
         add_readiness_check(app, "kafka", probe.check)
@@ -44,8 +49,9 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await cancel(task)
+            await shutdown(scorer, task)
             await consumer.stop()
+            await producer.stop()
             await probe.close()
             await redis.aclose()
 

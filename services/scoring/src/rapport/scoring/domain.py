@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from scipy.special import hyp2f1
+from scipy.special import expit, hyp2f1
 
 from rapport.shared.profiles import CustomerProfile
 
 DAYS_PER_WEEK = 7.0
 HORIZON_DAYS = 90
+# Metrics beyond these are corrupt data (or an attack): scores read them as these bounds,
+# so every score stays a finite JSON number (pydantic writes inf and NaN as null).
+MONEY_LIMIT = 1e12
+COUNT_LIMIT = 10**9
 
 
 @dataclass(frozen=True)
@@ -96,43 +100,78 @@ def rfm_label(r: int, f: int, m: int) -> str:
 def bgnbd(x: int, t_x: float, big_t: float, horizon: float,
           p: BgNbdParams) -> tuple[float, float]:
     """(P(alive), expected purchases in ``horizon``) for ``x`` repeat purchases, the last
-    at ``t_x``, observed for ``big_t``; all times in weeks."""
+    at ``t_x``, observed for ``big_t``; all times in weeks.
+
+    The textbook form raises ``(alpha+T)/(alpha+t_x)`` and the hypergeometric term to the
+    power ``r+x``, which no float holds for a heavy buyer long silent (700 orders at one
+    backdated instant). Here the odds stay logarithms (P(alive) is their logistic), and
+    Euler's transformation ``2F1(a,b;c;z) = (1-z)^(c-a-b) 2F1(c-a,c-b;c;z)`` cancels the
+    power exactly, leaving ``(1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, whose terms stay
+    small for any ``x``. Equal to the textbook form (to ~1e-11) wherever that is finite.
+    """
     r, alpha, a, b = p.r, p.alpha, p.a, p.b
+    x = max(0, x)
+    t_x = max(0.0, t_x)
     big_t = max(big_t, t_x, 1e-9)
-    ratio = ((alpha + big_t) / (alpha + t_x)) ** (r + x)
-    odds = (a / (b + x - 1)) * ratio if x > 0 else 0.0
-    p_alive = 1.0 / (1.0 + odds)
+    if x > 0:
+        log_odds = (math.log(a) - math.log(b + x - 1)
+                    + (r + x) * math.log1p((big_t - t_x) / (alpha + t_x)))
+        p_alive = float(expit(-log_odds))  # 1 / (1 + e^log_odds), without overflow
+    else:
+        p_alive = 1.0
     z = horizon / (alpha + big_t + horizon)
     head = (a + b + x - 1) / (a - 1)
-    tail = 1 - ((alpha + big_t) / (alpha + big_t + horizon)) ** (r + x) * hyp2f1(
-        r + x, b + x, a + b + x - 1, z)
-    expected = head * tail / (1.0 + odds)
-    return p_alive, max(0.0, expected)
+    tail = 1 - math.exp((a - 1) * math.log1p(-z)) * float(
+        hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z))
+    expected = head * tail * p_alive
+    if not math.isfinite(expected):
+        # Parameters far from any fit (hyp2f1 undefined): the posterior purchase rate
+        # over the horizon, assuming no dropout in it, an upper bound of the model's value.
+        expected = p_alive * (r + x) / (alpha + big_t) * horizon
+    return _bounded(p_alive, 0.0, 1.0), _bounded(expected, 0.0, float(COUNT_LIMIT))
+
+
+def _bounded(value: float, low: float, high: float) -> float:
+    """``value`` within [low, high]; NaN (no meaning left) reads as the bound nearest 0."""
+    if math.isnan(value):
+        return min(max(0.0, low), high)
+    return min(max(value, low), high)
+
+
+def _money(value: float) -> float:
+    return _bounded(value, -MONEY_LIMIT, MONEY_LIMIT)
+
+
+def _count(value: int) -> int:
+    return min(max(value, -COUNT_LIMIT), COUNT_LIMIT)
 
 
 def score(profile: CustomerProfile, now: datetime, policy: ScoringPolicy = ScoringPolicy(),
           ) -> Scores:
     m = profile.metrics
     raw = profile.rfm(now)
-    r, f, mm = r_score(raw.recency_days), _up_score(raw.frequency, FREQUENCY), \
-        _up_score(raw.monetary, MONETARY)
+    orders = _count(m.orders)
+    r, f, mm = r_score(raw.recency_days), _up_score(orders, FREQUENCY), \
+        _up_score(_money(raw.monetary), MONETARY)
 
     def weeks(delta_from: datetime | None, to: datetime) -> float:
         return 0.0 if delta_from is None else max(0.0, (to - delta_from).total_seconds()) / 86400 \
             / DAYS_PER_WEEK
 
     birth = m.first_order_at or m.first_seen
-    x = max(0, m.orders - 1)
+    x = max(0, orders - 1)
     t_x = weeks(m.first_order_at, m.last_order_at) if m.last_order_at else 0.0
     big_t = weeks(birth, now)
     p_alive, orders_90d = bgnbd(x, t_x, big_t, HORIZON_DAYS / DAYS_PER_WEEK, policy.bgnbd)
-    if m.orders == 0:
+    if orders <= 0:
         # No purchase yet: alive-ness is read from activity, decaying with inactivity.
         idle = 0.0 if m.last_seen is None else max(0.0, (now - m.last_seen).total_seconds()) / 86400
         p_alive = 0.5 ** (idle / policy.activity_half_life_days)
-    aov = m.revenue / m.orders if m.orders else policy.default_order_value
+    revenue = _money(m.revenue)
+    aov = max(0.0, revenue / orders) if orders > 0 else policy.default_order_value
     # Segment's revenue is already net of discounts; refunds and service contacts are not.
-    profit = m.revenue - m.returned_value - m.service_contacts * policy.cost_per_service_contact
+    profit = _money(revenue - _money(m.returned_value)
+                    - _count(m.service_contacts) * policy.cost_per_service_contact)
     if profit < 0 or (r <= 1 and f <= 1):
         tier = "worst"
     elif r + f + mm >= 12 or profit >= MONETARY[-1]:
@@ -143,7 +182,8 @@ def score(profile: CustomerProfile, now: datetime, policy: ScoringPolicy = Scori
         customer_id=profile.customer_id,
         rfm=RfmScore(r=r, f=f, m=mm, label=rfm_label(r, f, mm)),
         clv=Clv(expected_orders_90d=round(orders_90d, 4),
-                expected_value_90d=round(orders_90d * aov, 2), p_alive=round(p_alive, 4)),
+                expected_value_90d=round(_bounded(orders_90d * aov, 0.0, MONEY_LIMIT), 2),
+                p_alive=round(p_alive, 4)),
         churn_risk=round(min(1.0, max(0.0, 1.0 - p_alive)), 4),
         value_tier=tier,
         profit=round(profit, 2),

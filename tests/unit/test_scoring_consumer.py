@@ -1,0 +1,199 @@
+"""The scoring consumer's failure handling, with fakes for Kafka and Redis: transient
+failures wait (nothing skipped or committed), a record's own failure dead-letters that
+record only, and offsets are committed once the whole batch is done."""
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+import redis.exceptions
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaTimeoutError, MessageSizeTooLargeError
+from tenacity import wait_none
+
+from rapport.scoring.consumers import ScoringConsumer
+from rapport.scoring.domain import ScoringPolicy
+from rapport.shared import topics
+from rapport.shared.deadletter import DeadLetters
+from rapport.shared.events import OfferOutcome
+from rapport.shared.profiles import CustomerProfile, Metrics
+
+UPDATES = topics.PROFILE_UPDATES.name
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def good(pid: str) -> bytes:
+    return CustomerProfile(customer_id=pid, updated_at=NOW, metrics=Metrics(
+        orders=2, revenue=100, first_order_at=NOW, last_order_at=NOW, first_seen=NOW,
+        last_seen=NOW)).to_bytes()
+
+
+# Valid JSON and a valid profile, but a naive timestamp: scoring raises TypeError on it.
+NAIVE = (b'{"customer_id": "naive", "metrics": {"orders": 2, '
+         b'"first_order_at": "2026-01-01T00:00:00", "last_order_at": "2026-02-01T00:00:00"}}')
+
+
+def record(offset: int, value: bytes | None, partition: int = 0, key: bytes | None = b"k",
+           topic: str = UPDATES) -> ConsumerRecord:
+    return ConsumerRecord(topic, partition, offset, 0, 0, key, value, None, 0, 0, ())
+
+
+class Journal(list):
+    """What happened, in order, across the fakes."""
+
+
+class FakeConsumer:
+    def __init__(self, journal, batches, commit_failures=()):
+        self.journal = journal
+        self.batches = list(batches)
+        self.commit_failures = list(commit_failures)
+        self.scorer = None
+
+    async def getmany(self, timeout_ms, max_records):
+        if not self.batches:
+            self.scorer.stop()
+            return {}
+        batch = self.batches.pop(0)
+        grouped = {}
+        for r in batch:
+            grouped.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
+        return grouped
+
+    def assignment(self):
+        return {TopicPartition(t, p) for t in (UPDATES, topics.OUTCOMES.name) for p in range(8)}
+
+    async def commit(self, offsets):
+        if self.commit_failures:
+            raise self.commit_failures.pop(0)
+        self.journal.append(("commit", {tp.partition: o for tp, o in offsets.items()}))
+
+
+class FakeStore:
+    def __init__(self, journal, failures=None):
+        self.journal = journal
+        self.failures = dict(failures or {})  # customer/offer id -> exceptions to raise first
+        self.counted = set()
+
+    async def save_scores(self, scores, updated_at):
+        pending = self.failures.get(scores.customer_id)
+        if pending:
+            raise pending.pop(0)
+        self.journal.append(("scored", scores.customer_id))
+        return True
+
+    async def forget_scores(self, customer_id):
+        self.journal.append(("forgotten", customer_id))
+
+    async def count_outcome(self, outcome):  # counted once, whatever follows
+        first = outcome.offer_id not in self.counted
+        self.counted.add(outcome.offer_id)
+        return first
+
+    async def offer_counts(self, offer_id):
+        pending = self.failures.get(offer_id)
+        if pending:
+            raise pending.pop(0)
+        return {"accepted": 1}
+
+    async def set_propensity(self, offer_id, value):
+        self.journal.append(("propensity", offer_id))
+
+
+class FakeProducer:
+    def __init__(self, journal, failures=()):
+        self.journal = journal
+        self.failures = list(failures)
+
+    async def send_and_wait(self, topic, value):
+        if self.failures:
+            raise self.failures.pop(0)
+        self.journal.append(("dead_letter", orjson.loads(value)))
+
+
+async def run(batches, *, store_failures=None, producer_failures=(), commit_failures=(),
+              stop_after=None):
+    journal = Journal()
+    consumer = FakeConsumer(journal, batches, commit_failures)
+    store = FakeStore(journal, store_failures)
+    scorer = ScoringConsumer(consumer, store, ScoringPolicy(),
+                             DeadLetters(FakeProducer(journal, producer_failures), "scoring"),
+                             retry_wait=wait_none())
+    consumer.scorer = scorer
+    if stop_after is not None:  # stop once that many records are scored
+        save = store.save_scores
+
+        async def save_then_maybe_stop(scores, updated_at):
+            saved = await save(scores, updated_at)
+            if sum(1 for e in journal if e[0] == "scored") >= stop_after:
+                scorer.stop()
+            return saved
+        store.save_scores = save_then_maybe_stop
+    await scorer.run()
+    return journal
+
+
+async def test_poison_records_are_dead_lettered_and_the_batch_goes_on():
+    journal = await run([[record(0, good("a")), record(1, b"\x00 not json at all"),
+                          record(2, NAIVE), record(3, b'{"customer_id": 5}'),
+                          record(0, good("b"), partition=1), record(4, good("c"))]])
+    assert [e[1] for e in journal if e[0] == "scored"] == ["a", "c", "b"]
+    letters = [e[1] for e in journal if e[0] == "dead_letter"]
+    assert [(d["topic"], d["partition"], d["offset"]) for d in letters] == [
+        (UPDATES, 0, 1), (UPDATES, 0, 2), (UPDATES, 0, 3)]
+    assert letters[0]["reason"].startswith("error:")  # zlib's: it is no JSON
+    assert letters[1]["reason"].startswith("TypeError:") and "offset-naive" in letters[1][
+        "reason"]
+    assert letters[2]["reason"].startswith("ValidationError:")
+    assert {d["stage"] for d in letters} == {"scoring"}
+    assert journal[-1] == ("commit", {0: 5, 1: 1})  # after every record, and only then
+    assert sum(1 for e in journal if e[0] == "commit") == 1
+
+
+async def test_transient_redis_failures_are_retried_without_skipping_or_committing():
+    flaky = {"b": [redis.exceptions.ConnectionError("down"), redis.exceptions.TimeoutError(),
+                   ConnectionResetError()]}
+    journal = await run([[record(0, good("a")), record(1, good("b")), record(2, good("c"))]],
+                        store_failures=flaky)
+    assert journal == [("scored", "a"), ("scored", "b"), ("scored", "c"), ("commit", {0: 3})]
+
+
+async def test_a_dead_letter_kafka_cannot_take_yet_is_retried_and_one_too_large_kept_short():
+    journal = await run([[record(0, b"junk"), record(1, b"junk too"), record(2, good("a"))]],
+                        producer_failures=[KafkaTimeoutError(), MessageSizeTooLargeError()])
+    letters = [e[1] for e in journal if e[0] == "dead_letter"]
+    assert [d["offset"] for d in letters] == [0, 1]  # the first after a timeout, once
+    assert letters[0]["value"] is None and letters[0]["reason"].endswith(
+        "(record too large to keep)")
+    assert letters[1]["value"] is not None
+    assert journal[-2:] == [("scored", "a"), ("commit", {0: 3})]
+
+
+async def test_a_stop_commits_exactly_what_was_applied():
+    batch = [record(i, good(f"p{i}")) for i in range(5)]
+    journal = await run([batch, [record(5, good("later"))]], stop_after=2)
+    assert journal == [("scored", "p0"), ("scored", "p1"), ("commit", {0: 2})]
+
+
+async def test_tombstones_forget_the_scores_and_need_a_key():
+    journal = await run([[record(0, None, key=b"gone"), record(1, None, key=None)]])
+    assert journal[0] == ("forgotten", "gone")
+    assert journal[1][0] == "dead_letter" and "without a key" in journal[1][1]["reason"]
+    assert journal[2] == ("commit", {0: 2})
+
+
+@pytest.mark.parametrize(("failure", "committed"), [
+    (KafkaTimeoutError(), True),   # transient: retried
+    (CommitFailedError("rebalanced"), False),  # the new owner redelivers: given up
+])
+async def test_commit_failures(failure, committed):
+    journal = await run([[record(0, good("a"))]], commit_failures=[failure])
+    assert (("commit", {0: 1}) in journal) is committed
+    assert journal[0] == ("scored", "a")
+
+
+async def test_an_outcome_whose_propensity_failed_after_counting_still_updates_it():
+    outcome = OfferOutcome(decision_id="d", action_id="a", offer_id="o", customer_id="c",
+                           outcome="accepted", channel="web", occurred_at=NOW).to_bytes()
+    journal = await run([[record(0, outcome, topic=topics.OUTCOMES.name)]],
+                        store_failures={"o": [redis.exceptions.ConnectionError("blip")]})
+    assert journal == [("propensity", "o"), ("commit", {0: 1})]
