@@ -58,7 +58,7 @@ async def test_a_new_customer_flows_from_ingest_to_a_decision(system, http):
         # resolved first, or folded straight in when the identify came first (the two
         # messages are keyed differently, so either may reach the resolver first).
         done = r.status_code == 200 and r.json()["metrics"]["touchpoints"] == 5 and (
-            anon in r.json()["merged_from"]
+            f"~a:{anon}" in r.json()["merged_from"]
             or {"type": "anonymous_id", "value": anon} in r.json()["identities"])
         return r.json() if done else None
 

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaTimeoutError, NotEnoughReplicasError
 from rapport.ingest.domain import Rejection, normalize
 from rapport.ingest.publisher import TouchpointPublisher
 from rapport.ingest.settings import Source
+from rapport.ingest.shape import letter_bytes
 from rapport.shared import topics
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -48,8 +49,8 @@ def deep(levels: int):
 
 async def test_a_refused_record_fails_alone():
     producer = Producer(refuse={b"b"}, fail={b"c"})
-    tps = [touchpoint(u) for u in "abcd"]
-    outcomes, letters_ok = await TouchpointPublisher(producer).publish(tps, [], [], "s")
+    records = [(u.encode(), touchpoint(u).to_bytes()) for u in "abcd"]
+    outcomes, letters_ok = await TouchpointPublisher(producer).publish(records, [])
     assert [type(o).__name__ if o else None for o in outcomes] == [
         None, "KafkaTimeoutError", "NotEnoughReplicasError", None]
     assert letters_ok and len(producer.sent) == 2
@@ -60,8 +61,10 @@ async def test_dead_letters_of_any_depth_are_sent_and_their_failures_reported():
     raws = [deep(252), deep(1022), {"messageId": "fail"}]
     rejections = [Rejection(i, "m", ["message: nested deeper than 32 levels"], "too_deep")
                   for i in range(3)]
+    letters = [letter_bytes({"index": r.index, "reason": r.reason, "errors": r.errors}, raw)
+               for r, raw in zip(rejections, raws, strict=True)]
     outcomes, letters_ok = await TouchpointPublisher(producer).publish(
-        [touchpoint("a")], rejections, raws, "s")
+        [(b"a", touchpoint("a").to_bytes())], letters)
     assert outcomes == [None] and not letters_ok  # the third letter was not acknowledged
     letters = [orjson.loads(v) for t, v in producer.sent if t == topics.DEAD_LETTER.name]
     assert [(x["index"], x["reason"], x["message"]["messageId"]) for x in letters] == [

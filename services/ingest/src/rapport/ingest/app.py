@@ -15,16 +15,19 @@ from fastapi import FastAPI
 from rapport.shared import logs, redis_store
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app
+from rapport.shared.vault import KeyVault, Sealer
 
 from . import api
 from .intake import Intake
 from .publisher import TouchpointPublisher
+from .sealing import IngestSeals
 from .settings import IngestSettings
 from .store import DedupStore
 
 
 def build(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
+    fingerprints = settings.fingerprints()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,7 +40,8 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         probe = KafkaProbe(settings.kafka_bootstrap)
         redis = redis_store.connect(settings.redis_url)
         intake = Intake(settings, TouchpointPublisher(producer),
-                        DedupStore(redis, stale_ms=int(settings.dedup_stale_s * 1000)))
+                        DedupStore(redis, stale_ms=int(settings.dedup_stale_s * 1000)),
+                        IngestSeals(Sealer(KeyVault(redis)), fingerprints))
         app.state.intake = intake
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))

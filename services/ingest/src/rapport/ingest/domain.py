@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rapport.shared import identifiers
 from rapport.shared.events import Channel, MessageType, Touchpoint
 from rapport.shared.identifiers import MAX_ID_LENGTH, InvalidIdentifier, clean
 
@@ -249,6 +250,9 @@ def normalize(raw: Any, *, index: int, source: Source, received_at: datetime,
     errors: list[tuple[str, str]] = []
     if not (msg.userId or msg.anonymousId):
         errors.append(("missing_identity", "userId or anonymousId is required"))
+    elif identifiers.founder(msg.userId, msg.anonymousId) is None:
+        errors.append(("missing_identity", "userId or anonymousId: a placeholder value "
+                                           "('n/a', 'null', ...) identifies nobody"))
     if msg.type is MessageType.TRACK and not msg.event:
         errors.append(("missing_event", "event: required for track"))
     if msg.type is MessageType.ALIAS and not msg.previousId:

@@ -17,6 +17,7 @@ from rapport.shared.events import Touchpoint
 from . import dedup
 from .domain import BatchContext, Rejection, normalize
 from .publisher import TouchpointPublisher
+from .sealing import IngestSeals
 from .settings import IngestSettings, Source
 from .store import Claim, DedupStore
 
@@ -44,7 +45,8 @@ class Outcome:
 
 class Intake:
     def __init__(self, settings: IngestSettings, publisher: TouchpointPublisher,
-                 dedup_store: DedupStore) -> None:
+                 dedup_store: DedupStore, seals: IngestSeals) -> None:
+        self._seals = seals
         self._settings = settings
         self._publisher = publisher
         self._dedup = dedup_store
@@ -77,8 +79,9 @@ class Intake:
                     accepted.append(result)
 
             fresh, slots, duplicates = await self._claim(accepted, source.source, received)
-            sending = asyncio.create_task(
-                self._publisher.publish(fresh, rejected, raw_rejected, source.source))
+            records, letters = await self._sealed(fresh, slots, rejected, raw_rejected,
+                                                  source.source)
+            sending = asyncio.create_task(self._publisher.publish(records, letters))
             done, _ = await asyncio.wait({sending}, timeout=self._settings.ack_timeout_s)
             if not done:
                 # Kafka may still acknowledge these: keep the claims until we know, so the
@@ -97,6 +100,21 @@ class Intake:
             for r in rejected:
                 MESSAGES.labels(source.source, "rejected", r.reason).inc()
             return Outcome(accepted=len(accepted), duplicates=duplicates, rejected=rejected)
+
+    async def _sealed(self, fresh: list[Touchpoint], slots: list[dedup.Slot],
+                      rejected: list[Rejection], raw_rejected: list[Any], source: str,
+                      ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        """The records to publish, personal fields sealed under their person's key;
+        nothing is published when the key store cannot answer."""
+        try:
+            records = await self._seals.touchpoints(fresh)
+            letters = await self._seals.letters(
+                [{"source": source, "index": r.index, "messageId": r.message_id,
+                  "reason": r.reason, "errors": r.errors} for r in rejected], raw_rejected)
+        except Exception as exc:  # Redis down: nothing was published
+            await self._release(slots)
+            raise Unavailable(f"key store unavailable: {type(exc).__name__}") from exc
+        return records, letters
 
     async def _claim(self, accepted: list[Touchpoint], source: str, now: datetime,
                      ) -> tuple[list[Touchpoint], list[dedup.Slot], int]:

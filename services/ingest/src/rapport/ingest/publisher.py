@@ -12,10 +12,6 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Histogram
 
 from rapport.shared import topics
-from rapport.shared.events import Touchpoint
-
-from .domain import Rejection
-from .shape import letter_bytes
 
 ACK_LATENCY = Histogram("rapport_ingest_kafka_ack_seconds",
                         "Time from send to Kafka acknowledgement of a request's records",
@@ -33,22 +29,18 @@ class TouchpointPublisher:
         except Exception as exc:  # refused before sending (buffer full, too large): this one
             return exc
 
-    async def publish(self, accepted: Sequence[Touchpoint], rejected: Sequence[Rejection],
-                      raw_rejected: Sequence[object], source: str,
+    async def publish(self, records: Sequence[tuple[bytes, bytes]], letters: Sequence[bytes],
                       ) -> tuple[list[BaseException | None], bool]:
-        """Send everything; return the outcome of each touchpoint and whether every dead
-        letter was acknowledged. A record Kafka refuses fails alone, so what was sent
-        before it is still confirmed. Waits for Kafka however long it takes: callers
-        bound it."""
+        """Send every touchpoint record (key, sealed value) and dead letter; return the
+        outcome of each touchpoint and whether every dead letter was acknowledged. A
+        record Kafka refuses fails alone, so what was sent before it is still confirmed.
+        Waits for Kafka however long it takes: callers bound it."""
         start = time.perf_counter()
-        sends = [await self._send(topics.TOUCHPOINTS.name, tp.to_bytes(),
-                                  key=tp.customer_key.encode()) for tp in accepted]
-        letters = [await self._send(topics.DEAD_LETTER.name, letter_bytes(
-            {"source": source, "index": rej.index, "messageId": rej.message_id,
-             "reason": rej.reason, "errors": rej.errors}, raw))
-            for rej, raw in zip(rejected, raw_rejected, strict=True)]
+        sends = [await self._send(topics.TOUCHPOINTS.name, value, key=key)
+                 for key, value in records]
+        sent_letters = [await self._send(topics.DEAD_LETTER.name, letter) for letter in letters]
         outcomes = await _outcomes(sends)
-        letters_ok = not any(await _outcomes(letters))
+        letters_ok = not any(await _outcomes(sent_letters))
         ACK_LATENCY.observe(time.perf_counter() - start)
         return outcomes, letters_ok
 
