@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
@@ -77,3 +78,42 @@ async def read_between(bootstrap: str, topic: TopicSpec, since: dict[int, int],
     wanted = sum(until[p] - since[p] for p in since)
     return await read_since(bootstrap, topic, since, until=lambda rs: len(rs) >= wanted,
                             timeout=timeout)
+
+
+async def open_touchpoints(redis_url: str, values: list[bytes]) -> list[Any]:
+    """Touchpoints as read from Kafka, opened with their person's key from the vault in
+    ``redis_url`` (None for an erased person): what the profile service sees."""
+    from redis.asyncio import Redis
+
+    from rapport.shared.events import Touchpoint
+    from rapport.shared.privacy import DEV_PRIVACY_SECRET, Fingerprints
+    from rapport.shared.sealing import TouchpointSeals
+    from rapport.shared.vault import KeyVault, Sealer
+
+    redis = Redis.from_url(redis_url)
+    try:
+        seals = TouchpointSeals(Sealer(KeyVault(redis)), Fingerprints(DEV_PRIVACY_SECRET))
+        opened = await seals.open([orjson.loads(v) for v in values])
+    finally:
+        await redis.aclose()
+    return [None if o is None else Touchpoint.model_validate(o) for o in opened]
+
+
+def dev_fingerprint(kind: str, value: str) -> bytes:
+    """The Kafka key ingest gives a touchpoint of this identifier (development secret)."""
+    from rapport.shared.privacy import DEV_PRIVACY_SECRET, Fingerprints
+
+    return Fingerprints(DEV_PRIVACY_SECRET).of(kind, value).encode()
+
+
+async def open_letters(redis_url: str, letters: list[dict[str, Any]]) -> list[Any]:
+    """Dead letters with their sealed message opened (None for an erased person)."""
+    from redis.asyncio import Redis
+
+    from rapport.shared.vault import KeyVault, Sealer
+
+    redis = Redis.from_url(redis_url)
+    try:
+        return await Sealer(KeyVault(redis)).open_many(letters)
+    finally:
+        await redis.aclose()

@@ -13,9 +13,8 @@ import pytest
 from rapport.ingest.app import build
 from rapport.ingest.settings import IngestSettings
 from rapport.shared import topics
-from rapport.shared.events import Touchpoint
 from tests.conftest import redis_url
-from tests.helpers import end_offsets, read_since, serving
+from tests.helpers import dev_fingerprint, end_offsets, open_touchpoints, read_since, serving
 
 AUTH = ("dev-write-key", "")
 
@@ -52,13 +51,17 @@ async def test_batch_is_acknowledged_by_kafka_and_invalid_messages_go_to_dead_le
     records = await read_since(stack.kafka_bootstrap, topics.TOUCHPOINTS, since,
                                until=lambda rs: len([r for r in rs if run in r.value.decode()])
                                >= 3)
-    mine = {Touchpoint.from_bytes(r.value).message_id: r for r in records
-            if run in r.value.decode()}
+    ours = [r for r in records if run in r.value.decode()]
+    opened = await open_touchpoints(redis_url(stack, 1), [r.value for r in ours])
+    mine = {tp.message_id: (r, tp) for r, tp in zip(ours, opened, strict=True)}
     assert set(mine) == {f"{run}-1", f"{run}-2", f"{run}-3"}
-    order = Touchpoint.from_bytes(mine[f"{run}-1"].value)
+    order = mine[f"{run}-1"][1]
     assert order.channel == "store" and order.properties == {"total": 12.5}
-    assert mine[f"{run}-1"].key == f"it-{run}".encode()
-    assert mine[f"{run}-3"].key == f"anon-{run}".encode()
+    # Keyed by the person's fingerprint, with nothing personal readable on the topic.
+    assert mine[f"{run}-1"][0].key == dev_fingerprint("user_id", f"it-{run}")
+    assert mine[f"{run}-3"][0].key == dev_fingerprint("anonymous_id", f"anon-{run}")
+    assert all(b"x@example.com" not in r.value and f"it-{run}".encode() not in r.value
+               for r in ours)
 
     letters = await read_since(stack.kafka_bootstrap, topics.DEAD_LETTER, dl_since,
                                until=lambda rs: any(run in r.value.decode() for r in rs))
@@ -112,8 +115,8 @@ async def published(stack, since, run: str, expect: int) -> list[str]:
     records = await read_since(stack.kafka_bootstrap, topics.TOUCHPOINTS, since,
                                until=lambda rs: sum(run in r.value.decode() for r in rs)
                                > expect, timeout=4)
-    return [Touchpoint.from_bytes(r.value).message_id for r in records
-            if run in r.value.decode()]
+    ours = [r.value for r in records if run in r.value.decode()]
+    return [tp.message_id for tp in await open_touchpoints(redis_url(stack, 1), ours)]
 
 
 async def test_resends_are_accepted_but_published_once(stack, ingest):

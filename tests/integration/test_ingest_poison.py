@@ -14,7 +14,7 @@ from rapport.ingest.settings import IngestSettings
 from rapport.shared import topics
 from rapport.shared.events import Touchpoint
 from tests.conftest import redis_url
-from tests.helpers import end_offsets, read_since, serving
+from tests.helpers import end_offsets, open_letters, open_touchpoints, read_since, serving
 
 AUTH = ("dev-write-key", "")
 
@@ -50,14 +50,16 @@ async def published(stack, since, run: str, expect: int) -> list[Touchpoint]:
     records = await read_since(stack.kafka_bootstrap, topics.TOUCHPOINTS, since,
                                until=lambda rs: sum(run in r.value.decode() for r in rs)
                                > expect, timeout=3)
-    return [Touchpoint.from_bytes(r.value) for r in records if run in r.value.decode()]
+    ours = [r.value for r in records if run in r.value.decode()]
+    return await open_touchpoints(redis_url(stack, 1), ours)
 
 
 async def letters(stack, since, run: str, expect: int) -> list[dict]:
     records = await read_since(stack.kafka_bootstrap, topics.DEAD_LETTER, since,
                                until=lambda rs: sum(run in r.value.decode() for r in rs)
                                >= expect)
-    return [orjson.loads(r.value) for r in records if run in r.value.decode()]
+    ours = [orjson.loads(r.value) for r in records if run in r.value.decode()]
+    return await open_letters(redis_url(stack, 1), ours)
 
 
 async def offsets(stack):
