@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -153,6 +154,9 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     if args.profile:
         stack = _stack(args)
         kafka, redis = stack.kafka_bootstrap, stack.redis_url
+        # Like the local stack's services (Stack.service_env): development keys and privacy
+        # secret unless told otherwise, or the settings would refuse to start.
+        os.environ.setdefault("RAPPORT_DEV_KEYS", "1")
     restart = stack is not None and stack.pid("profile") is not None
     if restart:
         say("Stopping the profile service for the rebuild ...")
