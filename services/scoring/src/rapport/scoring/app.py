@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.kafka import KafkaProbe, start_with_retry
-from rapport.shared.service import add_readiness_check, create_app, serve
+from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
 
 from . import api, domain
 from .consumers import ScoringConsumer, cancel, make_consumer
@@ -38,7 +38,8 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
 
         async def consumer_alive() -> None:
             if task.done():
-                raise RuntimeError(f"consumer stopped: {task.exception()!r}")
+                cause = None if task.cancelled() else task.exception()
+                raise NotReady("stopped") from cause
 
         add_readiness_check(app, "consumer", consumer_alive)
         try:
@@ -52,7 +53,7 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
     app = create_app(service="scoring", title="Rapport scoring",
                      description="Customer scores: RFM, lifetime value, churn risk, value tier "
                                  "and profit; response propensities learnt from outcomes.",
-                     lifespan=lifespan)
+                     lifespan=lifespan, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.policy = policy
     app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,
