@@ -24,10 +24,13 @@ def test_dev_keys_only_when_enabled(tmp_path):
 
 
 def test_write_keys_from_settings(monkeypatch):
-    monkeypatch.setenv("RAPPORT_WRITE_KEYS", '{"wk": {"source": "pos", "channel": "store"}}')
+    # Without dev keys a real privacy secret and strong write keys are required.
+    wk = "pos-7Hq2xL9vRk4mTz8c"
+    monkeypatch.setenv("RAPPORT_WRITE_KEYS", f'{{"{wk}": {{"source": "pos", "channel": "store"}}}}')
+    monkeypatch.setenv("RAPPORT_PRIVACY_SECRET", "9c1f4e7a2b8d3f60a5e1c7b94d2f8a13")
     monkeypatch.delenv("RAPPORT_DEV_KEYS", raising=False)
     sources = IngestSettings().sources()
-    assert set(sources) == {"wk"} and sources["wk"].channel == "store"
+    assert set(sources) == {wk} and sources[wk].channel == "store"
 
 
 def test_simulation_is_seeded_and_always_valid():

@@ -45,6 +45,33 @@ def allows(granted: Role, required: Role) -> bool:
     return granted in _GRANTS[required]
 
 
+def roles_of(setting: str, keys: Mapping[str, object]) -> dict[str, Role]:
+    """``{key: role}`` with each role checked; errors name the setting, never a key."""
+    out: dict[str, Role] = {}
+    for key, role in keys.items():
+        if not isinstance(key, str) or not isinstance(role, str) or role not in _GRANTS:
+            # Not quoting the role either: swapped {role: key} entries would show the key.
+            raise ValueError(f"{setting}: every value must be a role, one of "
+                             f"{', '.join(map(str, Role))}; one is not")
+        out[key] = Role(role)
+    return out
+
+
+def read_keys_file(path: Path) -> dict[str, Role]:
+    """The API keys of ``RAPPORT_API_KEYS_FILE`` (a JSON object ``{key: role}``)."""
+    setting = "RAPPORT_API_KEYS_FILE"
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"{setting}: cannot read {path} ({exc.strerror})") from None
+    except orjson.JSONDecodeError:
+        # orjson's message may quote the content: only say where the file is.
+        raise ValueError(f"{setting}: {path} is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f'{setting}: {path} must hold a JSON object {{"<key>": "<role>"}}')
+    return roles_of(setting, raw)
+
+
 class KeyRing:
     """Maps API keys to roles; compares in constant time."""
 
@@ -57,8 +84,8 @@ class KeyRing:
     ) -> KeyRing:
         keys: dict[str, Role] = dict(DEV_API_KEYS) if dev_keys else {}
         if api_keys_file is not None:
-            keys.update({k: Role(v) for k, v in orjson.loads(api_keys_file.read_bytes()).items()})
-        keys.update({k: Role(v) for k, v in api_keys.items()})
+            keys.update(read_keys_file(api_keys_file))
+        keys.update(roles_of("RAPPORT_API_KEYS", api_keys))
         return cls(keys)
 
     def role_of(self, key: str) -> Role | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -92,8 +93,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                         stack.root / "deploy/local/sample-offers.json")
         console.print(f"Loaded the sample offer catalog ({n} offers).")
         console.print(_banner_text(stack, args.customers), highlight=False)
+
+        async def show_try(customer_id: str) -> None:
+            if await simulate.profile_visible(stack.url("profile"), "dev-agent", customer_id):
+                console.print(_try_text(stack, customer_id), highlight=False)
+            else:
+                say(f"[yellow]{customer_id} is not on the profile API yet; see "
+                    f"{stack.logs / 'profile.log'}[/]")
+
         asyncio.run(simulate.send(stack.url("ingest"), "dev-write-key",
-                                  customers=args.customers, rate=args.rate, total=args.events))
+                                  customers=args.customers, rate=args.rate, total=args.events,
+                                  started=show_try))
         if args.events is not None:
             console.print("Simulation finished; the system stays up until Ctrl-C.")
             signal.pause()
@@ -120,15 +130,19 @@ def _banner_text(stack: localstack.Stack, customers: int) -> str:
             f"  scoring      {stack.url('scoring')}/docs\n"
             f"  next-action  {stack.url('next-action')}/docs\n"
             f"  Kafka {stack.kafka_bootstrap}   Redis {stack.redis_url}   logs: {stack.logs}\n\n"
-            f"Try:\n"
-            f"  curl -s -H 'Authorization: Bearer dev-agent' "
-            f"{stack.url('profile')}/v1/customers/u000001\n"
-            f"  curl -s -H 'Authorization: Bearer dev-agent' "
-            f"{stack.url('scoring')}/v1/customers/u000001/scores\n"
-            f"  curl -s -H 'Authorization: Bearer dev-channel' -H 'Content-Type: application/json'"
-            f" -d '{{\"customer_id\": \"u000001\", \"channel\": \"web\"}}' "
-            f"{stack.url('next-action')}/v1/next-best-action\n\n"
             f"Simulating touchpoints for {customers:,} customers; Ctrl-C stops everything.\n")
+
+
+def _try_text(stack: localstack.Stack, customer_id: str) -> str:
+    """Example requests naming a customer the profile API has just been seen to know."""
+    return (f"Try (the simulation identified {customer_id} first):\n"
+            f"  curl -s -H 'Authorization: Bearer dev-agent' "
+            f"{stack.url('profile')}/v1/customers/{customer_id}\n"
+            f"  curl -s -H 'Authorization: Bearer dev-agent' "
+            f"{stack.url('scoring')}/v1/customers/{customer_id}/scores\n"
+            f"  curl -s -H 'Authorization: Bearer dev-channel' -H 'Content-Type: application/json'"
+            f" -d '{{\"customer_id\": \"{customer_id}\", \"channel\": \"web\"}}' "
+            f"{stack.url('next-action')}/v1/next-best-action\n")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -153,6 +167,9 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     if args.profile:
         stack = _stack(args)
         kafka, redis = stack.kafka_bootstrap, stack.redis_url
+        # Like the local stack's services (Stack.service_env): development keys and privacy
+        # secret unless told otherwise, or the settings would refuse to start.
+        os.environ.setdefault("RAPPORT_DEV_KEYS", "1")
     restart = stack is not None and stack.pid("profile") is not None
     if restart:
         say("Stopping the profile service for the rebuild ...")

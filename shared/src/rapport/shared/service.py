@@ -1,5 +1,6 @@
 """What every Rapport HTTP service has in common: health, readiness against real
-dependencies, Prometheus metrics, the contract's error body and request logging.
+dependencies, Prometheus metrics, the contract's error body, request logging and
+a cap on request bodies.
 
 A service builds its app with :func:`create_app`, giving its own lifespan (which
 opens connections and registers readiness checks) and its routers.
@@ -10,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +30,9 @@ from prometheus_client import (
     multiprocess,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .settings import DEFAULT_MAX_BODY_BYTES
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +43,8 @@ HTTP_LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency",
                          buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
 
 Check = Callable[[], Awaitable[None]]
+READY_TIMEOUT_S = 4.0
+"""How long /readyz waits for one check (probes time out at 5 s)."""
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -64,20 +72,99 @@ def add_readiness_check(app: FastAPI, name: str, check: Check) -> None:
     app.state.readiness[name] = check
 
 
+class NotReady(Exception):
+    """Raised by a readiness check: ``reason`` is a fixed phrase that /readyz shows;
+    the details go to the log (chain the cause with ``raise ... from``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason(exc: BaseException) -> str:
+    """What /readyz says of a failed check: a fixed reason and at most the exception's
+    type, never its text (addresses, internals, possibly data)."""
+    if isinstance(exc, NotReady):
+        return exc.reason
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return f"unreachable ({type(exc).__name__})"
+
+
 async def _run_checks(checks: dict[str, Check]) -> dict[str, str]:
-    async def one(check: Check) -> str:
+    async def one(name: str, check: Check) -> str:
         try:
-            await asyncio.wait_for(check(), timeout=4)
+            await asyncio.wait_for(check(), timeout=READY_TIMEOUT_S)
             return "ok"
         except Exception as exc:  # readiness reports any failure as its reason
-            return f"error: {type(exc).__name__}: {exc}"[:300]
+            reason = _reason(exc)
+            detail = exc.__cause__ or exc
+            log.warning("readiness_check_failed", check=name, reason=reason,
+                        error_type=type(detail).__name__, error=str(detail)[:300])
+            return reason
 
-    results = await asyncio.gather(*(one(c) for c in checks.values()))
+    results = await asyncio.gather(*(one(n, c) for n, c in checks.items()))
     return dict(zip(checks, results, strict=True))
 
 
+class BodyLimit:
+    """Refuses a request body over ``max_bytes`` with 413 before the app sees any of it.
+
+    A declared Content-Length over the limit is refused at once; any other body is read
+    here, up to the limit, and replayed to the app. So no route parses, and no
+    authentication answers, an over-size body, however it is sent (pure ASGI, so the
+    body is never read twice).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None and not declared.strip().isdigit():
+            await _send_error(send, 400, "invalid Content-Length header")
+            return
+        if declared is not None and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        messages: deque[Message] = deque()
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":  # the client left: the app will see it
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.popleft() if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send) -> None:
+        await _send_error(send, 413, f"request body over {self.max_bytes} bytes")
+
+
+async def _send_error(send: Send, status: int, message: str) -> None:
+    """A contract-shaped error; the connection closes (the body was not read to its end)."""
+    body = orjson.dumps(error_body(status, message))
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(*, service: str, title: str, description: str, lifespan: Lifespan,
-               version: str = "0.1.0") -> FastAPI:
+               version: str = "0.1.0", max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     async def wrapped(app: FastAPI) -> AsyncIterator[None]:
         app.state.readiness = {}
         async with lifespan(app):
@@ -105,6 +192,9 @@ def create_app(*, service: str, title: str, description: str, lifespan: Lifespan
         where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
         return JSONResponse(error_body(422, f"{where}: {first['msg']}", errors=errors),
                               status_code=422)
+
+    # Added before _observe, so it runs inside it: refusals are counted and timed too.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[..., Any]) -> Any:

@@ -1,23 +1,32 @@
 """Settings common to every Rapport process.
 
 Each service subclasses :class:`CommonSettings` once and builds it in its
-``app`` module; nothing reads the environment at import time.
+``app`` module; nothing reads the environment at import time. Building the
+settings is also where a service refuses insecure keys (see :mod:`.keypolicy`),
+so no service starts with a placeholder or development key by mistake.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from . import keypolicy
+from .auth import read_keys_file, roles_of
 from .privacy import DEV_PRIVACY_SECRET, Fingerprints
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 class CommonSettings(BaseSettings):
     """Connection and security settings shared by all services (``RAPPORT_*``)."""
 
-    model_config = SettingsConfigDict(env_prefix="RAPPORT_", extra="ignore")
+    # Validation errors never echo their input: it holds keys and secrets.
+    model_config = SettingsConfigDict(env_prefix="RAPPORT_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6390/0"
@@ -39,6 +48,29 @@ class CommonSettings(BaseSettings):
         default=None, description="Secret (16+ bytes) keying the fingerprints of personal "
                                   "identifiers (erasure markers, per-person keys); the same "
                                   "in every service. Required unless RAPPORT_DEV_KEYS=1.")
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES, gt=0,
+        description="Largest request body accepted (413 above it, before authentication)")
+
+    @model_validator(mode="after")
+    def _refuse_insecure_keys(self) -> Self:
+        """Without RAPPORT_DEV_KEYS=1: a privacy secret is required, and no key may be a
+        placeholder, a development key or too weak (errors name the setting only)."""
+        roles = roles_of("RAPPORT_API_KEYS", self.api_keys)
+        from_file = read_keys_file(self.api_keys_file) if self.api_keys_file else {}
+        if self.dev_keys:
+            return self
+        if self.privacy_secret is None:
+            raise keypolicy.InsecureKey(
+                "RAPPORT_PRIVACY_SECRET is not set: give every service the same random secret "
+                "(e.g. `openssl rand -hex 32`), or set RAPPORT_DEV_KEYS=1 for local "
+                "development only")
+        keypolicy.check("RAPPORT_PRIVACY_SECRET",
+                        [("the secret", self.privacy_secret.get_secret_value())], header=False)
+        keypolicy.check("RAPPORT_API_KEYS", ((f"the {r.value!r} key", k) for k, r in roles.items()))
+        keypolicy.check("RAPPORT_API_KEYS_FILE",
+                        ((f"the {r.value!r} key", k) for k, r in from_file.items()))
+        return self
 
     def fingerprints(self) -> Fingerprints:
         """The HMAC fingerprints every service names per-person keys and markers by."""

@@ -3,7 +3,9 @@ channels: browsing, search, carts, orders, refunds, calls, email, store visits
 with loyalty cards, and identity events that link them.
 
 ``Population`` is pure and seeded (same seed, same stream); ``send`` posts
-batches to ingest as a Segment SDK would.
+batches to ingest as a Segment SDK would. Most customers stay anonymous until
+they log in, so the first batch always identifies one of them by ``userId``
+(``Population.showcase``): a customer that examples can name from the start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +58,8 @@ class Population:
         ]
         self.weights = [c.activity for c in self.customers]
         self.orders = 0
+        self.showcase = self.customers[0]
+        self._introduced = False
 
     def _product(self, c: Customer) -> dict[str, Any]:
         cat = c.favourite if self.rng.random() < 0.6 else self.rng.choice(list(CATEGORIES))
@@ -153,48 +158,98 @@ class Population:
             "total": total, "revenue": round(total - discount, 2), "discount": discount,
             "currency": "USD", "products": lines})
 
+    def introduce(self, now: datetime) -> list[dict[str, Any]]:
+        """The showcase customer logs in on the web (identify by userId) and orders."""
+        c = self.showcase
+        c.known = True
+        product = self._product(c)
+        return [self._msg(c, "identify", "web", now, traits={
+                    "email": c.email, "region": c.region, "name": f"Customer {c.index}",
+                    "consent": {"marketing_email": True, "marketing_sms": True,
+                                "personalization": True}}),
+                self._order(c, "web", now, [product])]
+
     def batch(self, size: int, now: datetime | None = None) -> list[dict[str, Any]]:
+        """The next ``size`` touchpoints; the first batch starts with :meth:`introduce`."""
         now = now or datetime.now(UTC)
         out: list[dict[str, Any]] = []
+        if not self._introduced and size > 0:
+            self._introduced = True
+            out.extend(self.introduce(now))
         while len(out) < size:
             out.extend(self.journey(now))
         return out[:size]
 
 
+async def _post(http: httpx.AsyncClient, messages: list[dict[str, Any]]) -> None:
+    """One batch, retried while ingest answers 503 (as the SDKs do)."""
+    while True:
+        resp = await http.post("/v1/batch", json={"batch": messages,
+                                                  "sentAt": datetime.now(UTC).isoformat()})
+        if resp.status_code != 503:
+            resp.raise_for_status()
+            return
+        await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+
+
 async def send(ingest_url: str, write_key: str, *, customers: int = 3000, rate: float = 200.0,
                total: int | None = None, batch_size: int = 50, seed: int = 7,
-               progress: bool = True) -> int:
-    """Post touchpoints to ingest at about ``rate`` events/s until ``total`` (or forever)."""
+               progress: bool = True,
+               started: Callable[[str], Awaitable[object]] | None = None) -> int:
+    """Post touchpoints to ingest at about ``rate`` events/s until ``total`` (or forever).
+
+    ``started`` is awaited with the showcase customer's id once ingest accepted the first
+    batch, which identifies that customer, before the progress bar starts.
+    """
     population = Population(customers, seed)
     sent = 0
     columns = [TextColumn("[bold]simulate[/]"), BarColumn(),
                TextColumn("{task.completed:,} events"),
                TextColumn("{task.fields[rate]:,.0f}/s"), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn()]
-    started = time.monotonic()
     async with httpx.AsyncClient(base_url=ingest_url, auth=(write_key, ""), timeout=30) as http:
+        if started is not None and total != 0:
+            first = population.batch(batch_size if total is None else min(batch_size, total))
+            await _post(http, first)
+            sent = len(first)
+            await started(population.showcase.user_id)
+        began, paced = time.monotonic(), sent  # pace what follows from here
         with Progress(*columns, disable=not progress) as bar:
-            task = bar.add_task("events", total=total, rate=0.0, info="")
+            task = bar.add_task("events", total=total, completed=sent, rate=0.0, info="")
             plain = progress and not bar.console.is_terminal
-            next_note = started + 10
+            next_note = began + 10
             while total is None or sent < total:
                 n = batch_size if total is None else min(batch_size, total - sent)
                 messages = population.batch(n)
-                resp = await http.post("/v1/batch", json={"batch": messages,
-                                                          "sentAt": datetime.now(UTC).isoformat()})
-                if resp.status_code == 503:
-                    await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
-                    continue
-                resp.raise_for_status()
+                await _post(http, messages)
                 sent += len(messages)
-                elapsed = time.monotonic() - started
-                bar.update(task, completed=sent, rate=sent / max(elapsed, 1e-9),
+                elapsed = time.monotonic() - began
+                bar.update(task, completed=sent, rate=(sent - paced) / max(elapsed, 1e-9),
                            info=f"{population.orders:,} orders")
                 if plain and time.monotonic() >= next_note:  # no live bar in logs and pipes
                     next_note += 10
-                    print(f"simulate: {sent:,} events, {sent / elapsed:,.0f}/s, "
+                    print(f"simulate: {sent:,} events, {(sent - paced) / elapsed:,.0f}/s, "
                           f"{population.orders:,} orders", flush=True)
-                ahead = sent / rate - elapsed
+                ahead = (sent - paced) / rate - elapsed
                 if ahead > 0:
                     await asyncio.sleep(ahead)
     return sent
+
+
+async def profile_visible(profile_url: str, api_key: str, customer_id: str,
+                          timeout: float = 60) -> bool:
+    """Whether the profile API finds ``customer_id`` within ``timeout`` seconds: what was
+    sent takes a moment to go through Kafka and the profile's two stream stages."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(base_url=profile_url, timeout=5,
+                                 headers={"Authorization": f"Bearer {api_key}"}) as http:
+        while True:
+            try:
+                if (await http.get(f"/v1/customers/{customer_id}")).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.25)

@@ -56,7 +56,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
     app = create_app(service="ingest", title="Rapport ingest",
                      description="Segment-compatible HTTP Tracking API: touchpoints from every "
                                  "channel, validated and durably written to Kafka.",
-                     lifespan=lifespan)
+                     lifespan=lifespan, max_body_bytes=settings.max_request_bytes)
     app.state.settings = settings
     app.include_router(api.router)
     return app

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Self
 
+from pydantic import BaseModel, Field, model_validator
+
+from rapport.shared import keypolicy
 from rapport.shared.events import Channel
 from rapport.shared.settings import CommonSettings
 
@@ -40,6 +43,15 @@ class IngestSettings(CommonSettings):
                                  description="A claim older than this (crashed replica) is void")
     max_future_skew_s: float = Field(default=24 * 3600,
                                      description="Event times further in the future are rejected")
+
+    @model_validator(mode="after")
+    def _refuse_insecure_write_keys(self) -> Self:
+        """Write keys follow the API keys' rules (placeholders, dev keys, weak keys refused)."""
+        if not self.dev_keys:
+            keypolicy.check("RAPPORT_WRITE_KEYS", ((f"the key of source {s.source!r}", key)
+                                                   for key, s in self.write_keys.items()),
+                            header=False)
+        return self
 
     def sources(self) -> dict[str, Source]:
         keys = dict(DEV_WRITE_KEYS) if self.dev_keys else {}

@@ -41,7 +41,7 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
 
     app = create_app(service="next-action", title="Rapport next-action",
                      description="Next-best-action decisions, offer outcomes and the catalog.",
-                     lifespan=lifespan)
+                     lifespan=lifespan, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,
                                             settings.dev_keys)

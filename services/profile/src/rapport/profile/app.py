@@ -112,7 +112,7 @@ def build(settings: ProfileSettings | None = None, *,
                      description="Live single customer view kept by stream processors: "
                                  "identities stitched across channels, history, metrics, "
                                  "affinities, consents and segments.",
-                     lifespan=lifespan)
+                     lifespan=lifespan, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.segments = segment_defs
     app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,

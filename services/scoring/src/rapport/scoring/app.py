@@ -12,7 +12,7 @@ from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
-from rapport.shared.service import add_readiness_check, create_app, serve
+from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
 
 from . import api, domain
 from .consumers import ScoringConsumer, make_consumer, shutdown
@@ -43,7 +43,8 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
 
         async def consumer_alive() -> None:
             if task.done():
-                raise RuntimeError(f"consumer stopped: {task.exception()!r}")
+                cause = None if task.cancelled() else task.exception()
+                raise NotReady("stopped") from cause
 
         add_readiness_check(app, "consumer", consumer_alive)
         try:
@@ -58,7 +59,7 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
     app = create_app(service="scoring", title="Rapport scoring",
                      description="Customer scores: RFM, lifetime value, churn risk, value tier "
                                  "and profit; response propensities learnt from outcomes.",
-                     lifespan=lifespan)
+                     lifespan=lifespan, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.policy = policy
     app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,
