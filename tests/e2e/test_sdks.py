@@ -10,8 +10,7 @@ import rudderstack.analytics.client as rudder
 import segment.analytics.client as segment
 
 from rapport.shared import topics
-from rapport.shared.events import Touchpoint
-from tests.helpers import end_offsets, read_between
+from tests.helpers import end_offsets, open_touchpoints, read_between
 
 EVENTS_PER_SDK = 1800
 
@@ -60,7 +59,7 @@ async def test_sdk_delivers_every_event_exactly_once(system, sdk, gzip):
     assert errors == []
     until = await end_offsets(system.kafka_bootstrap, topics.TOUCHPOINTS)
     records = await read_between(system.kafka_bootstrap, topics.TOUCHPOINTS, since, until)
-    got = [Touchpoint.from_bytes(r.value) for r in records]
+    got = await open_touchpoints(system.redis_url, [r.value for r in records])
     mine = [tp for tp in got if tp.message_id.startswith(run)]
     assert len(mine) == len(sent) == EVENTS_PER_SDK          # nothing lost or doubled
     assert {tp.message_id for tp in mine} == set(sent)
