@@ -118,10 +118,10 @@ def affinities_at(profile: CustomerProfile, now: datetime,
 def _categories(tp: Touchpoint) -> list[str]:
     props = tp.properties
     if tp.event == "Order Completed" and isinstance(props.get("products"), list):
-        return [p["category"] for p in props["products"]
-                if isinstance(p, dict) and isinstance(p.get("category"), str)]
-    category = props.get("category")
-    return [category] if isinstance(category, str) else []
+        found = [p.get("category") for p in props["products"] if isinstance(p, dict)]
+    else:
+        found = [props.get("category")]
+    return [c[:limits.MAX_CATEGORY] for c in found if isinstance(c, str) and c.strip()]
 
 
 def money(value: Any) -> float:

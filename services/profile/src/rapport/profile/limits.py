@@ -9,7 +9,7 @@ Caps per profile (documented in the README, tested at the caps):
 | traits | 100 names of at most 64 characters | new names ignored (known ones update) |
 | one trait value | 1 KiB of JSON | that value ignored |
 | all traits | 16 KiB of JSON | new names ignored |
-| category affinities | 64 | the weakest is dropped |
+| category affinities | 64, names cut to 100 characters | the weakest is dropped |
 | merge history (``merged_from``) | 200 ids | ids past the first 200 (sorted) forgotten |
 | timeline | 100 entries (``RAPPORT_TIMELINE_LENGTH``), 2 KiB each | oldest dropped |
 | amounts and counts | 1e12 per sum, 1e9 per line | clamped |
@@ -31,6 +31,8 @@ MAX_TRAIT_NAME = 64
 MAX_TRAIT_BYTES = 1024
 MAX_TRAITS_BYTES = 16 * 1024
 MAX_AFFINITIES = 64
+MAX_CATEGORY = 100
+"""Characters of a category name kept (affinities, as demand's series)."""
 MAX_MERGED_FROM = 200
 MAX_TIMELINE_ENTRY_BYTES = 2048
 MAX_SUM = 1e12

@@ -17,7 +17,8 @@ router = APIRouter(prefix="/v1", tags=["scores"])
 Agent = Annotated[Role, Depends(require(Role.AGENT))]
 
 
-@router.get("/customers/{customer_id}/scores", summary="RFM, CLV, churn risk, value tier, profit",
+@router.get("/customers/{customer_id:path}/scores",
+            summary="RFM, CLV, churn risk, value tier, profit",
             response_model=domain.Scores, responses={404: {"description": "unknown customer"}})
 async def scores(customer_id: str, request: Request, _: Agent) -> Any:
     store: ScoringStore = request.app.state.store
