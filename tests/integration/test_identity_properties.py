@@ -416,6 +416,25 @@ async def test_founderless_touchpoint_with_an_email_links_it(redis: Redis) -> No
     assert (guest.status, guest.profile_id) == ("ok", "alice")
 
 
+
+@pytest.mark.xfail(strict=True, reason=(
+    "QUESTIONABLE (identities.identities_of, the previous_id branch): an alias' previous "
+    "id links both the user id and the anonymous id of that string, so aliasing from "
+    "'v' fuses the person whose user id is 'v' with another whose anonymous id is 'v', "
+    "though they share no identifier; the namespacing of profile ids is then moot"))
+async def test_an_alias_does_not_fuse_a_user_id_with_its_anonymous_namesake(
+        redis: Redis) -> None:
+    store = IdentityStore(redis, Fingerprints(SECRET), join_limit=LARGE)
+    dave, bob, carol = await resolve(store, [
+        touchpoint(0, MessageType.IDENTIFY, "v", email="dave@example.com"),
+        touchpoint(1, MessageType.TRACK, anon="v", email="bob@example.com"),
+        touchpoint(2, MessageType.ALIAS, "carol", previous="v"),
+    ])
+    assert (dave.profile_id, bob.profile_id) == ("v", "~a:v")
+    ends = await mapping(redis, [Identity(type="email", value="dave@example.com"),
+                                 Identity(type="email", value="bob@example.com")])
+    assert ends[0] != ends[1], (carol, ends)
+
 # --- the over-merge guard -------------------------------------------------------------
 
 LIMIT = 2
