@@ -74,13 +74,26 @@ def normalize(kind: str, value: object) -> str | None:
         email = text.casefold()
         return email if len(email) <= 254 and _EMAIL.match(email) else None
     if kind == "phone":
-        digits = "".join(ch for ch in text if ch.isdigit())
-        if not (MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS) or len(set(digits)) == 1:
-            return None
-        if any(not (ch.isdigit() or ch in "+-.() /") for ch in text):
-            return None  # "call me", "ext" and the like are not phone numbers
-        return "+" + digits
+        return _phone(text)
     return text
+
+
+_PHONE_PUNCTUATION = frozenset("+-.() /")
+_SEQUENCES = ("0123456789", "1234567890", "9876543210")
+
+
+def _phone(text: str) -> str | None:
+    """``+`` and the number's decimal digits (any script's digits read as ASCII), or None
+    for what is no phone: too few or many digits, words, one digit repeated, a counting
+    sequence, a placeholder however it is formatted."""
+    if any(not (ch.isdecimal() or ch in _PHONE_PUNCTUATION) for ch in text):
+        return None  # "call me", "ext", superscripts and the like are not phone numbers
+    digits = "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
+    if not (MIN_PHONE_DIGITS <= len(digits) <= MAX_PHONE_DIGITS) or len(set(digits)) == 1:
+        return None
+    if digits in PLACEHOLDERS or any(digits in seq for seq in _SEQUENCES):
+        return None
+    return "+" + digits
 
 
 def founder(user_id: object, anonymous_id: object) -> tuple[str, str] | None:

@@ -18,7 +18,7 @@ from rapport.shared.privacy import Fingerprints
 from rapport.shared.profiles import CustomerProfile, Identity
 from rapport.shared.vault import KeyVault
 
-from .identities import profile_id_for
+from .identities import PREVIOUS, profile_id_for
 from .identity import IdentityStore, identity_of_key
 from .store import ProfileStore
 
@@ -28,8 +28,10 @@ def customer_ids(profile: CustomerProfile, everyone: list[Identity]) -> set[str]
     profiles, and the raw user and anonymous ids a channel may have asked with)."""
     ids = {profile.customer_id, *profile.merged_from}
     for ident in everyone:
-        if ident.type in ("user_id", "anonymous_id"):
-            ids.update({ident.value, profile_id_for(ident.type, ident.value)})
+        kinds = ("user_id", "anonymous_id") if ident.type == PREVIOUS else (ident.type,)
+        for kind in kinds:
+            if kind in ("user_id", "anonymous_id"):
+                ids.update({ident.value, profile_id_for(kind, ident.value)})
     return ids
 
 

@@ -24,7 +24,8 @@ MAX_IDENTITIES = 64
 
 
 def profile_id_for(kind: str, value: str) -> str:
-    """The id of the profile an identifier founds: injective across kinds."""
+    """The id of the profile a founding identifier (a user or anonymous id, the only
+    kinds that found profiles) gives: injective across those two kinds."""
     if kind == "user_id":
         return value if not value.startswith(RESERVED) else f"{RESERVED}u:{value}"
     return f"{RESERVED}a:{value}"
@@ -33,6 +34,17 @@ def profile_id_for(kind: str, value: str) -> str:
 def _id(kind: str, value: object) -> Identity | None:
     norm = identifiers.normalize(kind, value)
     return None if norm is None else Identity(type=kind, value=norm)
+
+
+PREVIOUS = "previous_id"
+"""An alias' old id: resolution reads it as the user id of that value when one is known,
+else as the anonymous id, never as both (which could fuse a user with an unrelated
+visitor whose device id happens to equal their user id)."""
+
+
+def _previous(value: object) -> Identity | None:
+    norm = identifiers.normalize("user_id", value)
+    return None if norm is None else Identity(type=PREVIOUS, value=norm)
 
 
 def founder(tp: Touchpoint) -> Identity | None:
@@ -46,8 +58,8 @@ def identities_of(tp: Touchpoint) -> list[Identity]:
     """The touchpoint's linkable identifiers, founder first, without repeats."""
     found: list[Identity | None] = [_id("user_id", tp.user_id),
                                     _id("anonymous_id", tp.anonymous_id)]
-    if tp.previous_id:  # alias: the old id may have been a user id or an anonymous id
-        found += [_id("user_id", tp.previous_id), _id("anonymous_id", tp.previous_id)]
+    if tp.previous_id:  # alias: resolution decides which kind the old id was
+        found.append(_previous(tp.previous_id))
     found += [_id(trait, tp.traits.get(trait)) for trait in IDENTIFYING_TRAITS]
     out: list[Identity] = []
     for ident in found:

@@ -18,10 +18,11 @@ from rapport.shared import keys
 from rapport.shared.privacy import Fingerprints
 from rapport.shared.profiles import Identity
 
-from .identities import MAX_IDENTITIES, profile_id_for
+from .identities import MAX_IDENTITIES, PREVIOUS, profile_id_for
 
 # ARGV: prefix, join limit, identity cap, then a JSON list of [new profile id, founder
-# kind, founder value, received ms, message id, [kind, value, fingerprint, ...], resolution
+# kind, founder value, received ms, message id, [kind, value, fingerprint, fingerprint as
+# an anonymous id (for an alias' previous id, else ""), ...], resolution
 # log key, record offset] for every touchpoint of a batch, resolved in order. Values are
 # only ever compared or concatenated after a fixed kind, never split: any character may
 # appear in an id. Returns a JSON list of [status, profile id, [merged ids], [refused ids]].
@@ -33,7 +34,17 @@ local function rank(pid)  -- profiles founded by a user id survive anonymous one
 end
 local function resolve(newpid, fkind, fvalue, received, message_id, flat)
 local ids = {}
-for i = 1, #flat, 3 do ids[#ids + 1] = {flat[i], flat[i + 1], flat[i + 2]} end
+for i = 1, #flat, 4 do
+  local id = {flat[i], flat[i + 1], flat[i + 2]}
+  if id[1] == 'previous_id' then  -- an alias' old id: a known user id, else an anonymous id
+    if redis.call('EXISTS', prefix .. ':identity:user_id:' .. id[2]) == 1 then
+      id[1] = 'user_id'
+    else
+      id[1], id[3] = 'anonymous_id', flat[i + 3]
+    end
+  end
+  ids[#ids + 1] = id
+end
 if #ids == 0 then return {'unidentified', '', {}, {}} end
 for _, id in ipairs(ids) do
   local at = redis.call('GET', prefix .. ':erased:' .. id[3])
@@ -197,6 +208,12 @@ class IdentityStore:
     def fingerprint(self, ident: Identity) -> str:
         return self._fp.of(ident.type, ident.value)
 
+    def _encoded(self, ident: Identity) -> tuple[str, str, str, str]:
+        if ident.type == PREVIOUS:  # which kind it is, the script decides
+            return (ident.type, ident.value, self._fp.of("user_id", ident.value),
+                    self._fp.of("anonymous_id", ident.value))
+        return ident.type, ident.value, self.fingerprint(ident), ""
+
     async def resolve_many(self, requests: list[ResolveRequest]) -> list[Resolution]:
         """Resolve touchpoints in order.
 
@@ -215,7 +232,7 @@ class IdentityStore:
                 founder.type if founder else "", founder.value if founder else "",
                 r.received_ms, r.message_id,
                 [part for ident in (r.identities if founder else [])
-                 for part in (ident.type, ident.value, self.fingerprint(ident))],
+                 for part in self._encoded(ident)],
                 r.log_key, str(r.offset)])
         raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, self._cap,
                                                  orjson.dumps(batch)])
