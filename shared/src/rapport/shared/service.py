@@ -250,3 +250,24 @@ def serve(build: Callable[[Any], FastAPI], settings: Any, port: int) -> None:
     logs.configure(settings.log_level, settings.log_format)
     uvicorn.run(build(settings), host=settings.host, port=port, log_config=None,
                 access_log=False)
+    exit_when_done()
+
+
+def exit_when_done(grace_s: float = 5.0) -> None:
+    """End the process once the service has stopped, in bounded time: a library thread
+    left running (faust's consumer thread has been seen to) must not keep a stopped
+    service alive. Everything a service owns is stored (Redis, Kafka) before it stops."""
+    import sys
+    import threading
+
+    deadline = time.monotonic() + grace_s
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threading.enumerate()
+             if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if stuck:
+        log.warning("threads_left_at_exit", threads=stuck[:10])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

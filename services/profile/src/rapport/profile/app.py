@@ -95,6 +95,7 @@ def build(settings: ProfileSettings | None = None, *,
         try:
             yield
         finally:
+            closer.stop()
             closing.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(closing, STOP_TIMEOUT_S)

@@ -1,7 +1,7 @@
 """Kafka side of the profile service: two faust-streaming agents.
 
-``resolve_identities`` (touchpoints, keyed by raw identifier) resolves each
-touchpoint's identifiers to one profile id in Redis, merging profiles that turn
+``resolve_identities`` (:class:`~rapport.profile.resolving.IdentityResolver`) resolves
+each touchpoint's identifiers to one profile id in Redis, merging profiles that turn
 out to be one person, and re-keys the stream by profile id onto
 ``rapport.touchpoints.resolved.v1``: each record there packs, in order, the
 steps of one micro-batch bound for one partition (the partition owning their
@@ -14,7 +14,9 @@ over, evaluates segments and publishes every change.
 Both work a micro-batch at a time and are exactly once in effect: the Kafka
 offsets a batch reflects are stored in Redis together with its effects, records
 are published before those effects are stored, and re-published records are
-recognised (message fingerprints, merge markers) when they come round again.
+recognised (message fingerprints, merge markers) when they come round again. A
+record that fails on its own is set aside on the stream dead-letter topic
+(:func:`~rapport.profile.batches.isolating`); Redis or Kafka failing is waited out.
 """
 
 from __future__ import annotations
@@ -27,17 +29,16 @@ import faust
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 from pydantic import ValidationError
 
-from rapport.shared import keys, sealing, topics
+from rapport.shared import sealing, topics
 from rapport.shared.deadletter import DeadLetters
-from rapport.shared.events import ProfileStep, StepKind, Touchpoint
+from rapport.shared.events import ProfileStep
 from rapport.shared.privacy import Fingerprints
-from rapport.shared.sealing import TouchpointSeals
 from rapport.shared.vault import Sealer
 
-from . import domain, identities, segments
+from . import domain, segments
 from .batches import (
     PROCESSED,
     TRANSIENT,
@@ -53,118 +54,18 @@ from .batches import (
 )
 from .demand.stage import DemandStage
 from .folding import FoldBatch, Origin
-from .identity import IdentityStore, ResolveRequest
-from .store import BatchEffects, ProfileStore
+from .identity import IdentityStore
+from .resolving import IdentityResolver
+from .store import ProfileStore
 
 log = structlog.get_logger(__name__)
 
 __all__ = ["PROCESSED", "IdentityResolver", "ProfileFolder", "build_stream_app",
            "partition_of"]
 
-MERGES = Counter("rapport_profile_merges_total", "Profiles merged into another")
-REFUSED = Counter("rapport_profile_links_refused_total", "Links refused by the over-merge guard")
 LAG = Histogram("rapport_profile_freshness_seconds",
                 "From ingest's receipt to the profile being stored",
                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
-
-
-class IdentityResolver:
-    """Stage 1: touchpoints -> profile ids, merges decided, stream re-keyed."""
-
-    def __init__(self, identities: IdentityStore, store: ProfileStore,
-                 producer: AIOKafkaProducer, seals: TouchpointSeals,
-                 resolved_topic: str = topics.RESOLVED.name) -> None:
-        self._resolved = resolved_topic
-        self._seals = seals
-        self._identities = identities
-        self._store = store
-        self._producer = producer
-        self.guard = OffsetGuard(store, "resolve")
-        self._quarantine = Quarantine(DeadLetters(producer, "resolve"), store, self.guard,
-                                      "resolve")
-
-    async def handle_batch(self, records: list[Record]) -> None:
-        """Apply a batch, whatever it holds: Redis or Kafka failing is waited out, a
-        record failing on its own is set aside on the dead-letter topic."""
-        await retrying(lambda: isolating(records, self._attempt, self._quarantine),
-                       "resolve", self.guard.forget)
-
-    async def _attempt(self, records: list[Record], careful: bool) -> None:
-        fresh = await self.guard.fresh(records)
-        objs: list[tuple[dict[str, Any], Record]] = []
-        for r in fresh:
-            obj = _json_object(r.value)
-            if obj is None:
-                await self._quarantine.record(r, "undecodable touchpoint: not a JSON object",
-                                              commit=False)
-                continue
-            objs.append((obj, r))
-        decoded: list[tuple[Touchpoint, Record]] = []
-        for opened, (_, r) in zip(await self._seals.open([o for o, _ in objs]), objs,
-                                  strict=True):
-            if opened is None:  # its person's key was destroyed: erased
-                PROCESSED.labels("resolve", "erased").inc()
-                continue
-            try:
-                decoded.append((Touchpoint.model_validate(opened), r))
-            except ValidationError as exc:
-                await self._quarantine.record(r, f"undecodable touchpoint: {reason_of(exc)}",
-                                              commit=False)
-        resolutions = await self._identities.resolve_many([ResolveRequest(
-            identities.founder(tp), identities.identities_of(tp),
-            int(tp.received_at.timestamp() * 1000), tp.message_id,
-            keys.resolve_log(self._store.group, r.topic, r.partition), r.offset,
-        ) for tp, r in decoded])
-        outbox = StepOutbox(self._producer, self._resolved)
-        sends, events = [], []
-        for (tp, record), res in zip(decoded, resolutions, strict=True):
-            if res.status == "unidentified":
-                await self._quarantine.record(
-                    record, "no identifier that may identify a person", commit=False)
-                continue
-            if res.profile_id is None:
-                PROCESSED.labels("resolve", res.status).inc()
-                continue
-            outbox.add(ProfileStep(kind=StepKind.TOUCHPOINT, profile_id=res.profile_id),
-                       record.value)
-            for gone in res.refused:
-                REFUSED.inc()
-                events.append({"type": "link_refused", "profile_id": res.profile_id,
-                               "other_profile_id": gone, "message_id": tp.message_id,
-                               "at": tp.received_at.isoformat()})
-        sends.extend(await outbox.sends())
-        for event in events:
-            sends.append(self._producer.send(topics.IDENTITY_EVENTS.name, orjson.dumps(event),
-                                             key=event["profile_id"].encode()))
-        await acked(sends)
-        PROCESSED.labels("resolve", "applied").inc(len(decoded))
-        await self.drain_outbox()
-        offsets = OffsetGuard.offsets(fresh)
-        if offsets:
-            done: dict[tuple[str, int], list[int]] = {}
-            for r in fresh:
-                done.setdefault((r.topic, r.partition), []).append(r.offset)
-            await self._store.commit(BatchEffects(offsets=offsets, resolved=done))
-            self.guard.advance(offsets)
-
-    async def drain_outbox(self) -> None:
-        """Publish decided merges (the hand-over step and the merge event), then forget them."""
-        pending = await self._identities.outbox()
-        if not pending:
-            return
-        outbox = StepOutbox(self._producer, self._resolved)
-        sends = []
-        for gone, (survivor, message_id) in pending.items():
-            outbox.add(ProfileStep(kind=StepKind.MERGE_OUT, profile_id=gone, into=survivor,
-                                   cause={"message_id": message_id}))
-            event = {"type": "merged", "profile_id": survivor, "absorbed_id": gone,
-                     "cause": {"message_id": message_id}}
-            sends.append(self._producer.send(topics.IDENTITY_EVENTS.name, orjson.dumps(event),
-                                             key=survivor.encode()))
-        sends.extend(await outbox.sends())
-        await acked(sends)
-        MERGES.inc(len(pending))
-        await self._identities.clear_outbox(list(pending))
 
 
 class ProfileFolder:
@@ -311,14 +212,6 @@ class ProfileFolder:
         for pid, body in zip(pids, bodies, strict=True):
             batch.sends.append(self._producer.send(topics.PROFILE_UPDATES.name,
                                                    orjson.dumps(body), key=pid.encode()))
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _json_steps(raw: bytes) -> list[dict[str, Any]] | None:

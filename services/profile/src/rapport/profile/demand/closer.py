@@ -128,11 +128,18 @@ class DemandCloser:
         self._owner = uuid.uuid4().hex
         self._cache: tuple[int | None, Tracking] | None = None
         self._last_error: tuple[str, float] = ("", 0.0)
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Stop at the next bucket, committing nothing half done. A flag as well as the
+        task's cancellation: a client library that swallows a cancellation (seen while
+        Kafka acknowledges alerts) must not keep a stopping worker closing for long."""
+        self._stopping = True
 
     async def run(self) -> None:
-        """Tick until cancelled; a failed tick is logged (once per kind and minute)."""
+        """Tick until stopped; a failed tick is logged (once per kind and minute)."""
         try:
-            while True:
+            while not self._stopping:
                 try:
                     await self.tick()
                 except StaleClose:
@@ -174,6 +181,9 @@ class DemandCloser:
         rollups = _Rollups(self._store, self._lg_k, self._policy.top_products)
         records: list[dict[str, Any]] = []
         for start in plan:
+            if self._stopping:
+                self._cache = None
+                return 0
             records += await self._close(start, tracking, registry, rollups, writes)
         rollups.write_into(writes)
         futures = [await self._producer.send(self._topic, orjson.dumps(r, option=_JSON),
