@@ -7,21 +7,8 @@ import gzip
 import orjson
 import pytest
 
-from rapport.ingest.app import build
-from rapport.ingest.settings import IngestSettings
-from tests.conftest import redis_url
-from tests.helpers import serving
-
 AUTH = ("dev-write-key", "")
 JSON = {"Content-Type": "application/json"}
-
-
-@pytest.fixture(scope="module")
-async def ingest(stack):
-    settings = IngestSettings(kafka_bootstrap=stack.kafka_bootstrap,
-                              redis_url=redis_url(stack, 1), dev_keys=True)
-    async with serving(build(settings)) as client:
-        yield client
 
 
 def nested(levels: int) -> dict:

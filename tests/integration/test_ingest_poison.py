@@ -9,22 +9,12 @@ import uuid
 import orjson
 import pytest
 
-from rapport.ingest.app import build
-from rapport.ingest.settings import IngestSettings
 from rapport.shared import topics
 from rapport.shared.events import Touchpoint
 from tests.conftest import redis_url
-from tests.helpers import end_offsets, open_letters, open_touchpoints, read_since, serving
+from tests.helpers import end_offsets, open_letters, open_touchpoints, read_since
 
 AUTH = ("dev-write-key", "")
-
-
-@pytest.fixture(scope="module")
-async def ingest(stack):
-    settings = IngestSettings(kafka_bootstrap=stack.kafka_bootstrap,
-                              redis_url=redis_url(stack, 1), dev_keys=True)
-    async with serving(build(settings)) as client:
-        yield client
 
 
 def arrays(levels: int) -> bytes:
