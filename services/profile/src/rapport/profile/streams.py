@@ -75,10 +75,8 @@ class ProfileFolder:
                  producer: AIOKafkaProducer, segment_defs: list[segments.Segment],
                  policy: domain.FoldPolicy = domain.DEFAULT_POLICY,
                  resolved_topic: str = topics.RESOLVED.name,
-                 demand: DemandStage | None = None, timeline_length: int = 100,
-                 seals: Sealer | None = None, fingerprints: Fingerprints | None = None,
-                 ) -> None:
-        assert seals is not None and fingerprints is not None
+                 demand: DemandStage | None = None, timeline_length: int = 100, *,
+                 seals: Sealer, fingerprints: Fingerprints) -> None:
         self._sealer = seals
         self._fp = fingerprints
         self._resolved = resolved_topic
