@@ -1,9 +1,13 @@
 """Fixtures shared by the integration tests of one service."""
 
+from collections.abc import AsyncIterator
+
 import pytest
+from redis.asyncio import Redis
 
 from rapport.ingest.app import build
 from rapport.ingest.settings import IngestSettings
+from rapport.shared import redis_store
 from tests.conftest import redis_url
 from tests.helpers import serving
 
@@ -15,3 +19,12 @@ async def ingest(stack):
                               redis_url=redis_url(stack, 1), dev_keys=True)
     async with serving(build(settings)) as client:
         yield client
+
+
+@pytest.fixture
+async def redis(stack, request) -> AsyncIterator[Redis]:
+    """The Redis database the test module names (``DB``), emptied first."""
+    client = redis_store.connect(redis_url(stack, request.module.DB))
+    await client.flushdb()
+    yield client
+    await client.aclose()

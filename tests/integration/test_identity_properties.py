@@ -12,24 +12,20 @@ touchpoint carries is checked independently of :mod:`rapport.shared.identifiers`
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from rapport.profile.identities import MAX_IDENTITIES, founder, identities_of, profile_id_for
 from rapport.profile.identity import IdentityStore, Resolution, ResolveRequest
-from rapport.shared import keys, redis_store
+from rapport.shared import keys
 from rapport.shared.events import Channel, MessageType, Touchpoint
 from rapport.shared.identifiers import PLACEHOLDERS
-from rapport.shared.localstack import Stack
 from rapport.shared.privacy import Fingerprints
 from rapport.shared.profiles import Identity
-from tests.conftest import redis_url
 
 DB = 11
 SECRET = "identity-property-test-secret"
@@ -277,14 +273,6 @@ class Reference:
         for i in ids[1:]:
             root = self.uf.union(root, i)
         self.pid[self.uf.find(root)] = survivor
-
-
-@pytest.fixture
-async def redis(stack: Stack) -> AsyncIterator[Redis]:
-    client = redis_store.connect(redis_url(stack, DB))
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def resolve(store: IdentityStore, batch: list[Touchpoint]) -> list[Resolution]:

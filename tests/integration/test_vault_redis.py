@@ -5,7 +5,6 @@ even once a new key exists for the same person."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -21,14 +20,6 @@ PERSONAL = frozenset({"email", "traits"})
 
 def kid(i: int) -> str:
     return f"{i:032x}"
-
-
-@pytest.fixture
-async def redis(stack: Stack) -> AsyncIterator[Redis]:
-    client = redis_store.connect(redis_url(stack, DB))
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_keys_for_create_is_idempotent(redis: Redis) -> None:

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
@@ -153,7 +153,6 @@ class ProfileStep(BaseModel):
         return cls.model_validate_json(raw)
 
 
-_STEPS = TypeAdapter(list[ProfileStep])
 STEP_RECORD_BYTES = 256 * 1024
 """Largest record of steps written (well under Kafka's default 1 MB message limit)."""
 
@@ -177,10 +176,3 @@ def step_records(encoded: list[bytes], limit: int = STEP_RECORD_BYTES) -> list[b
     if chunk:
         records.append(b"[" + b",".join(chunk) + b"]")
     return records
-
-
-def read_steps(raw: bytes) -> list[ProfileStep]:
-    """The steps of one record: a JSON array of steps (or a single step object)."""
-    if raw[:1] == b"{":
-        return [ProfileStep.model_validate_json(raw)]
-    return _STEPS.validate_json(raw)
