@@ -82,10 +82,6 @@ def segment_members(segment: str) -> str:
     return f"{PREFIX}:segment:{segment}"
 
 
-def scores(customer_id: str) -> str:
-    return f"{PREFIX}:scores:{customer_id}"
-
-
 def offer_catalog() -> str:
     return f"{PREFIX}:offers:catalog"
 
@@ -197,3 +193,41 @@ def demand_audience(category: str) -> str:
 
 def demand_closer_lock() -> str:
     return f"{PREFIX}:demand:closer-lock"
+
+
+# --- Scoring (written by the scoring service; read through rapport.shared.customers) --
+
+def clv_model(version: str) -> str:
+    """JSON of one fitted lifetime-value model (kept: ops can see past fits)."""
+    return f"{PREFIX}:models:clv:{version}"
+
+
+def clv_current() -> str:
+    """The version of the lifetime-value model in use."""
+    return f"{PREFIX}:models:clv-current"
+
+
+def clv_version_counter() -> str:
+    return f"{PREFIX}:models:clv-counter"
+
+
+def clv_versions() -> str:
+    """Sorted set of the fitted versions by fit time (newest last)."""
+    return f"{PREFIX}:models:clv-versions"
+
+
+def clv_fit_lock() -> str:
+    """Held while one scoring process fits, so replicas do not fit at once."""
+    return f"{PREFIX}:models:clv-fit-lock"
+
+
+def population_sketches(partition: int) -> str:
+    """Hash ``metric|added`` / ``metric|retracted`` -> KLL sketch of the values of one
+    profile-updates partition's customers (see rapport.shared.scores.population)."""
+    return f"{PREFIX}:population:sketches:{partition}"
+
+
+def population_points(partition: int) -> str:
+    """Hash customer fingerprint -> the customer's point in the sketches (so it can be
+    retracted when it changes, or when they are erased or merged away)."""
+    return f"{PREFIX}:population:points:{partition}"

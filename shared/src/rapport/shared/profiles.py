@@ -10,7 +10,11 @@ from datetime import datetime
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from .purchases import PurchaseHistory
+
 PROFILE_SCHEMA_VERSION = 1
+MAX_SIGNALS = 100
+SIGNAL_KINDS = ("complaint", "refund", "ticket", "unresolved_call")
 
 
 class Identity(BaseModel):
@@ -42,6 +46,7 @@ class Metrics(BaseModel):
     call_seconds: float = 0.0
     tickets: int = 0
     complaints: int = 0
+    offers_viewed: int = 0
     emails_delivered: int = 0
     emails_opened: int = 0
     emails_clicked: int = 0
@@ -95,6 +100,13 @@ class CustomerProfile(BaseModel):
     recent_message_ids: list[str] = Field(
         default_factory=list, description="Fingerprints of the latest touchpoints applied: "
                                           "a resent one is recognised and not counted again")
+    purchases: PurchaseHistory = Field(
+        default_factory=PurchaseHistory,
+        description="Spend by purchase day: what the lifetime-value models count")
+    signals: list[tuple[int, str]] = Field(
+        default_factory=list,
+        description="(UTC day, kind) of the latest service signals that precede leaving "
+                    f"({', '.join(SIGNAL_KINDS)}), oldest first, at most {MAX_SIGNALS}")
     merged_from: list[str] = Field(
         default_factory=list, description="Profile ids found to be this same person")
     updated_at: datetime | None = None
@@ -108,6 +120,11 @@ class CustomerProfile(BaseModel):
             frequency=self.metrics.orders,
             monetary=round(self.metrics.revenue, 2),
         )
+
+    def add_signal(self, day: int, kind: str) -> None:
+        """Record a signal (in place); the newest :data:`MAX_SIGNALS` stay, whatever the
+        order they arrive in."""
+        self.signals = sorted([*self.signals, (day, kind)])[-MAX_SIGNALS:]
 
     def to_bytes(self) -> bytes:
         """Plain JSON, every field: what the profile-updates topic carries."""

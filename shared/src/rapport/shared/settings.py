@@ -9,7 +9,7 @@ so no service starts with a placeholder or development key by mistake.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from . import keypolicy
 from .auth import read_keys_file, roles_of
 from .privacy import DEV_PRIVACY_SECRET, Fingerprints
+
+if TYPE_CHECKING:
+    from .scores.compute import ScoringPolicy
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -80,3 +83,28 @@ class CommonSettings(BaseSettings):
             return Fingerprints(DEV_PRIVACY_SECRET)
         raise ValueError("RAPPORT_PRIVACY_SECRET is not set (only RAPPORT_DEV_KEYS=1 has a "
                          "development default)")
+
+
+class ScoredSettings(CommonSettings):
+    """The scoring parameters, for every service that scores customers (scoring and
+    next-action read the same ``RAPPORT_`` names, so both give the same numbers)."""
+
+    default_margin_rate: float = Field(default=0.30, ge=0, le=1,
+                                       description="Margin on sales whose cost is unknown")
+    cost_per_call: float = Field(default=4.0, ge=0)
+    cost_per_ticket: float = Field(default=6.0, ge=0)
+    cost_per_complaint: float = Field(default=15.0, ge=0)
+    cost_per_offer: float = Field(default=0.10, ge=0, description="Cost of an offer seen")
+    best_share: float = Field(default=0.20, gt=0, lt=1, description="Buyers in the best tier")
+    worst_share: float = Field(default=0.20, gt=0, lt=1, description="Buyers in the worst tier")
+
+    def scoring_policy(self) -> ScoringPolicy:
+        from .scores.compute import ScoringPolicy
+        from .scores.profit import ProfitPolicy
+        return ScoringPolicy(
+            profit=ProfitPolicy(default_margin_rate=self.default_margin_rate,
+                                cost_per_call=self.cost_per_call,
+                                cost_per_ticket=self.cost_per_ticket,
+                                cost_per_complaint=self.cost_per_complaint,
+                                cost_per_offer=self.cost_per_offer),
+            best_share=self.best_share, worst_share=self.worst_share)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rapport.shared import topics
 from rapport.shared.auth import Role, require
+from rapport.shared.customers import CustomerReadModel
 from rapport.shared.events import Channel, OfferOutcome, OutcomeKind
 from rapport.shared.service import ApiError
 
@@ -30,7 +31,12 @@ def _store(request: Request) -> NextActionStore:
     return request.app.state.store
 
 
+def _reader(request: Request) -> CustomerReadModel:
+    return request.app.state.reader
+
+
 Store = Annotated[NextActionStore, Depends(_store)]
+Reader = Annotated[CustomerReadModel, Depends(_reader)]
 
 
 class NbaRequest(BaseModel):
@@ -97,16 +103,22 @@ async def put_offers(store: Store, _: AdminRole,
 
 
 @router.post("/next-best-action", response_model=NbaResponse, summary="Decide what to offer")
-async def next_best_action(body: NbaRequest, store: Store, _: ChannelRole) -> Any:
+async def next_best_action(body: NbaRequest, store: Store, reader: Reader,
+                           _: ChannelRole) -> Any:
     identifier = body.customer_id or body.anonymous_id
     assert identifier is not None
-    customer_id, profile, scores = await store.customer(identifier)
+    now = datetime.now(UTC)
+    found = await reader.find(identifier)
+    customer_id, profile, scores = identifier, None, None
+    if found is not None:
+        customer_id, profile = found.customer_id, found.model_dump(mode="json")
+        scores = (await reader.scores(found, now)).model_dump(mode="json")
     catalog = await store.catalog()
     propensities = await store.propensities(o.offer_id for o in catalog.offers)
     req = DecisionRequest(decision_id=uuid.uuid4().hex, customer_id=customer_id,
                           channel=body.channel, placement=body.placement, limit=body.limit,
                           context=body.context, profile=profile, scores=scores)
-    decision = decide(catalog, req, propensities, datetime.now(UTC))
+    decision = decide(catalog, req, propensities, now)
     await store.save_decision(decision)
     return decision
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
+from rapport.shared.customers import CustomerReadModel
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app, serve
 
@@ -29,6 +30,7 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
         probe = KafkaProbe(settings.kafka_bootstrap)
         app.state.store = NextActionStore(redis, settings.decision_ttl_s,
                                           settings.fingerprints())
+        app.state.reader = CustomerReadModel(redis, settings.scoring_policy())
         app.state.producer = producer
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))

@@ -1,16 +1,14 @@
-"""Redis adapter: the catalog, decisions, and the profile/scores/propensities read."""
+"""Redis adapter: the catalog, decisions and the learnt propensities (customers are
+read through :class:`rapport.shared.customers.CustomerReadModel`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
 from rapport.shared import keys
 from rapport.shared.privacy import Fingerprints
-from rapport.shared.profiles import CustomerProfile
 
 from .catalog import Catalog
 from .domain import Decision
@@ -28,24 +26,6 @@ class NextActionStore:
 
     async def replace_catalog(self, catalog: Catalog) -> None:
         await self._redis.set(keys.offer_catalog(), catalog.model_dump_json())
-
-    async def customer(self, identifier: str) -> tuple[str, dict[str, Any] | None,
-                                                       dict[str, Any] | None]:
-        """(customer id, profile, scores) for any user or anonymous id; unknown -> no facts."""
-        customer_id = identifier
-        raw = await self._redis.get(keys.profile(identifier))
-        if raw is None:
-            for kind in ("user_id", "anonymous_id"):
-                resolved = await self._redis.get(keys.identity(kind, identifier))
-                if resolved is not None:
-                    customer_id = resolved.decode()
-                    raw = await self._redis.get(keys.profile(customer_id))
-                    break
-        if raw is None:
-            return identifier, None, None
-        scores = await self._redis.get(keys.scores(customer_id))
-        profile = CustomerProfile.from_bytes(raw).model_dump(mode="json")
-        return customer_id, profile, None if scores is None else orjson.loads(scores)
 
     async def propensities(self, offer_ids: Iterable[str]) -> dict[str, float]:
         ids = list(offer_ids)

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rapport.shared.auth import Role, require
+from rapport.shared.customers import CustomerReadModel
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.service import ApiError
 
-from . import identities
 from .domain import describe
 from .erasure import Eraser
 from .store import ProfileStore
@@ -20,7 +20,6 @@ router = APIRouter(prefix="/v1", tags=["customers"])
 Agent = Annotated[Role, Depends(require(Role.AGENT))]
 Admin = Annotated[Role, Depends(require(Role.ADMIN))]
 Ops = Annotated[Role, Depends(require(Role.OPS))]
-_LOOKUP_ORDER = ("user_id", "anonymous_id", "email", "phone", "loyalty_id")
 _NOT_FOUND = {404: {"description": "unknown customer"}}
 
 
@@ -28,30 +27,25 @@ def _store(request: Request) -> ProfileStore:
     return request.app.state.profiles
 
 
+def _reader(request: Request) -> CustomerReadModel:
+    return request.app.state.reader
+
+
 Store = Annotated[ProfileStore, Depends(_store)]
+Reader = Annotated[CustomerReadModel, Depends(_reader)]
 
 
-async def _find(store: ProfileStore, identifier: str) -> CustomerProfile:
+async def _find(reader: CustomerReadModel, identifier: str) -> CustomerProfile:
     """Any identifier of a person (profile id, user id, anonymous id, ...) finds them."""
-    profile = await store.load(identifier)
-    if profile is None:
-        for kind in _LOOKUP_ORDER:
-            value = identities.lookup(kind, identifier)
-            resolved = None if value is None else await store.resolve(kind, value)
-            if resolved is not None:
-                profile = await store.load(resolved)
-                if profile is not None:
-                    break
+    profile = await reader.find(identifier)
     if profile is None:
         raise ApiError(404, "no customer with this identifier")
     return profile
 
 
-
-
 @router.get("/customers", summary="Find a customer by email, phone, anonymous or loyalty id",
             responses=_NOT_FOUND)
-async def find_customer(store: Store, _: Agent,
+async def find_customer(reader: Reader, _: Agent,
                         email: Annotated[str | None, Query(max_length=320)] = None,
                         phone: Annotated[str | None, Query(max_length=64)] = None,
                         anonymous_id: Annotated[str | None, Query(max_length=256)] = None,
@@ -63,33 +57,32 @@ async def find_customer(store: Store, _: Agent,
     if len(given) != 1:
         raise ApiError(400, "give exactly one of email, phone, anonymous_id, loyalty_id")
     kind, value = given[0]
-    normalized = identities.lookup(kind, value)
-    resolved = None if normalized is None else await store.resolve(kind, normalized)
+    resolved = await reader.resolve(kind, value)
     if resolved is None:
         raise ApiError(404, "no customer with this identifier")
-    return describe(await _find(store, resolved), datetime.now(UTC))
+    return describe(await _find(reader, resolved), datetime.now(UTC))
 
 
 # Ids may hold any character ingest accepts, "/" included: the path converter takes
 # the rest of the path, and the timeline route is declared first.
 @router.get("/customers/{customer_id:path}/timeline", summary="Recent touchpoints, newest first",
             responses=_NOT_FOUND)
-async def timeline(customer_id: str, store: Store, _: Agent,
+async def timeline(customer_id: str, store: Store, reader: Reader, _: Agent,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
-    profile = await _find(store, customer_id)
+    profile = await _find(reader, customer_id)
     return {"customer_id": profile.customer_id,
             "touchpoints": await store.timeline(profile.customer_id, limit)}
 
 
 @router.get("/customers/{customer_id:path}", summary="Customer 360", responses=_NOT_FOUND)
-async def customer(customer_id: str, store: Store, _: Agent) -> dict[str, Any]:
-    return describe(await _find(store, customer_id), datetime.now(UTC))
+async def customer(customer_id: str, reader: Reader, _: Agent) -> dict[str, Any]:
+    return describe(await _find(reader, customer_id), datetime.now(UTC))
 
 
 @router.delete("/customers/{customer_id:path}", status_code=204, summary="Erase a customer",
                responses=_NOT_FOUND)
-async def erase(customer_id: str, request: Request, store: Store, _: Admin) -> Response:
-    profile = await _find(store, customer_id)
+async def erase(customer_id: str, request: Request, reader: Reader, _: Admin) -> Response:
+    profile = await _find(reader, customer_id)
     eraser: Eraser = request.app.state.eraser
     await eraser.erase(profile)
     return Response(status_code=204)

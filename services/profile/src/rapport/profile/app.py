@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
+from rapport.shared.customers import CustomerReadModel
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.sealing import TouchpointSeals
 from rapport.shared.service import add_readiness_check, create_app, serve
@@ -87,6 +88,7 @@ def build(settings: ProfileSettings | None = None, *,
         await stream_app.start()
         closing = asyncio.create_task(closer.run(), name="demand-closer")
         app.state.profiles = store
+        app.state.reader = CustomerReadModel(redis)
         app.state.demand = demand_api.DemandReads(
             demand_store, store, buckets, prefix, settings.demand_lateness_s, half_life)
         app.state.eraser = Eraser(store, identities, redis, producer, fingerprints, vault)

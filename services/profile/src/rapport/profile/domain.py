@@ -16,7 +16,15 @@ from datetime import datetime
 from typing import Any
 
 from rapport.shared.events import MessageType, Touchpoint
-from rapport.shared.profiles import Affinity, ChannelActivity, Consent, CustomerProfile, Identity
+from rapport.shared.profiles import (
+    MAX_SIGNALS,
+    Affinity,
+    ChannelActivity,
+    Consent,
+    CustomerProfile,
+    Identity,
+)
+from rapport.shared.purchases import day_of
 
 from . import limits
 from .identities import MAX_IDENTITIES, identities_of
@@ -132,7 +140,9 @@ def money(value: Any) -> float:
 def _order(p: CustomerProfile, props: dict[str, Any], at: datetime) -> None:
     m = p.metrics
     m.orders += 1
-    m.revenue = limits.clamp(m.revenue + money(props.get("revenue", props.get("total"))))
+    value = money(props.get("revenue", props.get("total")))
+    m.revenue = limits.clamp(m.revenue + value)
+    p.purchases.add(at, value)
     m.discounts = limits.clamp(m.discounts + money(props.get("discount")))
     m.last_order_at = _latest(m.last_order_at, at)
     m.first_order_at = _earliest(m.first_order_at, at)
@@ -153,17 +163,24 @@ def _service_and_email(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None
     if event == "Order Refunded":
         m.returns += 1
         m.returned_value = limits.clamp(m.returned_value + money(props.get("total")))
+        p.add_signal(day_of(at), "refund")
     elif event == "Call Started":
         m.calls += 1
         m.service_contacts += 1
     elif event == "Call Ended":
         m.call_seconds = limits.clamp(m.call_seconds + number(props.get("duration_s")))
+        if props.get("resolved") is False:
+            p.add_signal(day_of(at), "unresolved_call")
     elif event == "Ticket Created":
         m.tickets += 1
         m.service_contacts += 1
+        p.add_signal(day_of(at), "ticket")
     elif event == "Complaint Filed":
         m.complaints += 1
         m.service_contacts += 1
+        p.add_signal(day_of(at), "complaint")
+    elif event == "Offer Viewed":
+        m.offers_viewed += 1
     elif event == "Survey Responded" and isinstance(props.get("nps"), int | float):
         nps = number(props["nps"])
         m.nps_responses += 1
@@ -289,6 +306,8 @@ def merge(survivor: CustomerProfile, absorbed: CustomerProfile, *, processed_at:
     for field in ("revenue", "discounts", "returned_value", "margin", "margin_revenue"):
         setattr(m, field, round(getattr(m, field), 2))
 
+    p.purchases = p.purchases.merged(absorbed.purchases)
+    p.signals = sorted([*p.signals, *absorbed.signals])[-MAX_SIGNALS:]
     _add_identities(p, absorbed.identities)
     for key, value in absorbed.traits.items():
         at = absorbed.trait_times.get(key)
@@ -319,7 +338,8 @@ def merge(survivor: CustomerProfile, absorbed: CustomerProfile, *, processed_at:
 
 def describe(profile: CustomerProfile, now: datetime) -> dict[str, Any]:
     """The profile as readers see it at ``now``: the API body and the facts segments test."""
-    body = profile.model_dump(mode="json", exclude={"trait_times", "recent_message_ids"})
+    body = profile.model_dump(mode="json", exclude={"trait_times", "recent_message_ids",
+                                                     "purchases", "signals"})
     body["rfm"] = profile.rfm(now).model_dump(mode="json")
     m = profile.metrics
     body["metrics"]["average_order_value"] = round(m.revenue / m.orders, 2) if m.orders else None

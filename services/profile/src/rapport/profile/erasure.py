@@ -78,7 +78,6 @@ class Eraser:
             decided = await pipe.execute()
         async with self._redis.pipeline(transaction=True) as tx:
             tx.delete(keys.profile(pid), keys.timeline(pid))
-            tx.delete(*(keys.scores(c) for c in sorted(ids)))
             for absorbed in profile.merged_from:  # their ids would still name the person
                 tx.delete(keys.merged_into(absorbed), keys.handed_over(absorbed),
                           keys.profile(absorbed), keys.timeline(absorbed))

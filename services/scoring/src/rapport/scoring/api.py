@@ -1,31 +1,108 @@
-"""HTTP: customer scores, always computed fresh from the stored profile."""
+"""HTTP: customer scores computed for the moment asked, and the models in use."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field
 
 from rapport.shared.auth import Role, require
+from rapport.shared.customers import CustomerReadModel
+from rapport.shared.scores.compute import Scores
+from rapport.shared.scores.model import ClvModel
 from rapport.shared.service import ApiError
 
-from . import domain
-from .store import ScoringStore
+from .fitting import FitRejected
+from .models import ModelStore
+from .refit import FitBusy, Refitter
+from .showing import models_in_use
 
 router = APIRouter(prefix="/v1", tags=["scores"])
 Agent = Annotated[Role, Depends(require(Role.AGENT))]
+Ops = Annotated[Role, Depends(require(Role.OPS))]
+Admin = Annotated[Role, Depends(require(Role.ADMIN))]
+SERVED = Counter("rapport_scoring_scores_served_total", "Customer scores computed and served")
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(2300, 1, 1, tzinfo=UTC)
+
+
+def _reader(request: Request) -> CustomerReadModel:
+    return request.app.state.reader
+
+
+Reader = Annotated[CustomerReadModel, Depends(_reader)]
+
+
+def parse_as_of(value: str | None, name: str = "as_of") -> datetime:
+    """An ISO 8601 time (no zone means UTC), or a date meaning the end of that day;
+    None means now. Anything else is a 400 that says what was expected."""
+    if value is None:
+        return datetime.now(UTC)
+    text = value.strip()
+    try:
+        if len(text) == 10:  # a date: the end of that day
+            at = datetime.combine(date.fromisoformat(text) + timedelta(days=1), time(),
+                                  tzinfo=UTC)
+        else:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise ApiError(400, f"{name} must be an ISO 8601 time such as 2026-12-01T12:00:00Z "
+                            f"(or a date, meaning the end of that day)",
+                       code="invalid_as_of") from None
+    if not EARLIEST <= at <= LATEST:
+        raise ApiError(400, f"{name} must be between 1900 and 2300", code="invalid_as_of")
+    return at.astimezone(UTC)
 
 
 @router.get("/customers/{customer_id:path}/scores",
-            summary="RFM, CLV, churn risk, value tier, profit",
-            response_model=domain.Scores, responses={404: {"description": "unknown customer"}})
-async def scores(customer_id: str, request: Request, _: Agent) -> Any:
-    store: ScoringStore = request.app.state.store
-    profile = await store.profile(customer_id)
-    if profile is None:
-        resolved = await store.resolve(customer_id)
-        profile = await store.profile(resolved) if resolved else None
+            summary="RFM, CLV, churn risk, value tier and profit at a moment",
+            response_model=Scores,
+            responses={404: {"description": "unknown customer"},
+                       400: {"description": "as_of is not a time"}})
+async def scores(customer_id: str, reader: Reader, _: Agent,
+                 as_of: Annotated[str | None, Query(
+                     max_length=64, description="ISO 8601 time the scores describe "
+                                                "(default now)")] = None,
+                 horizon_days: Annotated[int | None, Query(
+                     ge=1, le=3650, description="also forecast this many days")] = None,
+                 ) -> Any:
+    at = parse_as_of(as_of)
+    profile = await reader.find(customer_id)
     if profile is None:
         raise ApiError(404, "no customer with this identifier")
-    return domain.score(profile, datetime.now(UTC), request.app.state.policy)
+    result = await reader.scores(profile, at, horizon_days)
+    SERVED.inc()
+    return result
+
+
+@router.get("/models", summary="The models in use, their parameters and fit diagnostics")
+async def models(request: Request, reader: Reader, _: Ops) -> dict[str, Any]:
+    store: ModelStore = request.app.state.models
+    return await models_in_use(reader, store)
+
+
+class FitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: str | None = Field(default=None, max_length=64,
+                              description="fit on purchases up to this moment (default now)")
+
+
+@router.post("/models/clv/fit", response_model=ClvModel,
+             summary="Fit BG/NBD and Gamma-Gamma on every purchase history; use the result",
+             responses={409: {"description": "no fit possible (the model in use stays)"}})
+async def fit(request: Request, _: Admin,
+              body: Annotated[FitRequest | None, Body()] = None) -> Any:
+    refitter: Refitter = request.app.state.refitter
+    at = parse_as_of(body.as_of if body else None)
+    try:
+        return await refitter.fit(at)
+    except FitRejected as exc:
+        raise ApiError(409, f"{exc.reason}; the model in use stays",
+                       code="fit_rejected") from exc
+    except FitBusy as exc:
+        raise ApiError(409, str(exc), code="fit_running") from exc
+

@@ -1,17 +1,19 @@
-"""Kafka side of scoring: rescore on every profile update (and drop the scores on its
-tombstone), learn offer response rates from outcomes.
+"""Kafka side of scoring: keep the population sketches current from profile updates
+(a customer's point moves; a tombstone retracts it), learn offer response rates from
+outcomes. Scores themselves are not stored: they are computed when asked.
 
 Delivery is at least once, and a batch's offsets are committed only once each of its
-records is applied or dead-lettered. A failure of Redis or Kafka is the store's, not the
-record's: it is retried with backoff, holding the batch (nothing skipped or committed).
-Any other failure is the record's own: it goes to the stream dead-letter topic with the
+records is applied or dead-lettered. A partition's population change is applied once
+(its offset is stored with it, see :mod:`.population`). A failure of Redis or Kafka is
+the store's, not the record's: it is retried with backoff, holding the batch (nothing
+skipped or committed). Any other failure is the record's own: it goes to the stream dead-letter topic with the
 reason and the batch goes on, so one poison record can neither stop scoring nor kill it
 again on every restart.
 
-A stop lets the record in hand finish and commits what was done, so a restart repeats
-nothing. A crash repeats the uncommitted rest of a batch: scores are rewritten the same
-(or withheld again for an erased person), outcomes are counted once by their marker, and
-the records dead-lettered in that part are dead-lettered again, once per crash.
+A stop lets the partition in hand finish and commits what was done, so a restart repeats
+nothing. A crash repeats the uncommitted rest of a batch: population changes are
+recognised by their stored offset, outcomes are counted once by their marker, and the
+records dead-lettered in that part are dead-lettered again, once per crash.
 """
 
 from __future__ import annotations
@@ -35,11 +37,16 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from tenacity.wait import wait_base
 
 from rapport.shared import topics
+from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import OfferOutcome
 from rapport.shared.profiles import CustomerProfile
+from rapport.shared.scores import compute
+from rapport.shared.scores.model import ClvModel
+from rapport.shared.scores.population import ListPopulation
 
 from . import domain
+from .population import Change, PopulationStore
 from .store import ScoringStore
 
 log = structlog.get_logger(__name__)
@@ -64,28 +71,63 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT) and not isinstance(exc, NOT_TRANSIENT)
 
 
+_NOBODY = ListPopulation({})
+
+
+def change_of(record: ConsumerRecord, model: ClvModel, policy: compute.ScoringPolicy,
+              now: datetime, erased_ms: int | None) -> Change:
+    """What one profile-updates record does to the population: the customer's new
+    point, or a retraction (tombstone; a person erased at or after this version)."""
+    if record.value is None:  # tombstone: the profile was erased or merged away
+        if record.key is None:
+            raise ValueError("tombstone without a key: no profile to forget")
+        return Change(record.offset, record.key.decode(), None)
+    profile = CustomerProfile.from_bytes(record.value)
+    version = None if profile.updated_at is None else int(profile.updated_at.timestamp() * 1000)
+    if erased_ms is not None and (version is None or version <= erased_ms):
+        return Change(record.offset, profile.customer_id, None)
+    scores = compute.score(profile, now, model, _NOBODY, policy)
+    return Change(record.offset, profile.customer_id, compute.point(profile, scores))
+
+
 class ScoringConsumer:
     def __init__(self, consumer: AIOKafkaConsumer, store: ScoringStore,
-                 policy: domain.ScoringPolicy, dead_letters: DeadLetters, *,
-                 retry_wait: wait_base | None = None) -> None:
+                 reader: CustomerReadModel, population: PopulationStore,
+                 dead_letters: DeadLetters, *, retry_wait: wait_base | None = None) -> None:
         self._consumer = consumer
         self._store = store
-        self._policy = policy
+        self._reader = reader
+        self._population = population
         self._dead_letters = dead_letters
         self._wait = retry_wait or wait_exponential(multiplier=0.1, max=10)
         self._stopping = asyncio.Event()
         self._handlers: dict[str, Callable[[ConsumerRecord], Awaitable[str]]] = {
-            topics.PROFILE_UPDATES.name: self.on_profile, topics.OUTCOMES.name: self.on_outcome}
+            topics.OUTCOMES.name: self.on_outcome}
 
-    async def on_profile(self, record: ConsumerRecord) -> str:
-        if record.value is None:  # tombstone: the profile was erased or merged away
-            if record.key is None:
-                raise ValueError("tombstone without a key: no profile to forget")
-            await self._store.forget_scores(record.key.decode())
-            return "forgotten"
-        profile = CustomerProfile.from_bytes(record.value)
-        scores = domain.score(profile, datetime.now(UTC), self._policy)
-        return "ok" if await self._store.save_scores(scores, profile.updated_at) else "erased"
+    async def on_profiles(self, partition: int, records: list[ConsumerRecord]) -> None:
+        """A partition's profile updates: their points move in one step."""
+        model = await self._retry("model", self._reader.model)
+        erased = await self._retry("erased", self._erased, records)
+        now = datetime.now(UTC)
+        changes: list[Change] = []
+        for record in records:
+            try:
+                changes.append(change_of(record, model, self._reader.policy, now,
+                                         erased.get(record.key)))
+            except Exception as exc:  # the record's own fault: set aside, go on
+                await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
+                CONSUMED.labels(record.topic, "dead_lettered").inc()
+        applied = await self._retry("population", self._population.apply, partition, changes)
+        CONSUMED.labels(topics.PROFILE_UPDATES.name, "ok").inc(applied)
+        CONSUMED.labels(topics.PROFILE_UPDATES.name, "duplicate").inc(len(changes) - applied)
+
+    async def _erased(self, records: list[ConsumerRecord]) -> dict[bytes, int]:
+        """When each record's person was erased (ms), for those who were."""
+        ids = sorted({r.key for r in records if r.key is not None and r.value is not None})
+        if not ids:
+            return {}
+        marks = await self._store.erased_markers([i.decode() for i in ids])
+        return {i: m for i, m in zip(ids, marks, strict=True) if m is not None}
 
     async def on_outcome(self, record: ConsumerRecord) -> str:
         outcome = OfferOutcome.from_bytes(record.value)
@@ -109,6 +151,12 @@ class ScoringConsumer:
                                         timeout_ms=500, max_records=500)
             done: dict[TopicPartition, int] = {}
             for tp, records in batches.items():
+                if self._stopping.is_set():
+                    break
+                if tp.topic == topics.PROFILE_UPDATES.name:
+                    await self.on_profiles(tp.partition, records)
+                    done[tp] = records[-1].offset + 1
+                    continue
                 for record in records:
                     if self._stopping.is_set():
                         break

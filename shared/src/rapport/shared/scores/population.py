@@ -1,0 +1,109 @@
+"""The live population's distributions, as mergeable KLL sketches that can retract.
+
+Each profile-updates partition keeps, per metric, a sketch of the values added and one
+of the values retracted (a customer's previous point, when their point changes or they
+are erased or merged away): the live distribution is the difference. ``share_below`` is
+then ``(n_added x rank_added(v) - n_retracted x rank_retracted(v)) / (n_added -
+n_retracted)``, whose error is the sketch's normalised rank error times
+``n_added / n_live``; the writer rebuilds a partition's sketches from its points when
+that ratio grows (see scoring's population module).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from datasketches import kll_doubles_sketch
+
+from .rfm import FREQUENCY, MONETARY, RECENCY, VALUE
+
+METRICS = (RECENCY, FREQUENCY, MONETARY, VALUE)
+SKETCH_K = 400
+
+
+def new_sketch() -> kll_doubles_sketch:
+    return kll_doubles_sketch(SKETCH_K)
+
+
+@dataclass
+class MetricSketches:
+    added: kll_doubles_sketch = field(default_factory=new_sketch)
+    retracted: kll_doubles_sketch = field(default_factory=new_sketch)
+
+    @property
+    def live(self) -> int:
+        return self.added.n - self.retracted.n
+
+    def merge(self, other: MetricSketches) -> None:
+        self.added.merge(other.added)
+        self.retracted.merge(other.retracted)
+
+    def share_below(self, value: float) -> float:
+        live = self.live
+        if live <= 0 or self.added.is_empty():
+            return 0.0
+        below = self.added.n * self.added.get_rank(value, False)
+        if not self.retracted.is_empty():
+            below -= self.retracted.n * self.retracted.get_rank(value, False)
+        return min(1.0, max(0.0, below / live))
+
+    def to_bytes(self) -> tuple[bytes, bytes]:
+        return self.added.serialize(), self.retracted.serialize()
+
+    @classmethod
+    def from_bytes(cls, added: bytes, retracted: bytes) -> MetricSketches:
+        return cls(kll_doubles_sketch.deserialize(added),
+                   kll_doubles_sketch.deserialize(retracted))
+
+
+@dataclass
+class SketchPopulation:
+    """:class:`rapport.shared.scores.rfm.Population` over the sketches of every partition."""
+
+    metrics: dict[str, MetricSketches] = field(
+        default_factory=lambda: {m: MetricSketches() for m in METRICS})
+
+    def share_below(self, metric: str, value: float) -> float:
+        return self.metrics[metric].share_below(value)
+
+    def size(self, metric: str) -> int:
+        return max(0, self.metrics[metric].live)
+
+    def quantiles(self, metric: str, shares: Iterable[float]) -> list[float | None]:
+        """Approximate values at these shares of the live population (for ops)."""
+        sketch = self.metrics[metric]
+        if sketch.live <= 0:
+            return [None for _ in shares]
+        out = []
+        for share in shares:
+            lo, hi = sketch.added.get_min_value(), sketch.added.get_max_value()
+            for _ in range(40):  # bisect share_below (the difference has no quantile call)
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if sketch.share_below(mid) < share else (lo, mid)
+            out.append(round(hi, 4))
+        return out
+
+    @classmethod
+    def merged(cls, parts: Iterable[Mapping[str, MetricSketches]]) -> SketchPopulation:
+        pop = cls()
+        for part in parts:
+            for metric, sketches in part.items():
+                if metric in pop.metrics:
+                    pop.metrics[metric].merge(sketches)
+        return pop
+
+
+class ListPopulation:
+    """An exact population from plain lists (tests, evaluations)."""
+
+    def __init__(self, values: Mapping[str, Iterable[float]]) -> None:
+        self._values = {k: sorted(v) for k, v in values.items()}
+
+    def share_below(self, metric: str, value: float) -> float:
+        values = self._values.get(metric, [])
+        return bisect.bisect_left(values, value) / len(values) if values else 0.0
+
+    def size(self, metric: str) -> int:
+        return len(self._values.get(metric, []))
