@@ -54,10 +54,12 @@ test-e2e: $(VENV)/.synced
 ## bench: print throughput, latency and memory figures against the limits measured in the same run
 BENCH_ARGS ?=
 PROFILE_BENCH_ARGS ?=
+SCORING_BENCH_ARGS ?=
 NAB_DATA ?= ../shared/data/nab-dev
 bench: $(VENV)/.synced
 	$(RAPPORT) bench ingest $(BENCH_ARGS)
 	$(RAPPORT) bench profile $(PROFILE_BENCH_ARGS)
+	$(RAPPORT) bench scoring $(SCORING_BENCH_ARGS)
 	@if [ -d "$(NAB_DATA)/data" ]; then \
 	  $(RAPPORT) eval-spikes --data $(NAB_DATA)/data --windows $(NAB_DATA)/combined_windows.json; \
 	else echo "no NAB corpus at $(NAB_DATA): spike detector not scored"; fi

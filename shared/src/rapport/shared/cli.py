@@ -145,12 +145,29 @@ def _try_text(stack: localstack.Stack, customer_id: str) -> str:
             f"{stack.url('next-action')}/v1/next-best-action\n")
 
 
+_BENCH_DEFAULTS = {  # the options the targets share, with each target's default
+    "ingest": {"seconds": 30},
+    "profile": {"seconds": 30, "customers": 20_000, "profiles": 1_000_000,
+                "rate": [5000.0, 1000.0]},
+    "scoring": {"seconds": 20, "customers": 1_000_000, "profiles": 100_000, "rate": [2000.0]},
+}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    for name, default in _BENCH_DEFAULTS[args.target].items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.target == "profile":
         from rapport.profile import bench as profile_bench  # the workspace installs all
 
         profile_bench.main(events=args.events, customers=args.customers,
                            profiles=args.profiles, rates=args.rate, seconds=args.seconds)
+        return 0
+    if args.target == "scoring":
+        from rapport.scoring import bench as scoring_bench  # the workspace installs all
+
+        scoring_bench.main(customers=args.customers, profiles=args.profiles,
+                           seconds=args.seconds, rates=args.rate)
         return 0
     from rapport.ingest import bench  # the workspace installs every service
 
@@ -233,19 +250,24 @@ def parser() -> argparse.ArgumentParser:
     o.set_defaults(func=cmd_offers)
 
     b = sub.add_parser("bench", help="measure a service against the physical limit (prints)")
-    b.add_argument("target", choices=["ingest", "profile"])
+    b.add_argument("target", choices=["ingest", "profile", "scoring"])
     b.add_argument("--workers", type=int, default=2, help="ingest worker processes")
     b.add_argument("--connections", type=int, default=32)
-    b.add_argument("--seconds", type=int, default=30, help="length of each measured run")
+    b.add_argument("--seconds", type=int, default=None,
+                   help="length of each measured run (ingest, profile: 30; scoring: 20)")
     b.add_argument("--sustain", type=int, default=300, help="sustained run for memory (s)")
     b.add_argument("--perf-records", type=int, default=1_000_000, help="ingest")
     b.add_argument("--events", type=int, default=200_000, help="profile: events folded")
-    b.add_argument("--customers", type=int, default=20_000, help="profile: their customers")
-    b.add_argument("--profiles", type=int, default=1_000_000,
-                   help="profile: profiles built and rebuilt for the scale figures (0: skip)")
-    b.add_argument("--rate", type=lambda v: [float(x) for x in v.split(",")],
-                   default=[5000.0, 1000.0],
-                   help="profile: events/s through ingest for freshness (comma-separated)")
+    b.add_argument("--customers", type=int, default=None,
+                   help="profile: the events' customers (20,000); scoring: customers the "
+                        "refit is timed on (1,000,000; 0: skip)")
+    b.add_argument("--profiles", type=int, default=None,
+                   help="profile: profiles built and rebuilt for the scale figures "
+                        "(1,000,000; 0: skip); scoring: profiles the score reads pick from "
+                        "(100,000; 0: skip)")
+    b.add_argument("--rate", type=lambda v: [float(x) for x in v.split(",")], default=None,
+                   help="profile: events/s through ingest for freshness (5000,1000); "
+                        "scoring: score reads/s, open loop (2000) (comma-separated)")
     b.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("profiles", help="profile maintenance: rebuild from Kafka after "

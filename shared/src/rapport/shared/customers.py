@@ -11,14 +11,20 @@ the erasure's tombstone retracts).
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
+from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from . import identifiers, keys, topics
 from .profiles import CustomerProfile
+from .purchases import PurchaseBase, PurchaseSummary, day_before, summarise
 from .scores.compute import Scores, ScoringPolicy, score
 from .scores.model import PRIOR, ClvModel
 from .scores.population import METRICS, MetricSketches, SketchPopulation
@@ -71,6 +77,40 @@ class CustomerReadModel:
             raws = await self._redis.mget(chunk)
             yield [CustomerProfile.from_bytes(r) for r in raws if r is not None]
 
+    async def scan_purchase_summaries(self, as_of: datetime, count: int = 2000,
+                                      ) -> AsyncIterator[list[PurchaseSummary]]:
+        """Every customer's purchase summary as of a moment, in batches (those without a
+        purchase by then are left out): what :meth:`scan_profiles` then
+        ``profile.purchases.summary(as_of)`` gives, without validating whole profiles.
+
+        Only the ``purchases`` part of each stored profile is read (see
+        :func:`stored_purchase_summary`). Each batch is parsed in a worker thread while
+        the next one is fetched, so the event loop keeps serving meanwhile (the thread
+        gives up the interpreter every few milliseconds, and while inflating)."""
+        as_of_day = day_before(as_of)
+        pattern = keys.profile("*")
+
+        async def fetch(cursor: int) -> tuple[int, list[bytes | None]]:
+            next_cursor, found = await self._redis.scan(cursor, match=pattern, count=count)
+            return int(next_cursor), (await self._redis.mget(found) if found else [])
+
+        cursor, raws = await fetch(0)
+        pending: asyncio.Future[tuple[int, list[bytes | None]]] | None = None
+        try:
+            while True:
+                pending = asyncio.ensure_future(fetch(cursor)) if cursor else None
+                batch = await asyncio.to_thread(purchase_summaries, raws, as_of_day)
+                if batch:
+                    yield batch
+                if pending is None:  # SCAN's cursor 0: every key was seen
+                    return
+                cursor, raws = await pending
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+            elif pending is not None and not pending.cancelled():
+                pending.exception()  # retrieved: a failed prefetch nobody awaits is no news
+
     # --- scores ---------------------------------------------------------------------
 
     async def model(self) -> ClvModel:
@@ -101,6 +141,79 @@ class CustomerReadModel:
                      horizon_days: int | None = None) -> Scores:
         return score(profile, as_of, await self.model(), await self.population(),
                      self.policy, horizon_days)
+
+
+_PURCHASES_KEY = b'"purchases":'
+_PURCHASES = re.compile(rb'"purchases":(\{(?:[^{}]|\{[^{}]*\})*\})')
+"""The ``purchases`` member and its object: numbers and its own keys only, so no brace
+inside a string can be miscounted."""
+_AFTER_PURCHASES = (b"}", b',"signals":', b',"merged_from":', b',"updated_at":',
+                    b',"schema_version":')
+"""What follows ``purchases`` at the top level: the profile's later fields, or its end."""
+
+
+def _stored_purchases(doc: bytes) -> dict[str, Any] | None:
+    """The ``purchases`` member of a profile's JSON, parsing only that member.
+
+    Pydantic writes the fields in their declared order and ``to_stored`` puts
+    ``schema_version`` last, so the top-level ``purchases`` is the last one in the
+    document: every field a person's data can name a key in (traits, trait_times,
+    affinities) comes before it. The member found is taken only if it has the shape of a
+    purchase history and is followed by a later top-level field or the end; anything
+    else (a profile without purchases but with, say, an affinity named "purchases") is
+    read by parsing the whole document."""
+    at = doc.rfind(_PURCHASES_KEY)
+    if at < 0:
+        return None
+    found = _PURCHASES.match(doc, at)
+    if found is not None and doc.startswith(_AFTER_PURCHASES, found.end()):
+        member = orjson.loads(found.group(1))
+        if member.keys() <= {"days", "base"}:
+            return member
+    return orjson.loads(doc).get("purchases")
+
+
+def purchase_summaries(raws: Iterable[bytes | None], as_of_day: int) -> list[PurchaseSummary]:
+    """:func:`stored_purchase_summary` of each stored profile that has a purchase by then."""
+    out = []
+    for raw in raws:
+        if raw is not None:
+            summary = stored_purchase_summary(raw, as_of_day)
+            if summary is not None:
+                out.append(summary)
+    return out
+
+
+def stored_purchase_summary(raw: bytes | str, as_of_day: int) -> PurchaseSummary | None:
+    """``CustomerProfile.from_bytes(raw).purchases`` summarised as of the end of
+    ``as_of_day`` (see :func:`rapport.shared.purchases.summarise`), reading only the
+    profile's ``purchases``: the stored form is inflated, the purchases member alone is
+    parsed by orjson, and the rest of the profile is never parsed nor validated."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    elif raw[:1] != b"{":
+        raw = zlib.decompress(raw)
+    stored = _stored_purchases(raw)
+    if not stored:
+        return None
+    days, base = stored.get("days"), stored.get("base")
+    history = _Stored(
+        {int(day): float(value) for day, value in days.items()} if days else {},
+        None if base is None else PurchaseBase.model_construct(
+            days=int(base["days"]), first_day=int(base["first_day"]),
+            last_day=int(base["last_day"]), first_value=float(base["first_value"]),
+            value=float(base["value"])))
+    return summarise(history, as_of_day)  # type: ignore[arg-type]  # what it reads of one
+
+
+class _Stored:
+    """What :func:`summarise` reads of a :class:`PurchaseHistory` (``days``, ``base``),
+    without building the model: the same function summarises both."""
+
+    __slots__ = ("base", "days")
+
+    def __init__(self, days: dict[int, float], base: PurchaseBase | None) -> None:
+        self.days, self.base = days, base
 
 
 def decode_sketches(raw: dict[bytes, bytes]) -> dict[str, MetricSketches]:

@@ -47,12 +47,11 @@ class Refitter:
         self._local = asyncio.Lock()
 
     async def summaries(self, as_of: datetime) -> list[PurchaseSummary]:
+        """Every purchase history as of ``as_of`` (the lean scan: only the purchases of
+        each stored profile are parsed, not the whole profile validated)."""
         out: list[PurchaseSummary] = []
-        async for batch in self._reader.scan_profiles():
-            for profile in batch:
-                s = profile.purchases.summary(as_of)
-                if s is not None:
-                    out.append(s)
+        async for batch in self._reader.scan_purchase_summaries(as_of):
+            out.extend(batch)
         return out
 
     async def fit(self, as_of: datetime | None = None) -> ClvModel:

@@ -1,0 +1,585 @@
+"""``rapport bench scoring``: score reads and the population refit against the limits
+measured in the same run, on the ``bench`` stack (its own Kafka and Redis).
+
+- profiles: synthetic customers whose purchases follow BG/NBD (purchase rate
+  lambda ~ Gamma(r, alpha), dropout after each repeat purchase with p ~ Beta(a, b)) and
+  whose spend follows Gamma-Gamma, with the rest of a profile as the profile service
+  keeps it (identifiers, traits, channels, affinities, consents, the 64 latest message
+  fingerprints); written straight to Redis with ``CustomerProfile.to_stored()``
+  (pipelined, from two processes: a bench-only shortcut past ingest and profile), and
+  the population sketches built from them;
+- score reads: a scoring service process on that Redis, ``GET
+  /v1/customers/{id}/scores`` for random customers from one client process (httpx) at
+  a fixed open-loop rate, latency counted from when each request was due (a slow
+  answer delays no later request), then at saturation (a fixed number of requests
+  in flight);
+- their limits: ``redis-benchmark`` GETs of a profile-sized value, and a bare
+  in-process loop of ``CustomerReadModel.find`` + ``scores`` (and ``scores`` alone):
+  what one read costs without HTTP;
+- refit: a million such customers, ``Refitter.fit`` in a fresh process (so its peak
+  RSS is the fit's), its gather (the scan of every profile) against its fit, and the
+  fitted parameters against the generating ones.
+
+It prints figures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import random
+import re
+import resource
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from rapport.shared import keys, redis_store, topics
+from rapport.shared.customers import CustomerReadModel, encode_sketches
+from rapport.shared.localstack import Stack
+from rapport.shared.profiles import CustomerProfile
+from rapport.shared.purchases import EPOCH, day_before
+from rapport.shared.scores import rfm
+from rapport.shared.scores.population import METRICS, MetricSketches
+
+console = Console()
+AGENT = {"Authorization": "Bearer dev-agent"}
+CHUNK = 10_000
+SCORE_GOAL_P99_MS, SCORE_GOAL_RATE = 2.0, 2000.0
+REFIT_GOAL_S = 60.0
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The generating parameters (the published CDNOW fits: a realistic population)."""
+
+    r: float = 0.243
+    alpha: float = 4.414
+    a: float = 0.793
+    b: float = 2.426
+    p: float = 6.25
+    q: float = 3.74
+    gamma: float = 15.44
+
+
+TRUTH = Truth()
+
+
+def as_of_now() -> datetime:
+    """The end of yesterday (UTC): every synthetic purchase is on or before it."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today
+
+
+def btyd_histories(n: int, seed: int, end_day: int, cohort_days: int = 730,
+                   truth: Truth = TRUTH) -> list[dict[int, float]]:
+    """``n`` purchase histories (day -> spend) drawn from BG/NBD and Gamma-Gamma.
+
+    First purchases fall uniformly over the ``cohort_days`` up to ``end_day``; each
+    customer then buys at their rate (purchases a Poisson process in weeks) until they
+    drop out (with their p, right after a repeat purchase) or the window ends. Several
+    purchases on one day are one purchase day, as the profile keeps them."""
+    rng = np.random.default_rng(seed)
+    first = end_day - rng.integers(0, cohort_days, size=n)
+    big_t = (end_day - first) / 7.0  # weeks observed after the first purchase
+    lam = rng.gamma(truth.r, 1 / truth.alpha, size=n)
+    drop = rng.beta(truth.a, truth.b, size=n)
+    nu = rng.gamma(truth.q, 1 / truth.gamma, size=n)
+    times: list[list[float]] = [[] for _ in range(n)]
+    t = np.zeros(n)
+    alive = np.arange(n)
+    while alive.size:
+        t[alive] += rng.exponential(1.0, size=alive.size) / np.maximum(lam[alive], 1e-12)
+        alive = alive[t[alive] <= big_t[alive]]
+        for i in alive.tolist():
+            times[i].append(float(t[i]))
+        alive = alive[rng.random(alive.size) >= drop[alive]]
+    out: list[dict[int, float]] = []
+    for i in range(n):
+        days = [int(first[i])] + [int(first[i]) + min(int(x * 7), int(big_t[i] * 7))
+                                  for x in times[i]]
+        spend = rng.gamma(truth.p, 1 / nu[i], size=len(days))
+        history: dict[int, float] = {}
+        for day, value in zip(days, spend.tolist(), strict=True):
+            history[day] = round(history.get(day, 0.0) + max(0.01, value), 2)
+        out.append(history)
+    return out
+
+
+_REGIONS = ("north", "south", "east", "west")
+_PLANS = ("free", "silver", "gold")
+_CATEGORIES = ("shoes", "bags", "hats", "shirts", "coats", "socks", "belts")
+
+
+def synthetic_profile(customer_id: str, days: dict[int, float],
+                      rng: random.Random) -> CustomerProfile:
+    """A profile as the profile service would have folded it: the purchases, and the
+    browsing, email and identity around them (one validation of a plain dict: a
+    million of them must be quick to make)."""
+    first, last = min(days), max(days)
+    midnight = datetime.combine(EPOCH, datetime.min.time(), UTC)
+    first_at = midnight + timedelta(days=first, seconds=rng.randrange(8 * 3600, 22 * 3600))
+    last_at = max(first_at, midnight + timedelta(days=last,
+                                                 seconds=rng.randrange(8 * 3600, 22 * 3600)))
+    orders = len(days) + rng.randrange(0, 1 + len(days) // 4)  # a few days had two
+    touchpoints = orders * rng.randrange(3, 12) + rng.randrange(2, 20)
+    revenue = round(sum(days.values()), 2)
+    email = f"{customer_id}@example.com"
+    web = touchpoints * 3 // 4
+    seen = min(64, touchpoints)
+    fingerprints = rng.randbytes(6 * seen).hex()
+    return CustomerProfile.model_validate({
+        "customer_id": customer_id,
+        "identities": [{"type": "user_id", "value": customer_id},
+                       {"type": "anonymous_id", "value": f"anon-{customer_id}"},
+                       {"type": "email", "value": email}],
+        "traits": {"email": email, "region": rng.choice(_REGIONS), "plan": rng.choice(_PLANS),
+                   "name": f"Customer {customer_id[-6:]}"},
+        "trait_times": {k: first_at for k in ("email", "region", "plan", "name")},
+        "metrics": {"touchpoints": touchpoints, "orders": orders, "units": orders * 2,
+                    "revenue": revenue, "discounts": round(revenue * 0.03, 2),
+                    "emails_delivered": rng.randrange(0, 40),
+                    "emails_opened": rng.randrange(0, 10), "offers_viewed": rng.randrange(0, 5),
+                    "first_seen": first_at, "last_seen": last_at, "first_order_at": first_at,
+                    "last_order_at": last_at},
+        "channels": {"web": {"count": web, "last_seen": last_at},
+                     "email": {"count": touchpoints - web, "last_seen": last_at}},
+        "affinities": {c: {"score": round(rng.uniform(0.5, 20), 4), "as_of": last_at}
+                       for c in rng.sample(_CATEGORIES, rng.randrange(1, 4))},
+        "consents": {"marketing_email": {"value": rng.random() < 0.7, "at": first_at}},
+        "recent_message_ids": [fingerprints[k:k + 12] for k in range(0, 12 * seen, 12)],
+        "purchases": {"days": days},
+        "updated_at": last_at})
+
+
+def customer_id(run: str, i: int) -> str:
+    return f"{run}-c{i:07d}"
+
+
+def _write_chunk(job: tuple[str, str, int, int, int, int]) -> tuple[int, np.ndarray]:
+    """Worker: build and store customers ``[start, start + count)``; their points
+    (last purchase day, purchase days, total spent) for the population sketches."""
+    redis_url, run, start, count, seed, end_day = job
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    rng = random.Random(seed * 1_000_003 + start)
+    histories = btyd_histories(count, seed * 1_000_003 + start, end_day)
+    points = np.empty((count, 3))
+    stored: dict[str, bytes] = {}
+    for k, days in enumerate(histories):
+        cid = customer_id(run, start + k)
+        stored[keys.profile(cid)] = synthetic_profile(cid, days, rng).to_stored()
+        points[k] = (max(days), len(days), sum(days.values()))
+    client.mset(stored)
+    client.close()
+    return count, points
+
+
+def write_profiles(redis_url: str, run: str, start: int, count: int, end_day: int,
+                   seed: int = 7) -> np.ndarray:
+    """Store customers ``[start, start + count)`` from two processes; their points."""
+    jobs = [(redis_url, run, s, min(CHUNK, start + count - s), seed, end_day)
+            for s in range(start, start + count, CHUNK)]
+    parts = []
+    began = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool, Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"writing {count:,} profiles", total=count)
+        for done, points in pool.imap(_write_chunk, jobs):
+            parts.append(points)
+            bar.advance(task, done)
+    elapsed = time.perf_counter() - began
+    console.print(f"  wrote {count:,} profiles in {elapsed:,.1f} s "
+                  f"({count / elapsed:,.0f} profiles/s)")
+    return np.concatenate(parts) if parts else np.empty((0, 3))
+
+
+async def write_population(redis_url: str, points: np.ndarray, seed: int = 7) -> None:
+    """The population sketches of these points, spread over the profile-updates
+    partitions as the scoring consumer keeps them (value: what was spent, a bench
+    shortcut for profit so far + expected profit)."""
+    rng = np.random.default_rng(seed)
+    partition = rng.integers(0, topics.PROFILE_UPDATES.partitions, size=len(points))
+    redis = redis_store.connect(redis_url)
+    try:
+        for part in range(topics.PROFILE_UPDATES.partitions):
+            mine = points[partition == part]
+            sketches = {m: MetricSketches() for m in METRICS}
+            for column, metric in ((0, rfm.RECENCY), (1, rfm.FREQUENCY), (2, rfm.MONETARY),
+                                   (2, rfm.VALUE)):
+                sketch = sketches[metric].added
+                for v in mine[:, column].tolist():
+                    sketch.update(v)
+            await redis.hset(keys.population_sketches(part), mapping=encode_sketches(sketches))
+    finally:
+        await redis.aclose()
+
+
+# --- score reads ----------------------------------------------------------------------
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Load:
+    latencies_ms: list[float]
+    errors: int
+    seconds: float
+    late_ms: float = 0.0
+    """Open loop: how far behind its schedule the client fell at worst (its own limit)."""
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+    def describe(self) -> str:
+        return (f"p50 {pct(self.latencies_ms, .5):.2f} / p99 {pct(self.latencies_ms, .99):.2f}"
+                f" / max {max(self.latencies_ms, default=float('nan')):.1f} ms, "
+                f"{self.rate:,.0f} reads/s, {self.errors} errors")
+
+
+def _score_paths(ids: list[str], n: int, seed: int) -> Iterator[str]:
+    rng = random.Random(seed)
+    for _ in range(n):
+        yield f"/v1/customers/{rng.choice(ids)}/scores"
+
+
+async def open_loop(url: str, ids: list[str], rate: float, seconds: float) -> Load:
+    """Requests due at a fixed rate whatever the answers do; latency from when due."""
+    n = int(rate * seconds)
+    paths = _score_paths(ids, n, seed=int(rate))
+    latencies: list[float] = []
+    errors = 0
+    late = 0.0
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=url, headers=AGENT, timeout=10,
+                                 limits=limits) as http:
+        async def one(path: str, due: float) -> None:
+            nonlocal errors
+            try:
+                r = await http.get(path)
+                ok = r.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append((time.perf_counter() - due) * 1000)
+            else:
+                errors += 1
+
+        pending: set[asyncio.Task] = set()
+        start = time.perf_counter() + 0.05
+        for i, path in enumerate(paths):
+            due = start + i / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            else:
+                late = max(late, -wait * 1000)
+            task = asyncio.create_task(one(path, due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
+    return Load(latencies, errors, time.perf_counter() - start, late)
+
+
+async def closed_loop(url: str, ids: list[str], concurrency: int, seconds: float) -> Load:
+    """``concurrency`` requests always in flight: the throughput at saturation."""
+    latencies: list[float] = []
+    errors = 0
+    end = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=AGENT, timeout=10,
+                                 limits=limits) as http:
+        async def worker(k: int) -> None:
+            nonlocal errors
+            paths = _score_paths(ids, 10**9, seed=k)
+            while (now := time.perf_counter()) < end:
+                try:
+                    r = await http.get(next(paths))
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append((time.perf_counter() - now) * 1000)
+                else:
+                    errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return Load(latencies, errors, time.perf_counter() - start)
+
+
+async def in_process(redis_url: str, ids: list[str], seconds: float,
+                     as_of: datetime) -> tuple[Load, Load]:
+    """(find + scores, scores alone) in a bare loop: the read without HTTP."""
+    redis = redis_store.connect(redis_url)
+    reader = CustomerReadModel(redis)
+    rng = random.Random(3)
+    try:
+        await reader.scores(await reader.find(ids[0]), as_of)  # warm the caches
+        both: list[float] = []
+        began = time.perf_counter()
+        while time.perf_counter() - began < seconds / 2:
+            t0 = time.perf_counter()
+            profile = await reader.find(rng.choice(ids))
+            assert profile is not None
+            (await reader.scores(profile, as_of)).model_dump_json()
+            both.append((time.perf_counter() - t0) * 1000)
+        found = Load(both, 0, time.perf_counter() - began)
+        profiles = [await reader.find(rng.choice(ids)) for _ in range(2000)]
+        alone: list[float] = []
+        began = time.perf_counter()
+        while time.perf_counter() - began < seconds / 2:
+            profile = profiles[len(alone) % len(profiles)]
+            t0 = time.perf_counter()
+            (await reader.scores(profile, as_of)).model_dump_json()  # type: ignore[arg-type]
+            alone.append((time.perf_counter() - t0) * 1000)
+        return found, Load(alone, 0, time.perf_counter() - began)
+    finally:
+        await redis.aclose()
+
+
+def ensure_redis_benchmark() -> str:
+    found = shutil.which("redis-benchmark")
+    if found:
+        return found
+    console.print("Installing redis-tools from Debian's packages ...")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "redis-tools"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return "redis-benchmark"
+
+
+def redis_benchmark(port: int, size: int, clients: int, requests: int = 200_000,
+                    ) -> tuple[float, float, float]:
+    """(GETs/s, p50 ms, p99 ms) of ``redis-benchmark`` on a value of ``size`` bytes."""
+    out = subprocess.run([ensure_redis_benchmark(), "-h", "127.0.0.1", "-p", str(port),
+                          "-t", "get", "-d", str(size), "-n", str(requests), "-c", str(clients),
+                          "-r", "100000", "--csv"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.replace('"', "").split(",") for line in out.splitlines() if line.strip()]
+    header = rows[0]
+    get = next(r for r in rows[1:] if r[0].startswith("GET"))
+    row = dict(zip(header, get, strict=False))
+    return float(row["rps"]), float(row["p50_latency_ms"]), float(row["p99_latency_ms"])
+
+
+async def profile_size(redis_url: str, ids: list[str]) -> tuple[float, float]:
+    """(stored bytes, Redis MEMORY USAGE) per profile, mean over a sample."""
+    redis = redis_store.connect(redis_url)
+    try:
+        sample = ids[:: max(1, len(ids) // 500)]
+        raws = await redis.mget([keys.profile(c) for c in sample])
+        usage = [await redis.memory_usage(keys.profile(c)) or 0 for c in sample]
+        return sum(len(r) for r in raws if r) / len(sample), sum(usage) / len(sample)
+    finally:
+        await redis.aclose()
+
+
+# --- refit ------------------------------------------------------------------------------
+
+def _refit_child(redis_url: str, as_of: datetime, out: multiprocessing.Queue) -> None:
+    """In a fresh process: the fit, its time and the process's peak RSS."""
+    from .models import ModelStore
+    from .refit import Refitter
+
+    async def go() -> dict:
+        redis = redis_store.connect(redis_url)
+        try:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            t0 = time.perf_counter()
+            model = await Refitter(CustomerReadModel(redis), ModelStore(redis)).fit(as_of)
+            total = time.perf_counter() - t0
+            return {"model": model.model_dump(mode="json"), "wall_s": total,
+                    "rss_before_mb": before / 1024,
+                    "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        finally:
+            await redis.aclose()
+
+    try:
+        out.put(asyncio.run(go()))
+    except Exception as exc:  # reported by the parent
+        out.put({"error": repr(exc)})
+
+
+def refit(redis_url: str, as_of: datetime) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_refit_child, args=(redis_url, as_of, queue))
+    proc.start()
+    try:
+        result = queue.get(timeout=1800)
+    finally:
+        proc.join(60)
+        if proc.is_alive():
+            proc.kill()
+    if "error" in result:
+        raise RuntimeError(f"the refit failed: {result['error']}")
+    return result
+
+
+async def _flush(url: str) -> None:
+    redis = redis_store.connect(url)
+    try:
+        await redis.flushall()
+    finally:
+        await redis.aclose()
+
+
+# --- the run ----------------------------------------------------------------------------
+
+class Rows(list[tuple[str, str]]):
+    """Figures, printed as soon as measured (a long run that fails keeps what it got)."""
+
+    def append(self, row: tuple[str, str]) -> None:
+        console.print(f"  {row[0]}: [bold]{row[1]}[/]")
+        super().append(row)
+
+
+def _verdict(ok: bool) -> str:
+    return "[green]met[/]" if ok else "[red]missed[/]"
+
+
+def main(*, customers: int, profiles: int, seconds: int, rates: list[float]) -> None:
+    stack = Stack("bench", say=lambda m: console.print(f"[dim]{m}[/]"))
+    stack.wipe()
+    rows = Rows()
+    run = uuid.uuid4().hex[:6]
+    as_of = as_of_now()
+    end_day = day_before(as_of)
+    written = 0
+    try:
+        stack.up(services=False)
+        if profiles > 0:
+            console.print(f"Score reads: {profiles:,} synthetic profiles ...")
+            points = write_profiles(stack.redis_url, run, 0, profiles, end_day)
+            written = profiles
+            asyncio.run(write_population(stack.redis_url, points))
+            ids = [customer_id(run, i) for i in range(profiles)]
+            stored, usage = asyncio.run(profile_size(stack.redis_url, ids))
+            rows.append(("profile stored (zlib JSON) / Redis MEMORY USAGE",
+                         f"{stored:,.0f} B / {usage:,.0f} B"))
+            rows += reads(stack, ids, seconds, rates, round(stored), as_of)
+        if customers > 0:
+            if customers < written:
+                asyncio.run(_flush(stack.redis_url))
+                written = 0
+            console.print(f"Refit: {customers:,} customers ...")
+            write_profiles(stack.redis_url, run, written, customers - written, end_day)
+            rows += refit_rows(stack, customers, as_of)
+    finally:
+        stack.down()
+    table = Table(title="scoring benchmark")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def reads(stack: Stack, ids: list[str], seconds: int, rates: list[float], size: int,
+          as_of: datetime) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+
+    def add(name: str, value: str) -> None:
+        console.print(f"  {name}: [bold]{value}[/]")
+        out.append((name, value))
+
+    console.print("Limits: redis-benchmark GET, the read in-process ...")
+    for clients in (1, 50):
+        rps, p50, p99 = redis_benchmark(stack.profile.redis_port, size, clients)
+        add(f"limit: redis-benchmark GET {size} B, {clients} client(s)",
+            f"{rps:,.0f} GETs/s, p50 {p50:.3f} / p99 {p99:.3f} ms")
+    found, alone = asyncio.run(in_process(stack.redis_url, ids, min(20, seconds), as_of))
+    add("limit: in-process find + scores (one loop)",
+        f"p50 {pct(found.latencies_ms, .5):.3f} / p99 {pct(found.latencies_ms, .99):.3f} ms, "
+        f"{found.rate:,.0f} reads/s")
+    add("limit: in-process scores alone (compute)",
+        f"p50 {pct(alone.latencies_ms, .5):.3f} / p99 {pct(alone.latencies_ms, .99):.3f} ms, "
+        f"{alone.rate:,.0f} /s")
+
+    stack.start_services(("scoring",), {"RAPPORT_LOG_LEVEL": "WARNING",
+                                        "RAPPORT_REFIT_FIRST_DELAY_S": "86400"})
+    try:
+        stack.wait_services(services=("scoring",))
+        url = stack.url("scoring")
+        asyncio.run(open_loop(url, ids, 500, 3))  # warm-up
+        for rate in rates:
+            console.print(f"Open loop: {rate:,.0f} reads/s for {seconds} s ...")
+            load = asyncio.run(open_loop(url, ids, rate, seconds))
+            p99 = pct(load.latencies_ms, .99)
+            add(f"scores API, open loop at {rate:,.0f}/s", load.describe())
+            add("  client fell behind its schedule by at most", f"{load.late_ms:.1f} ms")
+            if rate == SCORE_GOAL_RATE:
+                add(f"  goal p99 < {SCORE_GOAL_P99_MS} ms at {SCORE_GOAL_RATE:,.0f}/s",
+                    f"{_verdict(p99 < SCORE_GOAL_P99_MS)} ({p99:.2f} ms)")
+        for concurrency in (1, 16):
+            console.print(f"Saturation: {concurrency} in flight for {seconds} s ...")
+            load = asyncio.run(closed_loop(url, ids, concurrency, seconds))
+            add(f"scores API, {concurrency} in flight (saturation)", load.describe())
+            if concurrency > 1:
+                add("  saturation / in-process find + scores",
+                    f"{load.rate / max(1e-9, found.rate):.0%}")
+        rss = _rss_mb(stack.pid("scoring"))
+        add("scoring service RSS after the reads", f"{rss:,.0f} MB")
+    finally:
+        stack.stop_service("scoring")
+    return out
+
+
+def _rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return float("nan")
+    found = re.search(r"VmRSS:\s+(\d+)", status)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def refit_rows(stack: Stack, customers: int, as_of: datetime) -> list[tuple[str, str]]:
+    result = refit(stack.redis_url, as_of)
+    model, diag = result["model"], result["model"]["diagnostics"]
+    gather = diag.get("gather_s", float("nan"))
+    bg_s = diag.get("bgnbd", {}).get("duration_s", float("nan"))
+    gg_s = diag.get("gamma_gamma", {}).get("duration_s", float("nan"))
+    total = result["wall_s"]
+    bg, gg = model["bgnbd"], model["gamma_gamma"]
+    t = TRUTH
+    return [
+        (f"refit on {model['customers']:,} customers ({model['repeat_buyers']:,} repeat "
+         "buyers): total", f"{total:,.1f} s; goal < {REFIT_GOAL_S:.0f} s "
+                          f"{_verdict(total < REFIT_GOAL_S)}"),
+        ("  gather (scan every profile) / BG/NBD fit / Gamma-Gamma fit / the rest",
+         f"{gather:,.1f} / {bg_s:,.1f} / {gg_s:,.1f} / "
+         f"{total - gather - bg_s - gg_s:,.1f} s"),
+        ("  gather rate", f"{customers / max(1e-9, gather):,.0f} profiles/s"),
+        ("  peak RSS of the fitting process (before the fit)",
+         f"{result['rss_peak_mb']:,.0f} MB ({result['rss_before_mb']:,.0f} MB)"),
+        ("  BG/NBD r, alpha, a, b: fitted (generating)",
+         f"{bg['r']:.3f}, {bg['alpha']:.3f}, {bg['a']:.3f}, {bg['b']:.3f} "
+         f"({t.r}, {t.alpha}, {t.a}, {t.b})"),
+        ("  Gamma-Gamma p, q, gamma: fitted (generating)",
+         f"{gg['p']:.3f}, {gg['q']:.3f}, {gg['gamma']:.3f} ({t.p}, {t.q}, {t.gamma})"),
+    ]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(customers=int(os.environ.get("N", "1000000")), profiles=100_000, seconds=20,
+         rates=[SCORE_GOAL_RATE])
