@@ -152,8 +152,9 @@ def score(profile: CustomerProfile, as_of: datetime, model: ClvModel,
         reasons["clv"].append(f"P(alive) {p_alive:.2f}; about {orders(90):.2f} purchases "
                               f"expected in 90 days at {aov:.2f} each")
     else:
-        idle = None if m.last_seen is None else max(0.0, (as_of - m.last_seen).total_seconds()
-                                                    / 86400)
+        seen = m.last_seen if m.last_seen is None or m.last_seen.tzinfo else \
+            m.last_seen.replace(tzinfo=UTC)
+        idle = None if seen is None else max(0.0, (as_of - seen).total_seconds() / 86400)
         p_alive = 0.0 if idle is None else 0.5 ** (idle / policy.prospect_half_life_days)
         aov = gg.mean_value() if gg.q > 1 else 0.0
 
