@@ -212,7 +212,9 @@ def _settled(res) -> bool:
 
 
 def _maximise(objective: Callable, start: np.ndarray, total: float, rows: int, what: str,
-              ) -> tuple[np.ndarray, Diagnostics]:
+              names: str) -> tuple[np.ndarray, Diagnostics]:
+    """The maximum, or FitRejected: for values gone astray (said first: a fit running off
+    to infinity often does not converge either), for no convergence, for non-finite."""
     began = time.perf_counter()
     bounds = [_SEARCH] * start.size
     res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -228,11 +230,12 @@ def _maximise(objective: Callable, start: np.ndarray, total: float, rows: int, w
                        duration_s=round(time.perf_counter() - began, 4),
                        message=str(res.message) if res.success or not converged
                        else f"at the optimum: gradient under {_GRADIENT_OK:g}", rows=rows)
-    if not converged:
-        raise FitRejected(f"the {what} fit did not converge ({diag.message})")
     values = np.exp(res.x)
     if not (np.isfinite(values).all() and math.isfinite(diag.log_likelihood)):
         raise FitRejected(f"the {what} fit gave non-finite values")
+    _plausible(what, names, values)
+    if not converged:
+        raise FitRejected(f"the {what} fit did not converge ({diag.message})")
     return values, diag
 
 
@@ -260,8 +263,7 @@ def fit_bgnbd(h: Histories, start: BgNbdParams | None = None,
         start = BgNbdParams(r=1.0, alpha=1.0 / rate, a=1.0, b=1.0)
     theta0 = np.log([start.r, start.alpha, start.a, start.b]).clip(*_SEARCH)
     values, diag = _maximise(_bgnbd_objective(x, t_x, big_t, w), theta0, w.sum(), w.size,
-                             "BG/NBD")
-    _plausible("BG/NBD", "r alpha a b", values)
+                             "BG/NBD", "r alpha a b")
     return BgNbdParams(*map(float, values)), diag
 
 
@@ -278,8 +280,7 @@ def fit_gamma_gamma(h: Histories, start: GammaGammaParams | None = None,
         start = GammaGammaParams(p=1.0, q=2.0, gamma=float(np.average(m, weights=w)))
     theta0 = np.log([start.p, start.q, start.gamma]).clip(*_SEARCH)
     values, diag = _maximise(_gamma_gamma_objective(x, m, w), theta0, w.sum(), w.size,
-                             "Gamma-Gamma")
-    _plausible("Gamma-Gamma", "p q gamma", values)
+                             "Gamma-Gamma", "p q gamma")
     if values[1] <= 1:
         raise FitRejected(f"the Gamma-Gamma fit gives q={values[1]:.3g} <= 1: an infinite "
                           f"mean spend")
