@@ -4,13 +4,14 @@ clear 4xx for every bad input."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rapport.next_action.app import build as build_next_action
 from rapport.next_action.settings import NextActionSettings
 from rapport.scoring.app import build as build_scoring
+from rapport.scoring.evaluate import load_cdnow
 from rapport.scoring.settings import ScoringSettings
 from rapport.shared import keys, redis_store, topics
 from rapport.shared.kafka import durable_producer
@@ -23,6 +24,7 @@ OPS = {"Authorization": "Bearer dev-ops"}
 ADMIN = {"Authorization": "Bearer dev-admin"}
 CHANNEL = {"Authorization": "Bearer dev-channel"}
 DB = 4
+CDNOW = Path(__file__).parent.parent / "data" / "cdnow_sample.txt"
 
 
 def customer(pid: str, days_ago: list[int], value: float, now: datetime) -> CustomerProfile:
@@ -111,36 +113,36 @@ async def test_scores_at_any_moment_by_any_identifier_and_the_same_in_next_actio
 
 async def test_fits_the_population_and_keeps_the_model_when_a_fit_is_impossible(
         redis, scoring):
-    now = datetime.now(UTC)
-    rng = np.random.default_rng(7)
-    for i in range(200):  # the BG/NBD process: a purchase rate, a dropout after each
-        rate, dropout = rng.gamma(0.5, 1 / 10.0) / 7, rng.beta(1.0, 4.0)
-        first = int(rng.integers(100, 700))
-        days, day = [first], float(first)
-        while rng.random() > dropout:
-            day -= rng.exponential(1 / max(rate, 1e-6))
-            if day < 1:
-                break
-            days.append(int(day))
-        p = customer(f"fit-{i}", sorted(set(days)), 20.0 + i % 37, now)
-        p.purchases.days = {d: round(float(rng.gamma(6.0, 4.0)), 2) for d in p.purchases.days}
-        await redis.set(keys.profile(p.customer_id), p.to_stored())
-    fitted = await scoring.post("/v1/models/clv/fit", json={}, headers=ADMIN)
+    histories = load_cdnow(CDNOW)
+    async with redis.pipeline(transaction=False) as pipe:
+        for cid, history in histories.items():
+            pipe.set(keys.profile(cid), CustomerProfile(customer_id=cid,
+                                                        purchases=history).to_stored())
+        await pipe.execute()
+    fitted = await scoring.post("/v1/models/clv/fit", json={"as_of": "1997-09-30T23:59:59Z"},
+                                headers=ADMIN)
     assert fitted.status_code == 200, fitted.text
     model = fitted.json()
-    assert model["customers"] == 200 and model["repeat_buyers"] > 100
-    assert set(model["bgnbd"]) == {"r", "alpha", "a", "b"}
-    assert set(model["gamma_gamma"]) == {"p", "q", "gamma"}
+    assert (model["customers"], model["repeat_buyers"]) == (2357, 946)
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    for name, value in published.items():
+        assert model["bgnbd"][name] == pytest.approx(value, rel=0.01), name
+    for name, value in {"p": 6.25, "q": 3.74, "gamma": 15.44}.items():
+        assert model["gamma_gamma"][name] == pytest.approx(value, rel=0.01), name
 
     refused = await scoring.post("/v1/models/clv/fit", json={"as_of": "1990-01-01T00:00:00Z"},
                                  headers=ADMIN)
     assert refused.status_code == 409 and set(refused.json()) >= {"code", "message"}
     models = (await scoring.get("/v1/models", headers=OPS)).json()
     clv = next(m for m in models["models"] if m["name"] == "clv")
-    assert clv["version"] == model["version"] and clv["customers"] == 200
+    assert clv["version"] == model["version"] and clv["customers"] == 2357
     assert models["history"][0]["version"] == model["version"]
-    s = (await scoring.get("/v1/customers/fit-3/scores", headers=AGENT)).json()
+    cid = next(iter(histories))
+    s = (await scoring.get(f"/v1/customers/{cid}/scores",
+                           params={"as_of": "1997-09-30T23:59:59Z"}, headers=AGENT)).json()
     assert s["model_version"] == model["version"]
+    assert s["rfm"]["frequency"] == histories[cid].summary(
+        datetime(1997, 10, 1, tzinfo=UTC)).purchase_days
 
 
 @pytest.mark.parametrize(("path", "params", "headers", "status"), [
