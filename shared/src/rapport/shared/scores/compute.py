@@ -118,7 +118,7 @@ def _tier(value: float, buyer: bool, population: rfm.Population,
           policy: ScoringPolicy) -> tuple[str, float | None]:
     if not buyer or population.size(rfm.VALUE) == 0:
         return ("worst" if value < 0 else "average"), None
-    share = population.share_below(rfm.VALUE, value)
+    share = rfm.standing(population, rfm.VALUE, value)
     if share >= 1 - policy.best_share:
         return "best", share
     return ("worst" if share < policy.worst_share else "average"), share
