@@ -157,8 +157,9 @@ def p_no_purchase(x: int, t_x: float, big_t: float, horizon_weeks: float,
     """P(no purchase in (T, T+h] | x, t_x, T) = (1 - P(alive)) + P(alive) * E[e^(-lambda h)].
 
     Given alive, lambda ~ Gamma(r+x, alpha+T), and no dropout can come before the next
-    purchase, so E[e^(-lambda h)] = ((alpha+T)/(alpha+T+h))^(r+x). Both terms are kept as
-    logarithms until the end, so the sum stays in [0, 1] for any input."""
+    purchase, so E[e^(-lambda h)] = ((alpha+T)/(alpha+T+h))^(r+x). The odds and the power
+    stay logarithms (no overflow), and the sum is formed from whichever side is small (no
+    cancellation), so it stays in [0, 1] for any input and is exactly 1 at h = 0."""
     x, t_x, big_t = _clean(x, t_x, big_t)
     h = _time(horizon_weeks)
     log_odds = _dead_log_odds(x, t_x, big_t, params)
