@@ -79,10 +79,13 @@ async def test_a_new_customer_flows_from_ingest_to_a_decision(system, http):
 
     async def scored():
         r = await http.get(f"{scoring}/v1/customers/{user}/scores", headers=AGENT)
-        return r.json() if r.status_code == 200 and r.json()["rfm"]["f"] == 2 else None
+        return r.json() if r.status_code == 200 and r.json()["rfm"]["monetary"] == 170 else None
 
     scores = await eventually(scored, timeout=30)
-    assert scores["rfm"]["r"] == 5 and scores["profit"] == 165.0
+    # Two orders on one day are one purchase day; profit = 170 revenue - 119 cost of goods
+    # (the default 30% margin) - 10 discount - 4 for the call.
+    assert scores["rfm"]["frequency"] == 1 and scores["rfm"]["recency_days"] == 0
+    assert scores["profit"] == 37.0 and scores["model_version"]
 
     async def decided():
         r = await http.post(f"{nba}/v1/next-best-action", headers=CHANNEL,

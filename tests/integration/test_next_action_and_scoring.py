@@ -95,7 +95,7 @@ async def test_decisions_use_the_profile_and_outcomes_reach_kafka(stack, next_ac
                                    json={"channel": "web"})).status_code == 422
 
 
-async def test_scoring_rescoring_and_outcomes_counted_once(stack):
+async def test_outcomes_are_counted_once_however_often_they_arrive(stack):
     settings = ScoringSettings(kafka_bootstrap=stack.kafka_bootstrap,
                                redis_url=redis_url(stack, 3), dev_keys=True,
                                scoring_group_id=f"it-scoring-{uuid.uuid4().hex[:6]}")
@@ -106,33 +106,16 @@ async def test_scoring_rescoring_and_outcomes_counted_once(stack):
     redis = redis_store.connect(redis_url(stack, 3))
     try:
         now = datetime.now(UTC)
-        profile = CustomerProfile(customer_id=customer, metrics=Metrics(
-            orders=3, revenue=900, first_order_at=now, last_order_at=now, first_seen=now,
-            last_seen=now))
-        await redis.set(keys.profile(customer), profile.to_bytes())
         async with serving(build_scoring(settings)) as client:
-            await producer.send_and_wait(topics.PROFILE_UPDATES.name, profile.to_bytes(),
-                                         key=customer.encode())
             outcome = OfferOutcome(decision_id="d-" + customer, action_id="a1", offer_id=offer,
                                    customer_id=customer, outcome="accepted", channel="web",
                                    occurred_at=now)
             for _ in range(3):  # the same outcome redelivered / sent on two paths
                 await producer.send_and_wait(topics.OUTCOMES.name, outcome.to_bytes(),
                                              key=b"d")
-            stored = await eventually(lambda: redis.get(keys.scores(customer)), timeout=30)
-            assert b'"value_tier"' in stored
             await eventually(lambda: redis.hget(keys.offer_stats(offer), "propensity"))
             await asyncio.sleep(1)
             assert await redis.hget(keys.offer_stats(offer), "accepted") == b"1"
-
-            resp = await client.get(f"/v1/customers/{customer}/scores", headers=AGENT)
-            assert resp.status_code == 200
-            body = resp.json()
-            assert body["rfm"]["f"] == 3 and body["rfm"]["r"] == 5
-            assert 0 <= body["churn_risk"] <= 1 and body["value_tier"] in ("best", "average")
-            assert set(body["clv"]) == {"expected_orders_90d", "expected_value_90d", "p_alive"}
-            assert (await client.get("/v1/customers/nobody/scores",
-                                     headers=AGENT)).status_code == 404
             ready = (await client.get("/readyz")).json()
             assert ready["checks"] == {"kafka": "ok", "redis": "ok", "consumer": "ok"}
     finally:

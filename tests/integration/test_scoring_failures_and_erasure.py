@@ -1,7 +1,7 @@
 """Scoring against the real Kafka and Redis when records are bad or people are gone:
-poison records are dead-lettered while the rest is scored, a restart neither repeats
-nor loses anything, tombstones take the scores away, and a lagging consumer does not
-write back the scores of someone erased since."""
+poison records are dead-lettered while the rest is counted, a restart neither repeats
+nor loses anything, tombstones retract a customer's point from the population, and a
+lagging consumer does not count someone erased since."""
 
 import asyncio
 import base64
@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rapport.scoring.app import build as build_scoring
-from rapport.scoring.domain import Scores, score
+from rapport.scoring.population import PopulationStore
 from rapport.scoring.settings import ScoringSettings
 from rapport.scoring.store import ScoringStore
 from rapport.shared import keys, redis_store, topics
@@ -33,9 +33,22 @@ def scoring_settings(stack) -> ScoringSettings:
 
 def profile(pid: str, updated_at: datetime | None = None) -> bytes:
     now = datetime.now(UTC)
-    return CustomerProfile(customer_id=pid, updated_at=updated_at, metrics=Metrics(
+    p = CustomerProfile(customer_id=pid, updated_at=updated_at, metrics=Metrics(
         orders=3, revenue=300, first_order_at=now - timedelta(days=60), last_order_at=now,
-        first_seen=now - timedelta(days=90), last_seen=now)).to_bytes()
+        first_seen=now - timedelta(days=90), last_seen=now))
+    for days in (60, 30, 0):
+        p.purchases.add(now - timedelta(days=days), 100.0)
+    return p.to_bytes()
+
+
+async def point_of(redis, settings, pid: str) -> bytes | None:
+    """The customer's point in whichever partition's population holds it."""
+    fp = settings.fingerprints().profile(pid)
+    for partition in range(topics.PROFILE_UPDATES.partitions):
+        found = await redis.hget(keys.population_points(partition), fp)
+        if found is not None:
+            return found
+    return None
 
 
 async def committed(bootstrap: str, group: str) -> dict[int, int]:
@@ -67,17 +80,19 @@ async def redis(stack):
 
 @pytest.fixture
 def saves(monkeypatch):
-    """Count the saves of scores per customer (across restarts), each a little slow, so a
-    stop falls in the middle of the stream."""
+    """Count the population changes applied per customer (across restarts), each batch a
+    little slow, so a stop falls in the middle of the stream."""
     calls: Counter[str] = Counter()
-    original = ScoringStore.save_scores
+    original = PopulationStore.apply
 
-    async def counting(self, scores, *args):
-        await asyncio.sleep(0.005)
-        calls[scores.customer_id] += 1
-        return await original(self, scores, *args)
+    async def counting(self, partition, changes):
+        await asyncio.sleep(0.02)
+        applied = await original(self, partition, changes)
+        for change in changes[len(changes) - applied:] if applied else ():
+            calls[change.customer_id] += 1
+        return applied
 
-    monkeypatch.setattr(ScoringStore, "save_scores", counting)
+    monkeypatch.setattr(PopulationStore, "apply", counting)
     return calls
 
 
@@ -86,12 +101,12 @@ async def test_poison_is_dead_lettered_and_a_restart_repeats_and_loses_nothing(
     settings = scoring_settings(stack)
     tag = uuid.uuid4().hex[:8]
     ours = [f"it-{tag}-{i}" for i in range(GOOD)]
-    naive = (b'{"customer_id": "it-%s-naive", "metrics": {"orders": 2, "first_order_at": '
-             b'"2026-01-01T00:00:00", "last_order_at": "2026-02-01T00:00:00"}}') % tag.encode()
+    naive = (b'{"customer_id": "it-%s-bad-day", "purchases": {"days": {"monday": 3.0}}}'
+             % tag.encode())
     garbage = b"not json at all " + tag.encode()
     letters_since = await end_offsets(stack.kafka_bootstrap, topics.STREAM_DEAD_LETTER)
     for i, pid in enumerate(ours):
-        if i == 137:  # valid JSON that scoring cannot apply (a naive timestamp)
+        if i == 137:  # valid JSON that scoring cannot apply (a purchase day that is none)
             await producer.send(topics.PROFILE_UPDATES.name, naive, key=b"naive-" + tag.encode())
         if i == 311:  # not JSON at all
             await producer.send(topics.PROFILE_UPDATES.name, garbage, key=b"junk-" + tag.encode())
@@ -111,9 +126,9 @@ async def test_poison_is_dead_lettered_and_a_restart_repeats_and_loses_nothing(
     async with serving(build_scoring(settings)) as client:  # the restart
         await eventually(lambda: scored_at_least(GOOD), timeout=60)
         assert (await client.get("/readyz")).json()["checks"]["consumer"] == "ok"
-    assert all(saves[pid] == 1 for pid in ours), "scored twice across the restart"
-    stored = await redis.mget([keys.scores(pid) for pid in ours])
-    assert all(s is not None and b'"value_tier"' in s for s in stored)
+    assert all(saves[pid] == 1 for pid in ours), "counted twice across the restart"
+    points = [await point_of(redis, settings, pid) for pid in ours]
+    assert all(p is not None for p in points)
 
     # Both stops were clean: every record is committed, each poison set aside.
     ends = await end_offsets(stack.kafka_bootstrap, topics.PROFILE_UPDATES)
@@ -129,18 +144,18 @@ async def test_poison_is_dead_lettered_and_a_restart_repeats_and_loses_nothing(
     assert sorted(base64.b64decode(d["value"]) for d in mine) == sorted([naive, garbage])
     assert all(d["topic"] == topics.PROFILE_UPDATES.name for d in mine)
     reasons = sorted(d["reason"].split(":")[0] for d in mine)
-    assert reasons == ["TypeError", "error"]  # scoring's, and zlib's on the non-JSON
+    assert reasons == ["ValidationError", "error"]  # pydantic's, and zlib's on the non-JSON
 
 
-async def test_a_tombstone_takes_the_scores_away(stack, producer, redis):
+async def test_a_tombstone_retracts_the_point(stack, producer, redis):
     settings = scoring_settings(stack)
     merged = f"it-{uuid.uuid4().hex[:8]}-merged-away"
     async with serving(build_scoring(settings)):
         await producer.send_and_wait(topics.PROFILE_UPDATES.name, profile(merged),
                                      key=merged.encode())
-        await eventually(lambda: redis.exists(keys.scores(merged)))
+        await eventually(lambda: point_of(redis, settings, merged))
         await producer.send_and_wait(topics.PROFILE_UPDATES.name, None, key=merged.encode())
-        await eventually(lambda: _gone(redis, keys.scores(merged)))
+        await eventually(lambda: _gone(redis, settings, merged))
 
 
 async def test_a_lagging_update_does_not_score_an_erased_person_back(stack, producer, redis):
@@ -156,17 +171,17 @@ async def test_a_lagging_update_does_not_score_an_erased_person_back(stack, prod
             sent = await producer.send_and_wait(topics.PROFILE_UPDATES.name,
                                                 profile(erased, version), key=erased.encode())
             await eventually(lambda sent=sent: _committed_past(stack, settings, sent))
-            assert not await redis.exists(keys.scores(erased)), version
+            assert await point_of(redis, settings, erased) is None, version
 
         # The person came back after the erasure: scored again.
         await producer.send_and_wait(topics.PROFILE_UPDATES.name,
                                      profile(erased, erased_at + timedelta(seconds=1)),
                                      key=erased.encode())
-        await eventually(lambda: redis.exists(keys.scores(erased)))
+        await eventually(lambda: point_of(redis, settings, erased))
 
 
-async def _gone(redis, key: str) -> bool:
-    return not await redis.exists(key)
+async def _gone(redis, settings, pid: str) -> bool:
+    return await point_of(redis, settings, pid) is None
 
 
 async def _committed_past(stack, settings, sent) -> bool:
@@ -175,22 +190,12 @@ async def _committed_past(stack, settings, sent) -> bool:
 
 
 async def test_the_erasure_check_is_safe_when_in_doubt(stack, redis):
-    store = ScoringStore(redis, scoring_settings(stack).fingerprints())
-    now = datetime.now(UTC)
+    fingerprints = scoring_settings(stack).fingerprints()
+    store = ScoringStore(redis, fingerprints)
     pid = f"it-{uuid.uuid4().hex[:8]}"
-    scores = build_scores(pid, now)
-    marker = keys.erased_profile(scoring_settings(stack).fingerprints().profile(pid))
-    assert await store.save_scores(scores, None)  # never erased: saved, version or not
-    await redis.delete(keys.scores(pid))
-    await redis.set(marker, b"garbled")
-    assert not await store.save_scores(scores, now + timedelta(days=1))
-    await redis.set(marker, int(now.timestamp() * 1000))
-    assert not await store.save_scores(scores, None)  # no version: cannot tell, withheld
-    assert not await redis.exists(keys.scores(pid))
-    assert await store.save_scores(scores, now + timedelta(milliseconds=1))
-    await store.forget_scores(pid)
-    assert not await redis.exists(keys.scores(pid))
-
-
-def build_scores(pid: str, now: datetime) -> Scores:
-    return score(CustomerProfile.from_bytes(profile(pid, now)), now)
+    marker = keys.erased_profile(fingerprints.profile(pid))
+    assert await store.erased_markers([pid]) == [None]
+    await redis.set(marker, b"garbled")  # erased at a time nobody can read: any version
+    assert (await store.erased_markers([pid]))[0] >= 2**62
+    await redis.set(marker, 1234)
+    assert await store.erased_markers([pid, "someone-else"]) == [1234, None]

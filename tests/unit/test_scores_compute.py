@@ -42,8 +42,25 @@ def population_of(profiles: list[CustomerProfile]) -> ListPopulation:
 def test_quintiles_rank_ties_together_and_the_many_at_the_bottom_get_one() -> None:
     # 60% bought once: all of them f = 1; one more purchase day ranks above all of them.
     pop = ListPopulation({rfm.FREQUENCY: [1] * 60 + [2] * 20 + [3] * 10 + [8] * 10})
-    scores = {f: rfm.quintile(pop.share_below(rfm.FREQUENCY, f)) for f in (1, 2, 3, 8, 20)}
+    scores = {f: rfm.quintile(rfm.standing(pop, rfm.FREQUENCY, f)) for f in (1, 2, 3, 8, 20)}
     assert scores == {1: 1, 2: 4, 3: 5, 8: 5, 20: 5}
+
+
+def test_the_many_who_bought_today_are_all_fives_and_an_equal_crowd_is_average() -> None:
+    today = 20000
+    pop = ListPopulation({rfm.RECENCY: [today] * 40 + list(range(today - 60, today))})
+    assert rfm.quintile(rfm.standing(pop, rfm.RECENCY, today)) == 5
+    assert rfm.quintile(rfm.standing(pop, rfm.RECENCY, today - 60)) == 1
+    same = ListPopulation({rfm.MONETARY: [10.0] * 50})
+    assert rfm.quintile(rfm.standing(same, rfm.MONETARY, 10.0)) == 3
+
+
+def test_continuous_values_split_into_even_fifths() -> None:
+    pop = ListPopulation({rfm.MONETARY: [float(v) for v in range(1000)]})
+    counts = [0] * 5
+    for v in range(1000):
+        counts[rfm.quintile(rfm.standing(pop, rfm.MONETARY, float(v))) - 1] += 1
+    assert all(195 <= c <= 205 for c in counts), counts
 
 
 def test_every_cell_of_the_grid_has_a_named_segment() -> None:
@@ -116,6 +133,7 @@ def test_sketches_with_retractions_match_the_live_population() -> None:
         sketches.retracted.update(float(v))
     assert sketches.live == 500
     assert sketches.share_below(500.0) == pytest.approx(0.5, abs=0.03)
+    assert sketches.share_below(500.0, inclusive=True) == pytest.approx(0.5, abs=0.03)
     pop = SketchPopulation.merged([{rfm.RECENCY: sketches}])
     assert pop.size(rfm.RECENCY) == 500
     assert pop.quantiles(rfm.RECENCY, [0.5])[0] == pytest.approx(500, abs=30)

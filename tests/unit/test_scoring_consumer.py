@@ -12,25 +12,27 @@ from aiokafka.errors import CommitFailedError, KafkaTimeoutError, MessageSizeToo
 from tenacity import wait_none
 
 from rapport.scoring.consumers import ScoringConsumer
-from rapport.scoring.domain import ScoringPolicy
 from rapport.shared import topics
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import OfferOutcome
 from rapport.shared.profiles import CustomerProfile, Metrics
+from rapport.shared.scores.compute import ScoringPolicy
+from rapport.shared.scores.model import PRIOR
 
 UPDATES = topics.PROFILE_UPDATES.name
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def good(pid: str) -> bytes:
-    return CustomerProfile(customer_id=pid, updated_at=NOW, metrics=Metrics(
+    p = CustomerProfile(customer_id=pid, updated_at=NOW, metrics=Metrics(
         orders=2, revenue=100, first_order_at=NOW, last_order_at=NOW, first_seen=NOW,
-        last_seen=NOW)).to_bytes()
+        last_seen=NOW))
+    p.purchases.add(NOW, 100.0)
+    return p.to_bytes()
 
 
-# Valid JSON and a valid profile, but a naive timestamp: scoring raises TypeError on it.
-NAIVE = (b'{"customer_id": "naive", "metrics": {"orders": 2, '
-         b'"first_order_at": "2026-01-01T00:00:00", "last_order_at": "2026-02-01T00:00:00"}}')
+# Valid JSON, but a purchase day that is no day: the profile does not validate.
+BAD_DAY = b'{"customer_id": "x", "purchases": {"days": {"monday": 3.0}}}'
 
 
 def record(offset: int, value: bytes | None, partition: int = 0, key: bytes | None = b"k",
@@ -68,21 +70,41 @@ class FakeConsumer:
         self.journal.append(("commit", {tp.partition: o for tp, o in offsets.items()}))
 
 
+class FakePopulation:
+    """Journals each change: a point added ("scored") or retracted ("forgotten")."""
+
+    def __init__(self, journal, failures):
+        self.journal = journal
+        self.failures = failures
+        self.on_apply = None
+
+    async def apply(self, partition, changes):
+        for change in changes:
+            pending = self.failures.get(change.customer_id)
+            if pending:
+                raise pending.pop(0)
+        for change in changes:
+            self.journal.append(("scored" if change.point else "forgotten", change.customer_id))
+        if self.on_apply:
+            self.on_apply()
+        return len(changes)
+
+
+class FakeReader:
+    policy = ScoringPolicy()
+
+    async def model(self):
+        return PRIOR
+
+
 class FakeStore:
     def __init__(self, journal, failures=None):
         self.journal = journal
         self.failures = dict(failures or {})  # customer/offer id -> exceptions to raise first
         self.counted = set()
 
-    async def save_scores(self, scores, updated_at):
-        pending = self.failures.get(scores.customer_id)
-        if pending:
-            raise pending.pop(0)
-        self.journal.append(("scored", scores.customer_id))
-        return True
-
-    async def forget_scores(self, customer_id):
-        self.journal.append(("forgotten", customer_id))
+    async def erased_markers(self, customer_ids):
+        return [None for _ in customer_ids]
 
     async def count_outcome(self, outcome):  # counted once, whatever follows
         first = outcome.offer_id not in self.counted
@@ -115,34 +137,27 @@ async def run(batches, *, store_failures=None, producer_failures=(), commit_fail
     journal = Journal()
     consumer = FakeConsumer(journal, batches, commit_failures)
     store = FakeStore(journal, store_failures)
-    scorer = ScoringConsumer(consumer, store, ScoringPolicy(),
+    population = FakePopulation(journal, store.failures)
+    scorer = ScoringConsumer(consumer, store, FakeReader(), population,
                              DeadLetters(FakeProducer(journal, producer_failures), "scoring"),
                              retry_wait=wait_none())
     consumer.scorer = scorer
-    if stop_after is not None:  # stop once that many records are scored
-        save = store.save_scores
-
-        async def save_then_maybe_stop(scores, updated_at):
-            saved = await save(scores, updated_at)
-            if sum(1 for e in journal if e[0] == "scored") >= stop_after:
-                scorer.stop()
-            return saved
-        store.save_scores = save_then_maybe_stop
+    if stop_after is not None:  # stop once a partition's changes are applied
+        population.on_apply = scorer.stop
     await scorer.run()
     return journal
 
 
 async def test_poison_records_are_dead_lettered_and_the_batch_goes_on():
     journal = await run([[record(0, good("a")), record(1, b"\x00 not json at all"),
-                          record(2, NAIVE), record(3, b'{"customer_id": 5}'),
+                          record(2, BAD_DAY), record(3, b'{"customer_id": 5}'),
                           record(0, good("b"), partition=1), record(4, good("c"))]])
     assert [e[1] for e in journal if e[0] == "scored"] == ["a", "c", "b"]
     letters = [e[1] for e in journal if e[0] == "dead_letter"]
     assert [(d["topic"], d["partition"], d["offset"]) for d in letters] == [
         (UPDATES, 0, 1), (UPDATES, 0, 2), (UPDATES, 0, 3)]
     assert letters[0]["reason"].startswith("error:")  # zlib's: it is no JSON
-    assert letters[1]["reason"].startswith("TypeError:") and "offset-naive" in letters[1][
-        "reason"]
+    assert letters[1]["reason"].startswith("ValidationError:")
     assert letters[2]["reason"].startswith("ValidationError:")
     assert {d["stage"] for d in letters} == {"scoring"}
     assert journal[-1] == ("commit", {0: 5, 1: 1})  # after every record, and only then
@@ -170,14 +185,14 @@ async def test_a_dead_letter_kafka_cannot_take_yet_is_retried_and_one_too_large_
 
 async def test_a_stop_commits_exactly_what_was_applied():
     batch = [record(i, good(f"p{i}")) for i in range(5)]
-    journal = await run([batch, [record(5, good("later"))]], stop_after=2)
-    assert journal == [("scored", "p0"), ("scored", "p1"), ("commit", {0: 2})]
+    journal = await run([batch, [record(5, good("later"))]], stop_after=1)
+    assert journal == [*(("scored", f"p{i}") for i in range(5)), ("commit", {0: 5})]
 
 
-async def test_tombstones_forget_the_scores_and_need_a_key():
+async def test_tombstones_retract_the_point_and_need_a_key():
     journal = await run([[record(0, None, key=b"gone"), record(1, None, key=None)]])
-    assert journal[0] == ("forgotten", "gone")
-    assert journal[1][0] == "dead_letter" and "without a key" in journal[1][1]["reason"]
+    assert journal[0][0] == "dead_letter" and "without a key" in journal[0][1]["reason"]
+    assert journal[1] == ("forgotten", "gone")
     assert journal[2] == ("commit", {0: 2})
 
 

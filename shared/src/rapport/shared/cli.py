@@ -222,6 +222,26 @@ def cmd_eval_spikes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_churn(args: argparse.Namespace) -> int:
+    from rapport.scoring import evaluate  # the workspace installs every service
+    from rapport.scoring.fitting import FitRejected
+
+    if not args.data.exists():
+        say(f"[red]{args.data} does not exist[/]")
+        return 2
+    try:
+        result = evaluate.evaluate_churn_cdnow(args.data)
+    except FitRejected as exc:
+        say(f"[red]the models could not be fitted: {exc.reason}[/]")
+        return 1
+    except ValueError as exc:  # a malformed row: say which, no traceback
+        say(f"[red]{exc}[/]")
+        return 2
+    for table in evaluate.report(result):
+        console.print(table)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -288,6 +308,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--results", type=Path, default=None,
                    help="write per-file scores in NAB's results format here")
     e.set_defaults(func=cmd_eval_spikes)
+
+    c = sub.add_parser("eval-churn", help="score the churn risk on CDNOW: calibrate to "
+                                          "1997-09-30, predict who buys nothing in 39 weeks")
+    c.add_argument("--data", type=Path, default=Path("tests/data/cdnow_sample.txt"),
+                   help="CDNOW transactions (master id, sample id, YYYYMMDD, CDs, dollars)")
+    c.set_defaults(func=cmd_eval_churn)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
     m.add_argument("--ingest", default="http://127.0.0.1:8001")

@@ -103,8 +103,8 @@ async def put_offers(store: Store, _: AdminRole,
 
 
 @router.post("/next-best-action", response_model=NbaResponse, summary="Decide what to offer")
-async def next_best_action(body: NbaRequest, store: Store, reader: Reader,
-                           _: ChannelRole) -> Any:
+async def next_best_action(body: NbaRequest, _: ChannelRole, store: Store,
+                           reader: Reader) -> Any:
     identifier = body.customer_id or body.anonymous_id
     assert identifier is not None
     now = datetime.now(UTC)

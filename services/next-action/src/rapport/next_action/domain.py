@@ -60,6 +60,8 @@ class Decision(BaseModel):
     decided_at: datetime
     actions: list[Action]
     trace: list[TraceEntry]
+    scores: dict[str, Any] | None = None
+    """The customer's scores the decision used (as the scores API gives them then)."""
 
 
 def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any]) -> list[str]:
@@ -111,4 +113,5 @@ def decide(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float
                                   reasons=reasons))
     return Decision(decision_id=req.decision_id, customer_id=req.customer_id,
                     known_customer=req.profile is not None, channel=req.channel,
-                    placement=req.placement, decided_at=decided_at, actions=actions, trace=trace)
+                    placement=req.placement, decided_at=decided_at, actions=actions, trace=trace,
+                    scores=req.scores)

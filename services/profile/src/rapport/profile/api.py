@@ -45,7 +45,7 @@ async def _find(reader: CustomerReadModel, identifier: str) -> CustomerProfile:
 
 @router.get("/customers", summary="Find a customer by email, phone, anonymous or loyalty id",
             responses=_NOT_FOUND)
-async def find_customer(reader: Reader, _: Agent,
+async def find_customer(_: Agent, reader: Reader,
                         email: Annotated[str | None, Query(max_length=320)] = None,
                         phone: Annotated[str | None, Query(max_length=64)] = None,
                         anonymous_id: Annotated[str | None, Query(max_length=256)] = None,
@@ -67,7 +67,7 @@ async def find_customer(reader: Reader, _: Agent,
 # the rest of the path, and the timeline route is declared first.
 @router.get("/customers/{customer_id:path}/timeline", summary="Recent touchpoints, newest first",
             responses=_NOT_FOUND)
-async def timeline(customer_id: str, store: Store, reader: Reader, _: Agent,
+async def timeline(customer_id: str, _: Agent, store: Store, reader: Reader,
                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
     profile = await _find(reader, customer_id)
     return {"customer_id": profile.customer_id,
@@ -75,13 +75,13 @@ async def timeline(customer_id: str, store: Store, reader: Reader, _: Agent,
 
 
 @router.get("/customers/{customer_id:path}", summary="Customer 360", responses=_NOT_FOUND)
-async def customer(customer_id: str, reader: Reader, _: Agent) -> dict[str, Any]:
+async def customer(customer_id: str, _: Agent, reader: Reader) -> dict[str, Any]:
     return describe(await _find(reader, customer_id), datetime.now(UTC))
 
 
 @router.delete("/customers/{customer_id:path}", status_code=204, summary="Erase a customer",
                responses=_NOT_FOUND)
-async def erase(customer_id: str, request: Request, reader: Reader, _: Admin) -> Response:
+async def erase(customer_id: str, request: Request, _: Admin, reader: Reader) -> Response:
     profile = await _find(reader, customer_id)
     eraser: Eraser = request.app.state.eraser
     await eraser.erase(profile)

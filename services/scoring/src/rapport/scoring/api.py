@@ -62,7 +62,7 @@ def parse_as_of(value: str | None, name: str = "as_of") -> datetime:
             response_model=Scores,
             responses={404: {"description": "unknown customer"},
                        400: {"description": "as_of is not a time"}})
-async def scores(customer_id: str, reader: Reader, _: Agent,
+async def scores(customer_id: str, _: Agent, reader: Reader,
                  as_of: Annotated[str | None, Query(
                      max_length=64, description="ISO 8601 time the scores describe "
                                                 "(default now)")] = None,
@@ -79,7 +79,7 @@ async def scores(customer_id: str, reader: Reader, _: Agent,
 
 
 @router.get("/models", summary="The models in use, their parameters and fit diagnostics")
-async def models(request: Request, reader: Reader, _: Ops) -> dict[str, Any]:
+async def models(request: Request, _: Ops, reader: Reader) -> dict[str, Any]:
     store: ModelStore = request.app.state.models
     return await models_in_use(reader, store)
 

@@ -6,9 +6,9 @@ Delivery is at least once, and a batch's offsets are committed only once each of
 records is applied or dead-lettered. A partition's population change is applied once
 (its offset is stored with it, see :mod:`.population`). A failure of Redis or Kafka is
 the store's, not the record's: it is retried with backoff, holding the batch (nothing
-skipped or committed). Any other failure is the record's own: it goes to the stream dead-letter topic with the
-reason and the batch goes on, so one poison record can neither stop scoring nor kill it
-again on every restart.
+skipped or committed). Any other failure is the record's own: it goes to the stream
+dead-letter topic with the reason and the batch goes on, so one poison record can
+neither stop scoring nor kill it again on every restart.
 
 A stop lets the partition in hand finish and commits what was done, so a restart repeats
 nothing. A crash repeats the uncommitted rest of a batch: population changes are

@@ -32,7 +32,7 @@ async def models_in_use(reader: CustomerReadModel, store: ModelStore) -> dict[st
                    "normalized_rank_error": round(sketch.added.normalized_rank_error(False), 5)}
     history = [{"version": m.version, "fitted_at": m.fitted_at, "as_of": m.as_of,
                 "customers": m.customers} for m in await store.history()]
-    return {"models": [
+    models = [
         {"name": "clv", "kind": "BG/NBD + Gamma-Gamma", "version": clv.version,
          "fitted_at": clv.fitted_at, "as_of": clv.as_of, "customers": clv.customers,
          "repeat_buyers": clv.repeat_buyers,
@@ -60,4 +60,6 @@ async def models_in_use(reader: CustomerReadModel, store: ModelStore) -> dict[st
                             rfm.VALUE, (policy.worst_share, 1 - policy.best_share)),
                         "profit": asdict(policy.profit)},
          "diagnostics": {}},
-    ], "history": history}
+    ]
+    # The list in a fixed order, and each model by its name too.
+    return {"models": models, **{m["name"]: m for m in models}, "history": history}

@@ -1,1 +1,1 @@
-"""Customer scores as pure functions of a profile, a moment and the models in use."""
+"""Scores read at every request: pure math over a customer's purchase summary."""

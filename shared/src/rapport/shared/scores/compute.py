@@ -98,27 +98,27 @@ def _plural(n: int, word: str) -> str:
 
 def _signals(profile: CustomerProfile, summary: PurchaseSummary | None,
              as_of_day: int) -> churn.ChurnSignals:
+    """The last 90 days' service signals, and the fall in the customer's own purchase
+    rate (purchase days in the window against their rate before it)."""
     recent = [kind for day, kind in profile.signals
               if as_of_day - SIGNAL_WINDOW_DAYS < day <= as_of_day]
-    falling = 0.0
-    if summary is not None and summary.purchase_days >= 3:
-        lately = purchases_between(profile.purchases, as_of_day - SIGNAL_WINDOW_DAYS,
-                                   as_of_day)
-        before_days = summary.as_of_day - SIGNAL_WINDOW_DAYS - summary.first_day
-        if before_days > SIGNAL_WINDOW_DAYS:
-            usual = (summary.purchase_days - lately) / before_days * SIGNAL_WINDOW_DAYS
-            falling = max(0.0, min(1.0, 1 - lately / usual)) if usual > 0 else 0.0
+    drop = 0.0
+    if summary is not None:
+        start = as_of_day - SIGNAL_WINDOW_DAYS
+        lately = purchases_between(profile.purchases, start, as_of_day)
+        before = summary.purchase_days - lately
+        drop = churn.frequency_drop(lately, before, (start - summary.first_day) / 7.0)
     return churn.ChurnSignals(
         complaints=recent.count("complaint"), refunds=recent.count("refund"),
-        unresolved_calls=recent.count("unresolved_call"), tickets=recent.count("ticket"),
-        falling_frequency=falling)
+        unresolved_contacts=recent.count("unresolved_call") + recent.count("ticket"),
+        frequency_drop=drop)
 
 
 def _tier(value: float, buyer: bool, population: rfm.Population,
           policy: ScoringPolicy) -> tuple[str, float | None]:
     if not buyer or population.size(rfm.VALUE) == 0:
         return ("worst" if value < 0 else "average"), None
-    share = population.share_below(rfm.VALUE, value)
+    share = rfm.standing(population, rfm.VALUE, value)
     if share >= 1 - policy.best_share:
         return "best", share
     return ("worst" if share < policy.worst_share else "average"), share
@@ -144,7 +144,8 @@ def score(profile: CustomerProfile, as_of: datetime, model: ClvModel,
 
         horizon = horizon_days or STANDARD_HORIZON_DAYS
         base = bgnbd.p_no_purchase(x, t_x, big_t, horizon / DAYS_PER_WEEK, bg)
-        risk, why = churn.churn_risk(base, _signals(profile, summary, today), policy.churn)
+        risk, why = churn.churn_risk(base, _signals(profile, summary, today), policy.churn,
+                                     horizon_days=horizon)
         revenue_share = summary.total_value / m.revenue if m.revenue > 0 else 1.0
         reasons["rfm"].append(
             f"bought on {_plural(summary.purchase_days, 'day')}, the last "
@@ -152,8 +153,9 @@ def score(profile: CustomerProfile, as_of: datetime, model: ClvModel,
         reasons["clv"].append(f"P(alive) {p_alive:.2f}; about {orders(90):.2f} purchases "
                               f"expected in 90 days at {aov:.2f} each")
     else:
-        idle = None if m.last_seen is None else max(0.0, (as_of - m.last_seen).total_seconds()
-                                                    / 86400)
+        seen = m.last_seen if m.last_seen is None or m.last_seen.tzinfo else \
+            m.last_seen.replace(tzinfo=UTC)
+        idle = None if seen is None else max(0.0, (as_of - seen).total_seconds() / 86400)
         p_alive = 0.0 if idle is None else 0.5 ** (idle / policy.prospect_half_life_days)
         aov = gg.mean_value() if gg.q > 1 else 0.0
 

@@ -40,13 +40,13 @@ class MetricSketches:
         self.added.merge(other.added)
         self.retracted.merge(other.retracted)
 
-    def share_below(self, value: float) -> float:
+    def share_below(self, value: float, *, inclusive: bool = False) -> float:
         live = self.live
         if live <= 0 or self.added.is_empty():
             return 0.0
-        below = self.added.n * self.added.get_rank(value, False)
+        below = self.added.n * self.added.get_rank(value, inclusive)
         if not self.retracted.is_empty():
-            below -= self.retracted.n * self.retracted.get_rank(value, False)
+            below -= self.retracted.n * self.retracted.get_rank(value, inclusive)
         return min(1.0, max(0.0, below / live))
 
     def to_bytes(self) -> tuple[bytes, bytes]:
@@ -67,6 +67,10 @@ class SketchPopulation:
 
     def share_below(self, metric: str, value: float) -> float:
         return self.metrics[metric].share_below(value)
+
+    def share_above(self, metric: str, value: float) -> float:
+        return 1.0 - self.metrics[metric].share_below(value, inclusive=True) \
+            if self.metrics[metric].live > 0 else 0.0
 
     def size(self, metric: str) -> int:
         return max(0, self.metrics[metric].live)
@@ -104,6 +108,10 @@ class ListPopulation:
     def share_below(self, metric: str, value: float) -> float:
         values = self._values.get(metric, [])
         return bisect.bisect_left(values, value) / len(values) if values else 0.0
+
+    def share_above(self, metric: str, value: float) -> float:
+        values = self._values.get(metric, [])
+        return 1 - bisect.bisect_right(values, value) / len(values) if values else 0.0
 
     def size(self, metric: str) -> int:
         return len(self._values.get(metric, []))

@@ -1,11 +1,12 @@
 """RFM by the live population's quantiles, and the named RFM segments.
 
-A customer's r, f and m are quintiles of where they stand in the population of
-customers with a purchase: ``1 + floor(5 x share of customers strictly below)``, at most 5.
-Counting only those strictly below handles ties: when most customers share a value (one
-purchase day), all of them get 1, and each higher value ranks above all of them. So a
-score s always means "ahead of at least (s - 1) x 20% of customers", and never splits
-customers with equal values into different scores.
+A customer's r, f and m are quintiles of where they stand among the customers with a
+purchase whose value differs from theirs: with ``below`` and ``above`` the shares strictly
+below and strictly above, the standing is ``below / (below + above)`` and the score
+``1 + floor(5 x standing)``, at most 5. Ties never split: customers with equal values get
+equal scores. When most customers share the lowest value (one purchase day), all of them
+get 1 and the next value ranks high; when many share the highest (bought today), all of
+them get 5; a population where everyone is equal puts everyone at 3.
 
 - r ranks the day of the last purchase (more recent is better),
 - f the number of purchase days, m the total spent.
@@ -70,12 +71,22 @@ class Population(Protocol):
         """Share of the population strictly below ``value`` (0 when empty)."""
         ...
 
+    def share_above(self, metric: str, value: float) -> float:
+        """Share of the population strictly above ``value`` (0 when empty)."""
+        ...
+
     def size(self, metric: str) -> int:
         ...
 
 
-def quintile(share_below: float) -> int:
-    return max(1, min(5, 1 + int(5 * share_below)))
+def standing(population: Population, metric: str, value: float) -> float:
+    """Where ``value`` stands (0-1) among the values that differ from it; 0.5 when none do."""
+    below, above = population.share_below(metric, value), population.share_above(metric, value)
+    return 0.5 if below + above <= 0 else below / (below + above)
+
+
+def quintile(share: float) -> int:
+    return max(1, min(5, 1 + int(5 * share)))
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,7 @@ def rfm(last_day: int | None, purchase_days: int, total: float,
         population: Population) -> RfmScore:
     if last_day is None or purchase_days <= 0:
         return RfmScore(1, 1, 1, PROSPECT)
-    r = quintile(population.share_below(RECENCY, last_day))
-    f = quintile(population.share_below(FREQUENCY, purchase_days))
-    m = quintile(population.share_below(MONETARY, total))
+    r = quintile(standing(population, RECENCY, last_day))
+    f = quintile(standing(population, FREQUENCY, purchase_days))
+    m = quintile(standing(population, MONETARY, total))
     return RfmScore(r, f, m, segment(r, f, m))
