@@ -149,7 +149,8 @@ _BENCH_DEFAULTS = {  # the options the targets share, with each target's default
     "ingest": {"seconds": 30},
     "profile": {"seconds": 30, "customers": 20_000, "profiles": 1_000_000,
                 "rate": [5000.0, 1000.0]},
-    "scoring": {"seconds": 20, "customers": 1_000_000, "profiles": 100_000, "rate": [2000.0]},
+    "scoring": {"seconds": 20, "customers": 1_000_000, "profiles": 100_000,
+                "rate": [200.0, 2000.0]},
 }
 
 
@@ -287,7 +288,7 @@ def parser() -> argparse.ArgumentParser:
                         "(100,000; 0: skip)")
     b.add_argument("--rate", type=lambda v: [float(x) for x in v.split(",")], default=None,
                    help="profile: events/s through ingest for freshness (5000,1000); "
-                        "scoring: score reads/s, open loop (2000) (comma-separated)")
+                        "scoring: score reads/s, open loop (200,2000) (comma-separated)")
     b.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("profiles", help="profile maintenance: rebuild from Kafka after "

@@ -10,9 +10,10 @@ measured in the same run, on the ``bench`` stack (its own Kafka and Redis).
   the population sketches built from them;
 - score reads: a scoring service process on that Redis, ``GET
   /v1/customers/{id}/scores`` for random customers from one client process (httpx) at
-  a fixed open-loop rate, latency counted from when each request was due (a slow
-  answer delays no later request), then at saturation (a fixed number of requests
-  in flight);
+  fixed open-loop rates, latency counted from when each request was due (a slow
+  answer delays no later request), then at saturation (a fixed number in flight); the
+  CPU each read cost the service and the client (from /proc); and ``wrk`` at
+  saturation, a client that costs next to nothing: the service's own ceiling;
 - their limits: ``redis-benchmark`` GETs of a profile-sized value, and a bare
   in-process loop of ``CustomerReadModel.find`` + ``scores`` (and ``scores`` alone):
   what one read costs without HTTP;
@@ -26,6 +27,7 @@ It prints figures; it asserts nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import random
@@ -33,11 +35,13 @@ import re
 import resource
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -45,6 +49,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from rapport.ingest.bench import WrkResult, ensure_wrk, run_wrk
 from rapport.shared import keys, redis_store, topics
 from rapport.shared.customers import CustomerReadModel, encode_sketches
 from rapport.shared.localstack import Stack
@@ -243,6 +248,10 @@ class Load:
     seconds: float
     late_ms: float = 0.0
     """Open loop: how far behind its schedule the client fell at worst (its own limit)."""
+    client_cpu_ms: float = float("nan")
+    """CPU time the client process spent per answered read."""
+    service_cpu_ms: float = float("nan")
+    """CPU time the scoring service spent per answered read (from /proc)."""
 
     @property
     def rate(self) -> float:
@@ -253,6 +262,30 @@ class Load:
                 f" / max {max(self.latencies_ms, default=float('nan')):.1f} ms, "
                 f"{self.rate:,.0f} reads/s, {self.errors} errors")
 
+    def cpu(self) -> str:
+        return (f"service {self.service_cpu_ms:.2f} ms, client {self.client_cpu_ms:.2f} ms "
+                f"per read")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (NaN when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int | None, run: Callable[[], Awaitable[Load]]) -> Load:
+    """Run a load and charge the CPU it took, in this process and in the service."""
+    service, client = cpu_seconds(pid), time.process_time()
+    load = asyncio.run(run())
+    answered = max(1, len(load.latencies_ms))
+    load.client_cpu_ms = (time.process_time() - client) / answered * 1000
+    load.service_cpu_ms = (cpu_seconds(pid) - service) / answered * 1000
+    return load
+
 
 def _score_paths(ids: list[str], n: int, seed: int) -> Iterator[str]:
     rng = random.Random(seed)
@@ -261,7 +294,9 @@ def _score_paths(ids: list[str], n: int, seed: int) -> Iterator[str]:
 
 
 async def open_loop(url: str, ids: list[str], rate: float, seconds: float) -> Load:
-    """Requests due at a fixed rate whatever the answers do; latency from when due."""
+    """Requests due at a fixed rate whatever the answers do; latency from when due (so a
+    client that falls behind, or a queue, counts against the latency). A read not
+    answered within 10 s of being sent is an error."""
     n = int(rate * seconds)
     paths = _score_paths(ids, n, seed=int(rate))
     latencies: list[float] = []
@@ -289,8 +324,10 @@ async def open_loop(url: str, ids: list[str], rate: float, seconds: float) -> Lo
             wait = due - time.perf_counter()
             if wait > 0:
                 await asyncio.sleep(wait)
-            else:
+            else:  # behind: the client is the limit (let what was sent get answered)
                 late = max(late, -wait * 1000)
+                if i % 32 == 0:
+                    await asyncio.sleep(0)
             task = asyncio.create_task(one(path, due))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -323,6 +360,34 @@ async def closed_loop(url: str, ids: list[str], concurrency: int, seconds: float
         start = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
     return Load(latencies, errors, time.perf_counter() - start)
+
+
+_WRK_SCRIPT = """
+local n = {n}
+math.randomseed({seed})
+request = function()
+  local id = string.format("{run}-c%07d", math.random(0, n - 1))
+  return wrk.format("GET", "/v1/customers/" .. id .. "/scores",
+                    {{["Authorization"] = "Bearer dev-agent"}})
+end
+"""
+
+
+def wrk_saturation(url: str, run: str, n: int, seconds: int, connections: int,
+                   pid: int | None) -> tuple[WrkResult, float]:
+    """``wrk`` (C, a few microseconds per request) at saturation: what the service does
+    when the client costs next to nothing; (result, service CPU ms per read)."""
+    ensure_wrk()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT.format(n=n, seed=11, run=run))
+    try:
+        before = cpu_seconds(pid)
+        result = run_wrk(url, Path(script.name), connections=connections, seconds=seconds,
+                         threads=1)
+        cpu = (cpu_seconds(pid) - before) / max(1.0, result.requests_per_s * seconds) * 1000
+        return result, cpu
+    finally:
+        os.unlink(script.name)
 
 
 async def in_process(redis_url: str, ids: list[str], seconds: float,
@@ -433,6 +498,24 @@ def refit(redis_url: str, as_of: datetime) -> dict:
     return result
 
 
+async def full_gather_rate(redis_url: str, as_of: datetime, limit: int) -> float:
+    """Profiles/s of the gather as it was: every profile validated whole
+    (``scan_profiles``), then ``profile.purchases.summary`` (on the first ``limit``)."""
+    redis = redis_store.connect(redis_url)
+    try:
+        seen, began = 0, time.perf_counter()
+        async with contextlib.aclosing(CustomerReadModel(redis).scan_profiles()) as batches:
+            async for batch in batches:
+                for profile in batch:
+                    profile.purchases.summary(as_of)
+                seen += len(batch)
+                if seen >= limit:
+                    break
+        return seen / (time.perf_counter() - began)
+    finally:
+        await redis.aclose()
+
+
 async def _flush(url: str) -> None:
     redis = redis_store.connect(url)
     try:
@@ -474,7 +557,7 @@ def main(*, customers: int, profiles: int, seconds: int, rates: list[float]) -> 
             stored, usage = asyncio.run(profile_size(stack.redis_url, ids))
             rows.append(("profile stored (zlib JSON) / Redis MEMORY USAGE",
                          f"{stored:,.0f} B / {usage:,.0f} B"))
-            rows += reads(stack, ids, seconds, rates, round(stored), as_of)
+            rows += reads(stack, run, ids, seconds, rates, round(stored), as_of)
         if customers > 0:
             if customers < written:
                 asyncio.run(_flush(stack.redis_url))
@@ -492,8 +575,8 @@ def main(*, customers: int, profiles: int, seconds: int, rates: list[float]) -> 
     console.print(table)
 
 
-def reads(stack: Stack, ids: list[str], seconds: int, rates: list[float], size: int,
-          as_of: datetime) -> list[tuple[str, str]]:
+def reads(stack: Stack, run: str, ids: list[str], seconds: int, rates: list[float],
+          size: int, as_of: datetime) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
 
     def add(name: str, value: str) -> None:
@@ -506,10 +589,10 @@ def reads(stack: Stack, ids: list[str], seconds: int, rates: list[float], size: 
         add(f"limit: redis-benchmark GET {size} B, {clients} client(s)",
             f"{rps:,.0f} GETs/s, p50 {p50:.3f} / p99 {p99:.3f} ms")
     found, alone = asyncio.run(in_process(stack.redis_url, ids, min(20, seconds), as_of))
-    add("limit: in-process find + scores (one loop)",
+    add("limit: in-process find + scores + JSON (one loop, one core)",
         f"p50 {pct(found.latencies_ms, .5):.3f} / p99 {pct(found.latencies_ms, .99):.3f} ms, "
         f"{found.rate:,.0f} reads/s")
-    add("limit: in-process scores alone (compute)",
+    add("limit: in-process scores + JSON alone (the compute)",
         f"p50 {pct(alone.latencies_ms, .5):.3f} / p99 {pct(alone.latencies_ms, .99):.3f} ms, "
         f"{alone.rate:,.0f} /s")
 
@@ -517,26 +600,33 @@ def reads(stack: Stack, ids: list[str], seconds: int, rates: list[float], size: 
                                         "RAPPORT_REFIT_FIRST_DELAY_S": "86400"})
     try:
         stack.wait_services(services=("scoring",))
-        url = stack.url("scoring")
-        asyncio.run(open_loop(url, ids, 500, 3))  # warm-up
+        url, pid = stack.url("scoring"), stack.pid("scoring")
+        asyncio.run(open_loop(url, ids, 200, 3))  # warm-up
         for rate in rates:
-            console.print(f"Open loop: {rate:,.0f} reads/s for {seconds} s ...")
-            load = asyncio.run(open_loop(url, ids, rate, seconds))
+            console.print(f"Open loop (httpx): {rate:,.0f} reads/s for {seconds} s ...")
+            load = measured(pid, lambda r=rate: open_loop(url, ids, r, seconds))
             p99 = pct(load.latencies_ms, .99)
-            add(f"scores API, open loop at {rate:,.0f}/s", load.describe())
-            add("  client fell behind its schedule by at most", f"{load.late_ms:.1f} ms")
+            add(f"scores API, open loop at {rate:,.0f}/s (httpx, one process)",
+                load.describe())
+            add("  CPU per read; the client fell behind its schedule by at most",
+                f"{load.cpu()}; {load.late_ms:,.0f} ms")
             if rate == SCORE_GOAL_RATE:
-                add(f"  goal p99 < {SCORE_GOAL_P99_MS} ms at {SCORE_GOAL_RATE:,.0f}/s",
-                    f"{_verdict(p99 < SCORE_GOAL_P99_MS)} ({p99:.2f} ms)")
+                add(f"  goal: p99 < {SCORE_GOAL_P99_MS:.0f} ms at {SCORE_GOAL_RATE:,.0f}/s",
+                    f"{_verdict(p99 < SCORE_GOAL_P99_MS and load.errors == 0)} "
+                    f"(p99 {p99:,.2f} ms, {load.rate:,.0f}/s answered)")
         for concurrency in (1, 16):
-            console.print(f"Saturation: {concurrency} in flight for {seconds} s ...")
-            load = asyncio.run(closed_loop(url, ids, concurrency, seconds))
-            add(f"scores API, {concurrency} in flight (saturation)", load.describe())
-            if concurrency > 1:
-                add("  saturation / in-process find + scores",
-                    f"{load.rate / max(1e-9, found.rate):.0%}")
-        rss = _rss_mb(stack.pid("scoring"))
-        add("scoring service RSS after the reads", f"{rss:,.0f} MB")
+            console.print(f"Saturation (httpx): {concurrency} in flight for {seconds} s ...")
+            load = measured(pid, lambda c=concurrency: closed_loop(url, ids, c, seconds))
+            add(f"scores API, {concurrency} in flight (httpx)", load.describe())
+            add("  CPU per read", load.cpu())
+        console.print(f"Saturation (wrk): 16 connections for {seconds} s ...")
+        result, cpu = wrk_saturation(url, run, len(ids), seconds, 16, pid)
+        add("scores API, wrk 16 connections (the service's own ceiling)",
+            f"{result.requests_per_s:,.0f} reads/s, p50 {result.p50_ms:.2f} / "
+            f"p99 {result.p99_ms:.2f} ms, non-2xx {result.non_2xx}")
+        add("  service CPU per read; ceiling / in-process find + scores",
+            f"{cpu:.2f} ms; {result.requests_per_s / max(1e-9, found.rate):.0%}")
+        add("scoring service RSS after the reads", f"{_rss_mb(pid):,.0f} MB")
     finally:
         stack.stop_service("scoring")
     return out
@@ -555,6 +645,8 @@ def _rss_mb(pid: int | None) -> float:
 
 def refit_rows(stack: Stack, customers: int, as_of: datetime) -> list[tuple[str, str]]:
     result = refit(stack.redis_url, as_of)
+    sample = min(customers, 100_000)
+    full_rate = asyncio.run(full_gather_rate(stack.redis_url, as_of, sample))
     model, diag = result["model"], result["model"]["diagnostics"]
     gather = diag.get("gather_s", float("nan"))
     bg_s = diag.get("bgnbd", {}).get("duration_s", float("nan"))
@@ -566,12 +658,19 @@ def refit_rows(stack: Stack, customers: int, as_of: datetime) -> list[tuple[str,
         (f"refit on {model['customers']:,} customers ({model['repeat_buyers']:,} repeat "
          "buyers): total", f"{total:,.1f} s; goal < {REFIT_GOAL_S:.0f} s "
                           f"{_verdict(total < REFIT_GOAL_S)}"),
-        ("  gather (scan every profile) / BG/NBD fit / Gamma-Gamma fit / the rest",
+        ("  gather (scan every profile) / BG/NBD fit / Gamma-Gamma fit / the rest "
+         "(summaries to arrays, model stored)",
          f"{gather:,.1f} / {bg_s:,.1f} / {gg_s:,.1f} / "
          f"{total - gather - bg_s - gg_s:,.1f} s"),
-        ("  gather rate", f"{customers / max(1e-9, gather):,.0f} profiles/s"),
+        ("  gather rate: lean scan (whole profiles validated, as before: "
+         f"first {sample:,})", f"{customers / max(1e-9, gather):,.0f} profiles/s "
+                               f"({full_rate:,.0f} profiles/s, {customers / full_rate:,.0f} s "
+                               f"for {customers:,})"),
         ("  peak RSS of the fitting process (before the fit)",
          f"{result['rss_peak_mb']:,.0f} MB ({result['rss_before_mb']:,.0f} MB)"),
+        ("  BG/NBD fit: distinct rows, iterations",
+         f"{diag.get('bgnbd', {}).get('rows', '?')}, "
+         f"{diag.get('bgnbd', {}).get('iterations', '?')}"),
         ("  BG/NBD r, alpha, a, b: fitted (generating)",
          f"{bg['r']:.3f}, {bg['alpha']:.3f}, {bg['a']:.3f}, {bg['b']:.3f} "
          f"({t.r}, {t.alpha}, {t.a}, {t.b})"),
@@ -579,7 +678,3 @@ def refit_rows(stack: Stack, customers: int, as_of: datetime) -> list[tuple[str,
          f"{gg['p']:.3f}, {gg['q']:.3f}, {gg['gamma']:.3f} ({t.p}, {t.q}, {t.gamma})"),
     ]
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main(customers=int(os.environ.get("N", "1000000")), profiles=100_000, seconds=20,
-         rates=[SCORE_GOAL_RATE])
