@@ -69,3 +69,33 @@ def test_a_profile_without_purchases_has_no_summary() -> None:
     p.metrics.touchpoints = 3
     assert stored_purchase_summary(p.to_stored(), day_before(START)) is None
     assert stored_purchase_summary(p.to_bytes(), day_before(START)) is None
+
+
+def test_keys_named_purchases_in_a_persons_data_are_not_taken_for_the_history() -> None:
+    at = START + timedelta(days=30)
+    lookalike = {"days": {"10000": 99.0}}
+    no_purchases = CustomerProfile.model_validate({
+        "customer_id": "c-2", "traits": {"purchases": lookalike, "signals": 1},
+        "trait_times": {"purchases": START, "signals": START},
+        "affinities": {"purchases": {"score": 1.0, "as_of": START}}})
+    for raw in (no_purchases.to_stored(), no_purchases.to_bytes()):
+        assert stored_purchase_summary(raw, day_before(at)) is None
+    buyer = profile([(3, 12.5), (9, 7.25)])
+    buyer.traits["purchases"] = lookalike
+    buyer.affinities["purchases"] = no_purchases.affinities["purchases"]
+    buyer.merged_from = ['"purchases":{"days":{"1":1.0}}']
+    buyer.add_signal(9000, "complaint")
+    for raw in (buyer.to_stored(), buyer.to_bytes()):
+        assert stored_purchase_summary(raw, day_before(at)) == buyer.purchases.summary(at)
+
+
+def test_a_lookalike_history_nested_in_a_persons_data_is_never_read() -> None:
+    """Even where no later key named "purchases" follows it (built by hand: the profile
+    service always writes trait_times with traits)."""
+    at = START + timedelta(days=30)
+    p = CustomerProfile.model_validate({
+        "customer_id": "c-3", "traits": {"purchases": {"days": {"10000": 99.0}},
+                                         "signals": [[1, "complaint"]]}})
+    assert '"purchases":{"days":{"10000":99.0}},"signals":' in p.to_bytes().decode()
+    for raw in (p.to_stored(), p.to_bytes()):
+        assert stored_purchase_summary(raw, day_before(at)) is None

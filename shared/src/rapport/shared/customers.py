@@ -145,30 +145,40 @@ class CustomerReadModel:
 
 _PURCHASES_KEY = b'"purchases":'
 _PURCHASES = re.compile(rb'"purchases":(\{(?:[^{}]|\{[^{}]*\})*\})')
-"""The ``purchases`` member and its object: numbers and its own keys only, so no brace
-inside a string can be miscounted."""
-_AFTER_PURCHASES = (b"}", b',"signals":', b',"merged_from":', b',"updated_at":',
-                    b',"schema_version":')
-"""What follows ``purchases`` at the top level: the profile's later fields, or its end."""
+"""The ``purchases`` member and its object (numbers and its own keys only: no string in
+it can hold a brace)."""
+_FIELDS = list(CustomerProfile.model_fields)
+_LATER = frozenset(_FIELDS[_FIELDS.index("purchases") + 1:]) | {"schema_version"}
+"""The top-level fields that can follow ``purchases`` (``to_stored`` writes
+``schema_version`` last)."""
 
 
 def _stored_purchases(doc: bytes) -> dict[str, Any] | None:
-    """The ``purchases`` member of a profile's JSON, parsing only that member.
+    """The ``purchases`` member of a profile's JSON, parsing only that member and what
+    follows it.
 
-    Pydantic writes the fields in their declared order and ``to_stored`` puts
-    ``schema_version`` last, so the top-level ``purchases`` is the last one in the
-    document: every field a person's data can name a key in (traits, trait_times,
-    affinities) comes before it. The member found is taken only if it has the shape of a
-    purchase history and is followed by a later top-level field or the end; anything
-    else (a profile without purchases but with, say, an affinity named "purchases") is
-    read by parsing the whole document."""
+    Pydantic writes the fields in their declared order, so the top-level ``purchases`` is
+    the last ``"purchases":`` key of the document: every field where a person's data can
+    name a key (traits, trait_times, affinities) comes before it. What is found is taken
+    only if what follows it, opened with a brace, is one JSON object of the later
+    top-level fields (so it closed exactly the document: the key was at the top level)
+    and it has the shape of a purchase history. Anything else, such as a profile
+    without purchases whose affinity is named "purchases", is read by parsing the whole
+    document."""
     at = doc.rfind(_PURCHASES_KEY)
     if at < 0:
         return None
     found = _PURCHASES.match(doc, at)
-    if found is not None and doc.startswith(_AFTER_PURCHASES, found.end()):
-        member = orjson.loads(found.group(1))
-        if member.keys() <= {"days", "base"}:
+    if found is not None:
+        rest = doc[found.end():]
+        try:
+            member = orjson.loads(found.group(1))
+            later = {} if rest == b"}" else (
+                orjson.loads(b"{" + rest[1:]) if rest[:1] == b"," else None)
+        except orjson.JSONDecodeError:
+            later = None
+        if isinstance(later, dict) and later.keys() <= _LATER and \
+                isinstance(member, dict) and member.keys() <= {"days", "base"}:
             return member
     return orjson.loads(doc).get("purchases")
 

@@ -260,7 +260,7 @@ class Load:
     def describe(self) -> str:
         return (f"p50 {pct(self.latencies_ms, .5):.2f} / p99 {pct(self.latencies_ms, .99):.2f}"
                 f" / max {max(self.latencies_ms, default=float('nan')):.1f} ms, "
-                f"{self.rate:,.0f} reads/s, {self.errors} errors")
+                f"{self.rate:,.0f} reads/s answered, {self.errors:,} errors or not sent")
 
     def cpu(self) -> str:
         return (f"service {self.service_cpu_ms:.2f} ms, client {self.client_cpu_ms:.2f} ms "
@@ -293,16 +293,21 @@ def _score_paths(ids: list[str], n: int, seed: int) -> Iterator[str]:
         yield f"/v1/customers/{rng.choice(ids)}/scores"
 
 
+MAX_IN_FLIGHT = 256
+
+
 async def open_loop(url: str, ids: list[str], rate: float, seconds: float) -> Load:
     """Requests due at a fixed rate whatever the answers do; latency from when due (so a
-    client that falls behind, or a queue, counts against the latency). A read not
-    answered within 10 s of being sent is an error."""
+    client that falls behind, or a queue, counts against the latency). A read due while
+    :data:`MAX_IN_FLIGHT` are unanswered is not sent and counts as an error (past that,
+    a queue in the client only measures the client), as does one unanswered in 10 s."""
     n = int(rate * seconds)
     paths = _score_paths(ids, n, seed=int(rate))
     latencies: list[float] = []
     errors = 0
     late = 0.0
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT,
+                          max_keepalive_connections=MAX_IN_FLIGHT)
     async with httpx.AsyncClient(base_url=url, headers=AGENT, timeout=10,
                                  limits=limits) as http:
         async def one(path: str, due: float) -> None:
@@ -328,6 +333,9 @@ async def open_loop(url: str, ids: list[str], rate: float, seconds: float) -> Lo
                 late = max(late, -wait * 1000)
                 if i % 32 == 0:
                     await asyncio.sleep(0)
+            if len(pending) >= MAX_IN_FLIGHT:
+                errors += 1
+                continue
             task = asyncio.create_task(one(path, due))
             pending.add(task)
             task.add_done_callback(pending.discard)
