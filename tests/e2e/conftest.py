@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -7,7 +8,9 @@ from rapport.shared.localstack import Stack
 
 @pytest.fixture(scope="session")
 def system(stack: Stack) -> Iterator[Stack]:
-    """The four services as real processes on the test profile's ports."""
+    """The four services as real processes on the test profile's ports (scoring's own
+    refit schedule held off: tests fit when they mean to, and check the version)."""
+    os.environ.setdefault("RAPPORT_REFIT_FIRST_DELAY_S", "86400")
     stack.start_services()
     try:
         stack.wait_services()

@@ -90,4 +90,6 @@ def test_frequency_drop_compares_with_the_customers_own_rate():
     assert frequency_drop(0, 26, 52) == 1.0
     assert frequency_drop(20, 26, 52) == 0.0  # buying more is no drop
     assert frequency_drop(0, 2, 52) == 0.0  # 0.5 expected: a quiet quarter is ordinary
+    assert frequency_drop(0, 10, 52) == 0.0  # 2.5 expected: not yet a regular buyer
+    assert frequency_drop(0, 10, 52, min_expected=1.0) == 1.0
     assert frequency_drop(0, 5, 0) == 0.0

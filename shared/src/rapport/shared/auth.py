@@ -102,7 +102,7 @@ _bearer = HTTPBearer(auto_error=False, description="API key with a role")
 def require(role: Role) -> Callable[..., Role]:
     """FastAPI dependency: 401 without a known key, 403 when its role is not enough."""
 
-    def check(
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Role:

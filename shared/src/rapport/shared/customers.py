@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import structlog
 from redis.asyncio import Redis
 
 from . import identifiers, keys, topics
@@ -29,6 +30,7 @@ from .scores.compute import Scores, ScoringPolicy, score
 from .scores.model import PRIOR, ClvModel
 from .scores.population import METRICS, MetricSketches, SketchPopulation
 
+log = structlog.get_logger(__name__)
 LOOKUP_ORDER = ("user_id", "anonymous_id", "email", "phone", "loyalty_id")
 """Kinds an identifier given alone (a path parameter) is tried as, in this order."""
 
@@ -43,6 +45,7 @@ class CustomerReadModel:
         self._partitions = partitions
         self._model: tuple[float, ClvModel] | None = None
         self._population: tuple[float, SketchPopulation] | None = None
+        self._refreshing: asyncio.Future[None] | None = None
 
     # --- identity and profile -------------------------------------------------------
 
@@ -127,15 +130,30 @@ class CustomerReadModel:
         self._model = self._population = None
 
     async def population(self) -> SketchPopulation:
+        """The live population (merged sketches of every partition). Past its cache time
+        the cached one is still answered while one background task reads the new one,
+        so no request waits for the merge but the very first."""
         now = time.monotonic()
-        if self._population is None or now - self._population[0] > self._cache_s:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for partition in range(self._partitions):
-                    pipe.hgetall(keys.population_sketches(partition))
-                parts = await pipe.execute()
-            self._population = (now, SketchPopulation.merged(
-                decode_sketches(raw) for raw in parts if raw))
+        if self._population is None:
+            self._population = (now, await self._read_population())
+        elif now - self._population[0] > self._cache_s and self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._refresh_population())
         return self._population[1]
+
+    async def _refresh_population(self) -> None:
+        try:
+            self._population = (time.monotonic(), await self._read_population())
+        except Exception as exc:  # keep answering the last one; the next call retries
+            log.warning("population_refresh_failed", error=repr(exc))
+        finally:
+            self._refreshing = None
+
+    async def _read_population(self) -> SketchPopulation:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition in range(self._partitions):
+                pipe.hgetall(keys.population_sketches(partition))
+            parts = await pipe.execute()
+        return SketchPopulation.merged(decode_sketches(raw) for raw in parts if raw)
 
     async def scores(self, profile: CustomerProfile, as_of: datetime,
                      horizon_days: int | None = None) -> Scores:

@@ -27,11 +27,11 @@ AgentRole = Annotated[Role, Depends(require(Role.AGENT))]
 AdminRole = Annotated[Role, Depends(require(Role.ADMIN))]
 
 
-def _store(request: Request) -> NextActionStore:
+async def _store(request: Request) -> NextActionStore:
     return request.app.state.store
 
 
-def _reader(request: Request) -> CustomerReadModel:
+async def _reader(request: Request) -> CustomerReadModel:
     return request.app.state.reader
 
 

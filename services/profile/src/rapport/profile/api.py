@@ -23,11 +23,11 @@ Ops = Annotated[Role, Depends(require(Role.OPS))]
 _NOT_FOUND = {404: {"description": "unknown customer"}}
 
 
-def _store(request: Request) -> ProfileStore:
+async def _store(request: Request) -> ProfileStore:
     return request.app.state.profiles
 
 
-def _reader(request: Request) -> CustomerReadModel:
+async def _reader(request: Request) -> CustomerReadModel:
     return request.app.state.reader
 
 

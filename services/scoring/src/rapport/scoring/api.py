@@ -28,7 +28,7 @@ SERVED = Counter("rapport_scoring_scores_served_total", "Customer scores compute
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(2300, 1, 1, tzinfo=UTC)
 
 
-def _reader(request: Request) -> CustomerReadModel:
+async def _reader(request: Request) -> CustomerReadModel:
     return request.app.state.reader
 
 

@@ -15,8 +15,12 @@ falling frequency      1 - purchase days / own usual rate      1.0     w * drop 
 
 Counts enter as ln(1 + count): the first complaint says the most, the tenth little more.
 Falling frequency compares purchase days in the last 90 days with what the customer's own
-rate before would give, and counts only a drop, and only where that rate predicts at least
-one purchase day in 90 (below that, a quiet quarter is ordinary) (:func:`frequency_drop`).
+rate of repeat purchase days before would give, and counts only a drop, and only where that
+rate predicts at least three purchase days in 90 (a regular buyer): for anyone less
+regular, a quiet quarter is ordinary and BG/NBD's P(alive) already weighs the silence.
+Counting it for them too double-counts the silence and ranks worse: on CDNOW, ROC AUC
+0.700 with a threshold of one, 0.764 with three, 0.767 without the signal
+(:func:`frequency_drop`).
 The weights are judgement, not a fit: no public data set has these signals with outcomes.
 They are in :class:`ChurnWeights` so that a calibration can replace them. No signal leaves
 the base unchanged; no signal ever lowers the risk (weights are >= 0).
@@ -57,15 +61,19 @@ class ChurnWeights:
                 raise ValueError(f"weight {f.name} must be finite and >= 0, not {value!r}")
 
 
+MIN_EXPECTED_DAYS = 3.0
+
+
 def frequency_drop(recent_days: int, prior_days: int, prior_weeks: float,
-                   window_days: int = WINDOW_DAYS) -> float:
+                   window_days: int = WINDOW_DAYS,
+                   min_expected: float = MIN_EXPECTED_DAYS) -> float:
     """How far purchase days in the last ``window_days`` fell below the customer's own
     rate over the ``prior_weeks`` before: 1 - recent / expected, in [0, 1]. 0 when the
-    prior rate expects under one purchase day in the window."""
+    prior rate expects under ``min_expected`` purchase days in the window."""
     if not (prior_weeks > 0 and math.isfinite(prior_weeks)) or prior_days <= 0:
         return 0.0
     expected = prior_days / prior_weeks * window_days / 7.0
-    if expected < 1.0:
+    if expected < min_expected:
         return 0.0
     return min(1.0, max(0.0, 1.0 - max(recent_days, 0) / expected))
 

@@ -106,8 +106,8 @@ def _signals(profile: CustomerProfile, summary: PurchaseSummary | None,
     if summary is not None:
         start = as_of_day - SIGNAL_WINDOW_DAYS
         lately = purchases_between(profile.purchases, start, as_of_day)
-        before = summary.purchase_days - lately
-        drop = churn.frequency_drop(lately, before, (start - summary.first_day) / 7.0)
+        repeats_before = summary.purchase_days - lately - 1  # the first day is no repeat
+        drop = churn.frequency_drop(lately, repeats_before, (start - summary.first_day) / 7.0)
     return churn.ChurnSignals(
         complaints=recent.count("complaint"), refunds=recent.count("refund"),
         unresolved_contacts=recent.count("unresolved_call") + recent.count("ticket"),

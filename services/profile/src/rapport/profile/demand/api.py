@@ -35,7 +35,7 @@ class DemandReads:
     half_life_days: float
 
 
-def _reads(request: Request) -> DemandReads:
+async def _reads(request: Request) -> DemandReads:
     reads: DemandReads | None = getattr(request.app.state, "demand", None)
     if reads is None:
         raise ApiError(503, "demand is starting")
