@@ -75,11 +75,15 @@ async def test_scores_at_any_moment_by_any_identifier_and_the_same_in_next_actio
         await producer.stop()
     await redis.set(keys.identity("email", "star@example.com"), star.customer_id)
 
-    async def population_counted() -> bool:
-        body = (await scoring.get("/v1/models", headers=OPS)).json()
-        rfm = next(m for m in body["models"] if m["name"] == "rfm")
-        return rfm["customers"] >= 61
-    await eventually(population_counted, timeout=60)
+    seen: list[str] = []
+
+    async def population_settled() -> bool:
+        """Ours are counted, and the consumer has caught up with the session's other
+        profile updates (the population, which ranks everyone, no longer moves)."""
+        rfm = (await scoring.get("/v1/models", headers=OPS)).json()["rfm"]
+        seen.append(rfm["version"])
+        return rfm["customers"] >= 61 and seen[-4:] == [rfm["version"]] * 4
+    await eventually(population_settled, timeout=120, interval=1.0)
 
     by_email = await scoring.get("/v1/customers/STAR@example.com/scores", headers=AGENT)
     assert by_email.status_code == 200, by_email.text
