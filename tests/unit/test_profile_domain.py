@@ -176,3 +176,13 @@ def test_apply_leaves_the_given_profile_untouched():
     after = apply(before, tp(2, "Order Completed", props={"total": 5}), customer_id="u1",
                   processed_at=T0)
     assert before.model_dump() == snapshot and after.metrics.revenue == 15.0
+
+
+def test_an_order_is_worth_its_revenue_else_its_total_else_its_lines():
+    from rapport.profile.domain import order_value
+    assert order_value({"revenue": 90.0, "total": 100.0}) == 90.0
+    assert order_value({"total": 100.0}) == 100.0
+    assert order_value({"products": [{"price": 12.5, "quantity": 2}, {"price": 5},
+                                     "junk", {"price": "x"}]}) == 30.0
+    assert order_value({"revenue": True, "total": 7}) == 7.0
+    assert order_value({}) == 0.0

@@ -137,10 +137,23 @@ def money(value: Any) -> float:
     return round(number(value), 2)
 
 
+def order_value(props: dict[str, Any]) -> float:
+    """What an order brought in: Segment's ``revenue``, else its ``total``, else the sum of
+    its lines (price x quantity), so an order sent with products only still counts."""
+    for name in ("revenue", "total"):
+        if isinstance(props.get(name), int | float) and not isinstance(props.get(name), bool):
+            return money(props[name])
+    products = props.get("products")
+    lines = [line for line in products if isinstance(line, dict)] \
+        if isinstance(products, list) else []
+    return money(sum(number(line.get("price")) * (number(line.get("quantity", 1)) or 1.0)
+                     for line in lines))
+
+
 def _order(p: CustomerProfile, props: dict[str, Any], at: datetime) -> None:
     m = p.metrics
     m.orders += 1
-    value = money(props.get("revenue", props.get("total")))
+    value = order_value(props)
     m.revenue = limits.clamp(m.revenue + value)
     p.purchases.add(at, value)
     m.discounts = limits.clamp(m.discounts + money(props.get("discount")))
