@@ -15,7 +15,7 @@ from rapport.scoring.settings import ScoringSettings
 from rapport.shared import keys, redis_store, topics
 from rapport.shared.events import OfferOutcome
 from rapport.shared.kafka import durable_producer
-from rapport.shared.profiles import CustomerProfile, Metrics
+from rapport.shared.profiles import Consent, CustomerProfile, Metrics
 from tests.conftest import redis_url
 from tests.helpers import end_offsets, eventually, read_since, serving
 
@@ -93,6 +93,30 @@ async def test_decisions_use_the_profile_and_outcomes_reach_kafka(stack, next_ac
                                        json=body)).status_code == status
     assert (await next_action.post("/v1/next-best-action", headers=CHANNEL,
                                    json={"channel": "web"})).status_code == 422
+
+
+async def test_offers_see_the_facts_segments_see(stack, next_action):
+    """A condition on a consent holds for an offer as it does for a segment: both test
+    the profile as readers see it (consents as booleans, derived metrics)."""
+    await next_action.put("/v1/offers", headers=ADMIN, json=[
+        {"offer_id": "news", "name": "Newsletter perk", "channels": ["email"], "value": 10,
+         "cost": 0.1, "eligibility": [
+             {"field": "profile.consents.marketing_email", "op": "eq", "value": True},
+             {"field": "profile.metrics.average_order_value", "op": "gte", "value": 50}]}])
+    redis = redis_store.connect(redis_url(stack, 2))
+    now = datetime.now(UTC)
+    ids = {}
+    for consented in (True, False):
+        pid = f"it-{uuid.uuid4().hex[:8]}"
+        ids[consented] = pid
+        await redis.set(keys.profile(pid), CustomerProfile(
+            customer_id=pid, metrics=Metrics(orders=2, revenue=200),
+            consents={"marketing_email": Consent(value=consented, at=now)}).to_stored())
+    await redis.aclose()
+    for consented, pid in ids.items():
+        made = (await next_action.post("/v1/next-best-action", headers=CHANNEL, json={
+            "customer_id": pid, "channel": "email"})).json()
+        assert [a["offer_id"] for a in made["actions"]] == (["news"] if consented else [])
 
 
 async def test_outcomes_are_counted_once_however_often_they_arrive(stack):

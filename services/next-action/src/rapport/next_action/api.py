@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rapport.shared import topics
+from rapport.shared import facts, topics
 from rapport.shared.auth import Role, require
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.events import Channel, OfferOutcome, OutcomeKind
@@ -111,7 +111,7 @@ async def next_best_action(body: NbaRequest, _: ChannelRole, store: Store,
     found = await reader.find(identifier)
     customer_id, profile, scores = identifier, None, None
     if found is not None:
-        customer_id, profile = found.customer_id, found.model_dump(mode="json")
+        customer_id, profile = found.customer_id, facts.describe(found, now)
         scores = (await reader.scores(found, now)).model_dump(mode="json")
     catalog = await store.catalog()
     propensities = await store.propensities(o.offer_id for o in catalog.offers)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rapport.shared import facts
 from rapport.shared.events import MessageType, Touchpoint
 from rapport.shared.profiles import (
     MAX_SIGNALS,
@@ -99,9 +100,7 @@ def _replaces(at: datetime, value: Any, seen_at: datetime | None, seen: Any) -> 
     return at == seen_at and repr(value) > repr(seen)
 
 
-def _decay(score: float, since: datetime, until: datetime, half_life_days: float) -> float:
-    days = (until - since).total_seconds() / 86400
-    return score * 0.5 ** (days / half_life_days)
+_decay = facts.decay
 
 
 def add_affinity(current: Affinity | None, weight: float, at: datetime,
@@ -118,9 +117,7 @@ def add_affinity(current: Affinity | None, weight: float, at: datetime,
 def affinities_at(profile: CustomerProfile, now: datetime,
                   policy: FoldPolicy = DEFAULT_POLICY) -> dict[str, float]:
     """Category affinities decayed to ``now``, strongest first."""
-    scores = {c: _decay(a.score, a.as_of, max(now, a.as_of), policy.affinity_half_life_days)
-              for c, a in profile.affinities.items() if a.as_of is not None}
-    return {c: round(v, 4) for c, v in sorted(scores.items(), key=lambda kv: -kv[1])}
+    return facts.affinities_at(profile, now, policy.affinity_half_life_days)
 
 
 def _categories(tp: Touchpoint) -> list[str]:
@@ -349,16 +346,8 @@ def merge(survivor: CustomerProfile, absorbed: CustomerProfile, *, processed_at:
     return p
 
 
-def describe(profile: CustomerProfile, now: datetime) -> dict[str, Any]:
-    """The profile as readers see it at ``now``: the API body and the facts segments test."""
-    body = profile.model_dump(mode="json", exclude={"trait_times", "recent_message_ids",
-                                                     "purchases", "signals"})
-    body["rfm"] = profile.rfm(now).model_dump(mode="json")
-    m = profile.metrics
-    body["metrics"]["average_order_value"] = round(m.revenue / m.orders, 2) if m.orders else None
-    body["metrics"]["margin_rate"] = (round(m.margin / m.margin_revenue, 4)
-                                      if m.margin_revenue else None)
-    body["metrics"]["nps"] = round(m.nps_sum / m.nps_responses, 2) if m.nps_responses else None
-    body["affinities"] = affinities_at(profile, now)
-    body["consents"] = {k: c.value for k, c in profile.consents.items()}
-    return body
+def describe(profile: CustomerProfile, now: datetime,
+             policy: FoldPolicy = DEFAULT_POLICY) -> dict[str, Any]:
+    """The profile as readers see it at ``now`` (:func:`rapport.shared.facts.describe`:
+    the API body, and the facts segments and offers test)."""
+    return facts.describe(profile, now, policy.affinity_half_life_days)
