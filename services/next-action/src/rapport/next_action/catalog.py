@@ -1,13 +1,30 @@
-"""The offer catalog; eligibility uses the shared declarative conditions."""
+"""The offer catalog; eligibility uses the shared declarative conditions.
+
+Kinds: ``offer`` (the default), ``retention`` and ``cross_sell`` are marketing, which
+needs the channel's consent (:mod:`.consent`); ``service`` and ``no_action`` are not.
+"""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rapport.shared.conditions import Condition
 from rapport.shared.events import Channel
+
+
+class OfferKind(StrEnum):
+    OFFER = "offer"
+    RETENTION = "retention"
+    CROSS_SELL = "cross_sell"
+    SERVICE = "service"
+    NO_ACTION = "no_action"
+
+
+MARKETING = frozenset({OfferKind.OFFER, OfferKind.RETENTION, OfferKind.CROSS_SELL})
 
 
 class Offer(BaseModel):
@@ -21,6 +38,26 @@ class Offer(BaseModel):
     cost: float = Field(ge=0, description="Cost of making the offer, paid whether or not accepted")
     eligibility: list[Condition] = Field(default_factory=list)
     active: bool = True
+    kind: OfferKind = OfferKind.OFFER
+    placements: list[str] = Field(
+        default_factory=list, max_length=50,
+        description="Placements it may appear in (empty: any placement, or none given)")
+    valid_from: datetime | None = Field(default=None, description="Not made before")
+    valid_until: datetime | None = Field(default=None, description="Not made from then on")
+
+    @property
+    def marketing(self) -> bool:
+        return self.kind in MARKETING
+
+    @model_validator(mode="after")
+    def _window(self) -> Offer:
+        for name in ("valid_from", "valid_until"):
+            at = getattr(self, name)
+            if at is not None and at.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone (e.g. 2026-12-01T00:00:00Z)")
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
 
     @field_validator("value", "cost")
     @classmethod

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from rapport.shared.events import Channel
 
+from . import consent
 from .catalog import Catalog, Offer
 
 DEFAULT_PROPENSITY = 0.05
@@ -64,13 +65,25 @@ class Decision(BaseModel):
     """The customer's scores the decision used (as the scores API gives them then)."""
 
 
-def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any]) -> list[str]:
+def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any],
+                 at: datetime) -> list[str]:
     """Reasons the offer is not eligible (empty when it is)."""
     failures = []
     if not offer.active:
         failures.append("offer is inactive")
+    if offer.valid_from is not None and at < offer.valid_from:
+        failures.append(f"not valid before {offer.valid_from.isoformat()}")
+    if offer.valid_until is not None and at >= offer.valid_until:
+        failures.append(f"expired at {offer.valid_until.isoformat()}")
     if req.channel not in offer.channels:
         failures.append(f"not offered on channel '{req.channel}'")
+    if offer.placements and req.placement not in offer.placements:
+        failures.append(f"not offered in placement '{req.placement}'" if req.placement
+                        else "offered only in placements " + ", ".join(offer.placements))
+    refused = consent.refusal(offer, req.channel, req.placement, req.context,
+                              (req.profile or {}).get("consents") or {})
+    if refused:
+        failures.append(refused)
     failures.extend(f"condition failed: {c.describe()}" for c in offer.eligibility
                     if not c.holds(facts))
     return failures
@@ -82,7 +95,7 @@ def decide(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float
     trace: list[TraceEntry] = []
     candidates: list[tuple[float, Offer, float, list[str]]] = []
     for offer in catalog.offers:
-        failures = _eligibility(offer, req, facts)
+        failures = _eligibility(offer, req, facts, decided_at)
         if failures:
             trace.append(TraceEntry(offer_id=offer.offer_id, eligible=False, reasons=failures))
             continue
