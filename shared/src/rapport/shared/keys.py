@@ -231,3 +231,10 @@ def population_points(partition: int) -> str:
     """Hash customer fingerprint -> the customer's point in the sketches (so it can be
     retracted when it changes, or when they are erased or merged away)."""
     return f"{PREFIX}:population:points:{partition}"
+
+
+def contacts(fingerprint: str) -> str:
+    """Hash of one person's contact history (offers made, rejected, accepted, by time),
+    by the keyed fingerprint of their profile id: what contact limits count and erasure
+    deletes (written by next-action)."""
+    return f"{PREFIX}:contacts:{fingerprint}"

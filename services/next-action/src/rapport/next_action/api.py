@@ -18,7 +18,8 @@ from rapport.shared.events import Channel, OfferOutcome, OutcomeKind
 from rapport.shared.service import ApiError
 
 from .catalog import Catalog, Offer
-from .domain import Decision, DecisionRequest, decide
+from .contacts import ContactBook, limited
+from .domain import Decision, DecisionRequest, decide, ranked
 from .store import NextActionStore
 
 router = APIRouter(prefix="/v1", tags=["next-best-action"])
@@ -103,8 +104,8 @@ async def put_offers(store: Store, _: AdminRole,
 
 
 @router.post("/next-best-action", response_model=NbaResponse, summary="Decide what to offer")
-async def next_best_action(body: NbaRequest, _: ChannelRole, store: Store,
-                           reader: Reader) -> Any:
+async def next_best_action(body: NbaRequest, request: Request, _: ChannelRole,
+                           store: Store, reader: Reader) -> Any:
     identifier = body.customer_id or body.anonymous_id
     assert identifier is not None
     now = datetime.now(UTC)
@@ -118,7 +119,11 @@ async def next_best_action(body: NbaRequest, _: ChannelRole, store: Store,
     req = DecisionRequest(decision_id=uuid.uuid4().hex, customer_id=customer_id,
                           channel=body.channel, placement=body.placement, limit=body.limit,
                           context=body.context, profile=profile, scores=scores)
-    decision = decide(catalog, req, propensities, now)
+    candidates = ranked(catalog, req, propensities, now)
+    book: ContactBook = request.app.state.contacts
+    verdicts = await book.reserve(customer_id, candidates, body.limit, now) \
+        if any(limited(o) for o in candidates) else None
+    decision = decide(catalog, req, propensities, now, verdicts)
     await store.save_decision(decision)
     return decision
 
@@ -145,6 +150,10 @@ async def outcomes(body: OutcomeRequest, request: Request, store: Store,
     except Exception as exc:  # broker failure: tell the caller to retry
         raise ApiError(503, "could not record the outcome; retry",
                        headers={"Retry-After": "5"}) from exc
+    if body.outcome.value in ("accepted", "rejected"):  # what contact limits count
+        book: ContactBook = request.app.state.contacts
+        await book.record(decision.customer_id, decision.decision_id, action.action_id,
+                          action.offer_id, body.outcome.value, outcome.occurred_at)
     return JSONResponse({"status": "accepted"}, status_code=202)
 
 

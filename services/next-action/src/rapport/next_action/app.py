@@ -14,6 +14,7 @@ from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app, serve
 
 from . import api
+from .contacts import ContactBook
 from .settings import NextActionSettings
 from .store import NextActionStore
 
@@ -31,6 +32,7 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
         app.state.store = NextActionStore(redis, settings.decision_ttl_s,
                                           settings.fingerprints())
         app.state.reader = CustomerReadModel(redis, settings.scoring_policy())
+        app.state.contacts = ContactBook(redis, settings.fingerprints())
         app.state.producer = producer
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))

@@ -27,6 +27,26 @@ class OfferKind(StrEnum):
 MARKETING = frozenset({OfferKind.OFFER, OfferKind.RETENTION, OfferKind.CROSS_SELL})
 
 
+class ContactLimits(BaseModel):
+    """How often one person may get an offer, counted across every channel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max: int | None = Field(default=None, ge=1, le=1000, description="made at most N times...")
+    days: float | None = Field(default=None, gt=0, le=3650, description="...in D days")
+    pause_after_rejections: int | None = Field(default=None, ge=1, le=1000)
+    pause_days: float | None = Field(default=None, gt=0, le=3650)
+    stop_after_accept: bool = False
+
+    @model_validator(mode="after")
+    def _pairs(self) -> ContactLimits:
+        if (self.max is None) != (self.days is None):
+            raise ValueError("max and days go together: made at most max times in days")
+        if (self.pause_after_rejections is None) != (self.pause_days is None):
+            raise ValueError("pause_after_rejections and pause_days go together")
+        return self
+
+
 class Offer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +64,7 @@ class Offer(BaseModel):
         description="Placements it may appear in (empty: any placement, or none given)")
     valid_from: datetime | None = Field(default=None, description="Not made before")
     valid_until: datetime | None = Field(default=None, description="Not made from then on")
+    contact: ContactLimits | None = None
 
     @property
     def marketing(self) -> bool:

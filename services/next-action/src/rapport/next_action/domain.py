@@ -6,6 +6,7 @@ rates, ``decide`` returns the ranked actions and a full trace of why.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -89,10 +90,11 @@ def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any],
     return failures
 
 
-def decide(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
-           decided_at: datetime) -> Decision:
+def _candidates(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
+                decided_at: datetime, trace: list[TraceEntry],
+                ) -> list[tuple[float, Offer, float, list[str]]]:
+    """Eligible offers worth making, best first (the ineligible ones go to ``trace``)."""
     facts = {"profile": req.profile or {}, "scores": req.scores or {}, "context": req.context}
-    trace: list[TraceEntry] = []
     candidates: list[tuple[float, Offer, float, list[str]]] = []
     for offer in catalog.offers:
         failures = _eligibility(offer, req, facts, decided_at)
@@ -110,15 +112,44 @@ def decide(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float
                                     reasons=[*reasons, "not made: expected profit not positive"]))
             continue
         candidates.append((expected, offer, p, reasons))
-
     candidates.sort(key=lambda c: (-c[0], c[1].offer_id))
+    return candidates
+
+
+def ranked(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
+           decided_at: datetime) -> list[Offer]:
+    """The offers :func:`decide` would make, best first, before contact limits."""
+    return [c[1] for c in _candidates(catalog, req, propensities, decided_at, [])]
+
+
+def _held_back(verdict: str, offer: Offer, limit: int) -> str:
+    c = offer.contact
+    if verdict == "capped" and c is not None:
+        return f"contact limit: already made {c.max} times in {c.days:g} days (any channel)"
+    if verdict == "paused" and c is not None:
+        return (f"paused: rejected {c.pause_after_rejections} times in the last "
+                f"{c.pause_days:g} days")
+    if verdict == "accepted":
+        return "not made again: already accepted (on any channel)"
+    return f"below the limit of {limit}"
+
+
+def decide(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
+           decided_at: datetime, contacts: Mapping[str, str] | None = None) -> Decision:
+    """Rank and choose. ``contacts`` holds the contact limits' verdict per ranked offer
+    (``made`` or why not, from :class:`.contacts.ContactBook`); without it the first
+    ``limit`` are made."""
+    trace: list[TraceEntry] = []
+    candidates = _candidates(catalog, req, propensities, decided_at, trace)
     actions = []
     for rank, (expected, offer, p, reasons) in enumerate(candidates, start=1):
-        chosen = rank <= req.limit
+        verdict = contacts.get(offer.offer_id, "not_needed") if contacts is not None else (
+            "made" if rank <= req.limit else "not_needed")
+        chosen = verdict == "made"
         trace.append(TraceEntry(offer_id=offer.offer_id, eligible=True, propensity=p,
                                 expected_profit=round(expected, 4), rank=rank,
-                                reasons=reasons if chosen else [*reasons,
-                                                                f"below the limit of {req.limit}"]))
+                                reasons=reasons if chosen else [
+                                    *reasons, _held_back(verdict, offer, req.limit)]))
         if chosen:
             actions.append(Action(action_id=f"{req.decision_id}.{rank}", offer_id=offer.offer_id,
                                   name=offer.name, score=round(expected, 4),

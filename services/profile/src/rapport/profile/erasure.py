@@ -85,6 +85,7 @@ class Eraser:
                 tx.srem(keys.segment_members(segment), pid)
             for category in profile.affinities:  # the audiences of demand spikes
                 tx.zrem(keys.demand_audience(category), pid)
+            tx.delete(*(keys.contacts(self._fp.profile(c)) for c in sorted(ids)))
             for index, members in zip(indexes, decided, strict=True):
                 if members:
                     tx.delete(*(keys.decision(m.decode()) for m in members))
