@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class Report:
     shown: Counter[str] = field(default_factory=Counter)
     empty_decisions: int = 0
     bad_actions: list[str] = field(default_factory=list)  # over limit or not in the catalog
+    seconds: float = 0.0  # the decisions' wall time
 
     @staticmethod
     def _ratio(a: float, b: float) -> float:
@@ -84,6 +86,8 @@ class Report:
                   f"{self.second_half_over_oracle:.2f}")
         t.add_row("acceptance rate of shown", f"{self.acceptance_rate:.3f}", "")
         t.add_row("decisions without an action", f"{self.empty_decisions:,}", "")
+        t.add_row("decisions per second", f"{self.decisions / self.seconds:,.0f}"
+                  if self.seconds else "", "")
         t.add_row("shown", ", ".join(f"{k} {v}" for k, v in self.shown.most_common()), "")
         return t
 
@@ -157,14 +161,20 @@ async def _wait_profiles(http: httpx.AsyncClient, url: str, orders: Mapping[str,
 
 async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, seed: int,
                     limit: int = 1, concurrency: int = 8, profile_timeout: float = 120,
-                    progress: Callable[[int], object] | None = None) -> Report:
+                    progress: Callable[[int], object] | None = None,
+                    say: Callable[[str], object] | None = None) -> Report:
     """``urls``: the base URL of each service by name (``ingest``, ``profile``,
-    ``next-action``); ``progress`` is told how many decisions are done as they finish."""
+    ``next-action``); ``progress`` is told how many decisions are done as they finish,
+    ``say`` what phase the run is in."""
     people = world.customers(n_customers, seed)
     now = datetime.now(UTC)
+    tell = say or (lambda _: None)
     async with httpx.AsyncClient(timeout=30) as http:
+        tell(f"Sending the history of {n_customers:,} customers to ingest ...")
         orders = await _ingest(http, urls["ingest"], people, now)
+        tell("Waiting for the profile API to have every customer and order ...")
         await _wait_profiles(http, urls["profile"], orders, profile_timeout)
+        tell(f"Loading the catalog ({len(world.OFFERS)} offers); {decisions:,} decisions ...")
         resp = await http.put(f"{urls['next-action']}/v1/offers", json=world.OFFERS,
                               headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         if resp.status_code != 200:
@@ -224,7 +234,9 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
             if progress is not None:
                 progress(done)
 
+        started = time.monotonic()
         await asyncio.gather(*(decide(i) for i in range(decisions)))
+        report.seconds = time.monotonic() - started
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else 0.0
