@@ -243,6 +243,42 @@ def cmd_eval_churn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_decisions(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from rapport.next_action.simworld import run  # the workspace installs every service
+
+    stack = localstack.Stack(args.profile, say=lambda m: say(f"[dim]{m}[/]"))
+    stack.wipe()  # fresh offer statistics: what the service learns, it learns in this run
+    try:
+        stack.up(services=False)
+        stack.start_services(extra_env={"RAPPORT_LOG_LEVEL": "WARNING",
+                                        "RAPPORT_REFIT_FIRST_DELAY_S": "86400"})
+        stack.wait_services()
+        urls = {name: stack.url(name) for name in ("ingest", "profile", "next-action")}
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                      transient=True) as bar:
+            task = bar.add_task("decisions", total=args.decisions)
+            report = asyncio.run(run.run_world(
+                urls, args.customers, args.decisions, args.seed, limit=args.limit,
+                progress=lambda done: bar.update(task, completed=done), say=bar.console.print))
+    except KeyboardInterrupt:
+        say("\nInterrupted.")
+        return 130
+    except (localstack.StackError, run.WorldError) as exc:
+        say(f"[red]{exc}[/]")
+        return 1
+    finally:
+        stack.down()
+    console.print(report.table())
+    console.print(f"learned/static {report.learned_over_static:.2f} (second half "
+                  f"{report.second_half_over_static:.2f}); learned/oracle "
+                  f"{report.learned_over_oracle:.2f} (second half "
+                  f"{report.second_half_over_oracle:.2f})", highlight=False)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -315,6 +351,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--data", type=Path, default=Path("tests/data/cdnow_sample.txt"),
                    help="CDNOW transactions (master id, sample id, YYYYMMDD, CDs, dollars)")
     c.set_defaults(func=cmd_eval_churn)
+
+    d = sub.add_parser("eval-decisions", help="judge next-best-action in a simulated world "
+                                              "of customers with hidden tastes (starts and "
+                                              "stops its own stack)")
+    d.add_argument("--customers", type=int, default=2000)
+    d.add_argument("--decisions", type=int, default=20_000)
+    d.add_argument("--seed", type=int, default=12)
+    d.add_argument("--limit", type=int, default=1, help="actions asked per decision")
+    d.add_argument("--profile", choices=["bench", "test"], default="bench",
+                   help="the local stack's ports and data (wiped first)")
+    d.set_defaults(func=cmd_eval_decisions)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
     m.add_argument("--ingest", default="http://127.0.0.1:8001")
