@@ -9,26 +9,15 @@ from collections import Counter
 from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from rapport.scoring.models import ModelStore
 from rapport.scoring.refit import Refitter
-from rapport.shared import keys, redis_store
+from rapport.shared import keys
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.profiles import Affinity, CustomerProfile
-from tests.conftest import redis_url
 
 DB = 12
 START = datetime(2024, 1, 1, 12, tzinfo=UTC)
 AS_OF = START + timedelta(days=200)
-
-
-@pytest.fixture
-async def redis(stack):
-    client = redis_store.connect(redis_url(stack, DB))
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def profiles(n: int, seed: int = 5) -> list[CustomerProfile]:

@@ -13,7 +13,7 @@ from rapport.next_action.settings import NextActionSettings
 from rapport.scoring.app import build as build_scoring
 from rapport.scoring.evaluate import load_cdnow
 from rapport.scoring.settings import ScoringSettings
-from rapport.shared import keys, redis_store, topics
+from rapport.shared import keys, topics
 from rapport.shared.kafka import durable_producer
 from rapport.shared.profiles import CustomerProfile, Identity, Metrics
 from rapport.shared.scores.rfm import SEGMENTS
@@ -35,14 +35,6 @@ def customer(pid: str, days_ago: list[int], value: float, now: datetime) -> Cust
     for d in days_ago:
         p.purchases.add(now - timedelta(days=d), value)
     return p
-
-
-@pytest.fixture
-async def redis(stack):
-    client = redis_store.connect(redis_url(stack, DB))
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -7,23 +7,14 @@ import random
 import pytest
 
 from rapport.scoring.population import REBUILD_RATIO, Change, PopulationStore
-from rapport.shared import keys, redis_store, topics
+from rapport.shared import keys, topics
 from rapport.shared.customers import CustomerReadModel, decode_sketches
 from rapport.shared.privacy import Fingerprints
 from rapport.shared.scores.compute import Point
 from rapport.shared.scores.rfm import FREQUENCY, MONETARY, RECENCY
-from tests.conftest import redis_url
 
 DB = 5
 FP = Fingerprints("population-test-secret")
-
-
-@pytest.fixture
-async def redis(stack):
-    client = redis_store.connect(redis_url(stack, DB))
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def pt(day: int, days: int = 1, total: float = 10.0) -> Point:
