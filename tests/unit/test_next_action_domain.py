@@ -65,7 +65,7 @@ def test_ranks_by_expected_profit_and_respects_channel_and_limit():
     assert d.actions[0].score == pytest.approx(0.5 * 50 - 1)
     trace = {t.offer_id: t for t in d.trace}
     assert not trace["store-only"].eligible
-    assert "below the limit" in trace["small"].reasons[-1]
+    assert "others ranked higher (limit 2)" in trace["small"].reasons[-1]
 
 
 def test_unknown_customer_gets_a_decision_without_profile_offers():

@@ -110,6 +110,56 @@ class OfferOutcome(BaseModel):
         return cls.model_validate_json(raw)
 
 
+class LoggedCandidate(BaseModel):
+    """One eligible offer of a logged decision, as the policy saw it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    offer_id: str
+    value: float
+    cost: float
+    propensity: float
+    """The response model's predicted chance of acceptance."""
+    spread: float = 0.0
+    """Its standard deviation (what optimistic ranking adds to it)."""
+    priority: float = 1.0
+    probability: float
+    """The policy's exact chance of making it (at any rank)."""
+    made: bool
+    allowed: bool = True
+    """Whether the contact limits allowed it (a capped offer could not be made)."""
+    action_id: str | None = None
+
+
+class DecisionLogged(BaseModel):
+    """One decision on the decision log: what off-policy evaluation, the reports and
+    attribution read. The customer appears only by keyed fingerprint."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    decision_id: str
+    decided_at: datetime
+    customer: str
+    """Keyed fingerprint of the customer id (``Fingerprints.profile``)."""
+    policy_id: str
+    group: Literal["treatment", "control"]
+    channel: Channel
+    placement: str | None = None
+    model_version: str | None = None
+    segment: str | None = None
+    tier: str | None = None
+    limit: int = 1
+    candidates: tuple[LoggedCandidate, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> DecisionLogged:
+        return cls.model_validate_json(raw)
+
+
 class StepKind(StrEnum):
     TOUCHPOINT = "touchpoint"
     MERGE_OUT = "merge_out"

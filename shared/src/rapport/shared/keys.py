@@ -91,6 +91,40 @@ def offer_stats(offer_id: str) -> str:
     return f"{PREFIX}:offers:stats:{offer_id}"
 
 
+def decision_policies() -> str:
+    """The decision policies and the traffic split (JSON, next-action's PUT /v1/policies)."""
+    return f"{PREFIX}:next-action:policies"
+
+
+def learner_model() -> str:
+    """Hash: the response learner's weights, one field per offer plus the shared ones
+    and ``version`` (see rapport.next_action.learner)."""
+    return f"{PREFIX}:next-action:learner"
+
+
+def decision_outcomes(decision_id: str) -> str:
+    """Hash ``<action_id>`` -> its final outcome, and ``profit``: what each action of a
+    logged decision came to (read by off-policy evaluation and the reports)."""
+    return f"{PREFIX}:decision-outcomes:{decision_id}"
+
+
+def outcomes_due() -> str:
+    """Sorted set ``decision_id|action_id`` by the time (epoch s) it counts as ignored
+    if nothing final has been heard of it by then."""
+    return f"{PREFIX}:next-action:outcomes-due"
+
+
+def offer_report(hour: int) -> str:
+    """Hash of the offers report's counters for one hour (epoch hours), fields
+    ``<offer>|<segment>|<tier>|<counter>`` and ``policy|<policy>|<counter>``."""
+    return f"{PREFIX}:next-action:report:{hour}"
+
+
+def offer_report_hours() -> str:
+    """Sorted set of the hours that have report counters (score = hour)."""
+    return f"{PREFIX}:next-action:report-hours"
+
+
 def outcome_seen(decision_id: str, action_id: str, outcome: str) -> str:
     """Marker that one outcome of one action was counted (dedup across paths)."""
     return f"{PREFIX}:outcome:{decision_id}:{action_id}:{outcome}"

@@ -54,6 +54,11 @@ PROFILE_UPDATES = TopicSpec("rapport.profile-updates.v1", partitions=8, compacte
 OUTCOMES = TopicSpec("rapport.outcomes.v1", partitions=8)
 """Offer outcomes (viewed, accepted, rejected, ignored), keyed by decision id."""
 
+DECISIONS = TopicSpec("rapport.decisions.v1", partitions=8)
+"""The decision log: every decision with the facts and model it used, its candidates'
+propensities and exact probabilities, and what it made (keyed by decision id; what
+off-policy evaluation and the reports read). Customers appear only by fingerprint."""
+
 DEMAND_ALERTS = TopicSpec("rapport.demand-alerts.v1", partitions=1)
 """Demand spikes opening and closing, keyed by spike id (one partition: in order)."""
 
@@ -62,4 +67,5 @@ PRODUCER_PERF = TopicSpec("rapport.bench.producer-perf.v1", partitions=8)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, RESOLVED, IDENTITY_EVENTS,
                                      ERASURES, PROFILE_UPDATES, SEGMENT_EVENTS, OUTCOMES,
+                                     DECISIONS,
                                      DEMAND_ALERTS, STREAM_DEAD_LETTER)

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rapport.shared import facts, topics
+from rapport.shared import topics
 from rapport.shared.auth import Role, require
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.events import Channel, OfferOutcome, OutcomeKind
+from rapport.shared.moments import parse_as_of
 from rapport.shared.service import ApiError
 
+from . import reports
 from .catalog import Catalog, Offer
-from .contacts import ContactBook, limited
-from .domain import Decision, DecisionRequest, decide, ranked
+from .contacts import ContactBook
+from .deciding import Ask, Decider
+from .domain import Decision
+from .learning_store import LearningStore
+from .policies import PolicyConfig
 from .store import NextActionStore
 
 router = APIRouter(prefix="/v1", tags=["next-best-action"])
 ChannelRole = Annotated[Role, Depends(require(Role.CHANNEL))]
 AgentRole = Annotated[Role, Depends(require(Role.AGENT))]
 AdminRole = Annotated[Role, Depends(require(Role.ADMIN))]
+OpsRole = Annotated[Role, Depends(require(Role.OPS))]
 
 
 async def _store(request: Request) -> NextActionStore:
@@ -36,7 +41,17 @@ async def _reader(request: Request) -> CustomerReadModel:
     return request.app.state.reader
 
 
+async def _decider(request: Request) -> Decider:
+    return request.app.state.decider
+
+
+async def _learning(request: Request) -> LearningStore:
+    return request.app.state.learning
+
+
 Store = Annotated[NextActionStore, Depends(_store)]
+Learning = Annotated[LearningStore, Depends(_learning)]
+DeciderDep = Annotated[Decider, Depends(_decider)]
 Reader = Annotated[CustomerReadModel, Depends(_reader)]
 
 
@@ -63,6 +78,7 @@ class NbaAction(BaseModel):
     name: str
     score: float
     propensity: float
+    probability: float
     value: float
     reasons: list[str]
 
@@ -70,6 +86,8 @@ class NbaAction(BaseModel):
 class NbaResponse(BaseModel):
     decision_id: str
     customer_id: str
+    policy_id: str
+    group: Literal["treatment", "control"]
     actions: list[NbaAction]
 
 
@@ -95,37 +113,18 @@ async def put_offers(store: Store, _: AdminRole,
     try:
         catalog = Catalog(offers=offers)
     except ValidationError as exc:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        first = errors[0]
-        raise ApiError(422, f"invalid catalog at {'.'.join(map(str, first['loc']))}: "
-                            f"{first['msg']}", errors=errors) from exc
-    await store.replace_catalog(catalog)
-    return {"offers": len(catalog.offers)}
+        raise _refused("catalog", exc) from exc
+    stored = await store.replace_catalog(catalog)
+    return {"offers": len(stored.offers), "version": stored.version}
 
 
 @router.post("/next-best-action", response_model=NbaResponse, summary="Decide what to offer")
-async def next_best_action(body: NbaRequest, request: Request, _: ChannelRole,
-                           store: Store, reader: Reader) -> Any:
+async def next_best_action(body: NbaRequest, _: ChannelRole, decider: DeciderDep) -> Any:
     identifier = body.customer_id or body.anonymous_id
     assert identifier is not None
-    now = datetime.now(UTC)
-    found = await reader.find(identifier)
-    customer_id, profile, scores = identifier, None, None
-    if found is not None:
-        customer_id, profile = found.customer_id, facts.describe(found, now)
-        scores = (await reader.scores(found, now)).model_dump(mode="json")
-    catalog = await store.catalog()
-    propensities = await store.propensities(o.offer_id for o in catalog.offers)
-    req = DecisionRequest(decision_id=uuid.uuid4().hex, customer_id=customer_id,
-                          channel=body.channel, placement=body.placement, limit=body.limit,
-                          context=body.context, profile=profile, scores=scores)
-    candidates = ranked(catalog, req, propensities, now)
-    book: ContactBook = request.app.state.contacts
-    verdicts = await book.reserve(customer_id, candidates, body.limit, now) \
-        if any(limited(o) for o in candidates) else None
-    decision = decide(catalog, req, propensities, now, verdicts)
-    await store.save_decision(decision)
-    return decision
+    return await decider.decide(Ask(identifier=identifier, channel=body.channel,
+                                    placement=body.placement, context=body.context,
+                                    limit=body.limit))
 
 
 @router.post("/outcomes", status_code=202, summary="Report what the customer did",
@@ -165,3 +164,43 @@ async def get_decision(decision_id: str, store: Store, _: AgentRole) -> Any:
     if decision is None:
         raise ApiError(404, "no decision with this id (unknown or expired)")
     return decision
+
+
+def _refused(what: str, exc: ValidationError) -> ApiError:
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    where = ".".join(map(str, errors[0]["loc"]))
+    return ApiError(422, f"invalid {what}{' at ' + where if where else ''}: "
+                         f"{errors[0]['msg']}", errors=errors)
+
+
+@router.get("/policies", summary="The decision policies and the traffic split")
+async def get_policies(store: Store, _: AdminRole) -> Any:
+    return await store.policies()
+
+
+@router.put("/policies", summary="Replace the decision policies (refused whole when invalid)",
+            responses={422: {"description": "invalid policies; the old ones stay"}})
+async def put_policies(store: Store, _: AdminRole,
+                       config: Annotated[Any, Body(description="PolicyConfig")]) -> Any:
+    if not isinstance(config, dict):
+        raise ApiError(422, "the policies must be a JSON object: {control_share, policies}")
+    try:
+        parsed = PolicyConfig.model_validate({k: v for k, v in config.items()
+                                              if k != "version"})
+    except ValidationError as exc:
+        raise _refused("policies", exc) from exc
+    return await store.replace_policies(parsed)
+
+
+@router.get("/reports/offers", summary="Actual against expected acceptances, by offer, "
+                                       "segment, value tier and policy, over time")
+async def offers_report(learning: Learning, _: OpsRole, since: str | None = None,
+                        until: str | None = None) -> Any:
+    end = parse_as_of(until, "until", "invalid_period")
+    start = parse_as_of(since, "since", "invalid_period") if since else \
+        end - timedelta(days=30)
+    if start >= end:
+        raise ApiError(400, "since must be before until", code="invalid_period")
+    hours = await learning.report_hours(reports.hour_of(start.timestamp()),
+                                        reports.hour_of(end.timestamp()))
+    return {"since": start, "until": end, **reports.summarise(hours)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,11 +12,17 @@ from fastapi import FastAPI
 from rapport.shared import redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
+from rapport.shared.deadletter import DeadLetters
+from rapport.shared.failures import transient
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
-from rapport.shared.service import add_readiness_check, create_app, serve
+from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
 
 from . import api
 from .contacts import ContactBook
+from .deciding import Decider
+from .learning import IgnoredSweeper, Learner, make_consumer
+from .learning_store import LearningStore
+from .parts import ServiceParts
 from .settings import NextActionSettings
 from .store import NextActionStore
 
@@ -25,26 +33,58 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_store.connect(settings.redis_url)
+        fingerprints = settings.fingerprints()
         producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-next-action",
-                                    linger_ms=0)
-        await start_with_retry(producer.start, "outcomes producer")
+                                    linger_ms=1)
+        await start_with_retry(producer.start, "next-action producer")
+        consumer = make_consumer(settings.kafka_bootstrap, settings.learner_group_id)
+        await start_with_retry(consumer.start, "learner consumer")
         probe = KafkaProbe(settings.kafka_bootstrap)
-        app.state.store = NextActionStore(redis, settings.decision_ttl_s,
-                                          settings.fingerprints())
-        app.state.reader = CustomerReadModel(redis, settings.scoring_policy())
-        app.state.contacts = ContactBook(redis, settings.fingerprints())
-        app.state.producer = producer
+        store = NextActionStore(redis, settings.decision_ttl_s, fingerprints,
+                                cache_s=settings.cache_s,
+                                outcome_window_s=settings.outcome_window_s)
+        learning = LearningStore(redis, settings.cache_s)
+        contacts = ContactBook(redis, fingerprints)
+        reader = CustomerReadModel(redis, settings.scoring_policy())
+        app.state.store, app.state.learning, app.state.contacts = store, learning, contacts
+        app.state.reader, app.state.producer = reader, producer
+        app.state.decider = Decider(reader, ServiceParts(store, learning, contacts, producer),
+                                    fingerprints, settings.suitability(),
+                                    customer_budget_s=settings.customer_budget_s,
+                                    contacts_budget_s=settings.contacts_budget_s)
+        learner = Learner(consumer, store, learning, contacts,
+                          DeadLetters(producer, stage="next-action"), transient)
+        tasks = [asyncio.create_task(learner.run()),
+                 asyncio.create_task(IgnoredSweeper(store, learning, producer,
+                                                    settings.ignored_sweep_interval_s).run())]
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
+
+        async def learner_alive() -> None:
+            if tasks[0].done():
+                cause = None if tasks[0].cancelled() else tasks[0].exception()
+                raise NotReady("stopped") from cause
+
+        add_readiness_check(app, "learner", learner_alive)
         try:
             yield
         finally:
+            learner.stop()
+            for task in tasks[1:]:
+                task.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(tasks[0], 10)
+            for task in tasks[1:]:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await task
+            await consumer.stop()
             await producer.stop()
             await probe.close()
             await redis.aclose()
 
     app = create_app(service="next-action", title="Rapport next-action",
-                     description="Next-best-action decisions, offer outcomes and the catalog.",
+                     description="Next-best-action decisions, offer outcomes, the catalog, "
+                                 "the policies, their evaluation and the offers report.",
                      lifespan=lifespan, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,

@@ -65,6 +65,12 @@ class Offer(BaseModel):
     valid_from: datetime | None = Field(default=None, description="Not made before")
     valid_until: datetime | None = Field(default=None, description="Not made from then on")
     contact: ContactLimits | None = None
+    priority: float = Field(default=1.0, gt=0, le=100, description=(
+        "Business priority: multiplies the ranking score (1: neutral)"))
+    category: str | None = Field(default=None, max_length=100, description=(
+        "Product category it promotes (matched against active demand spikes)"))
+    discount: bool = Field(default=False, description=(
+        "A price cut: not made to a customer likely to buy anyway at full price"))
 
     @property
     def marketing(self) -> bool:
@@ -80,7 +86,7 @@ class Offer(BaseModel):
             raise ValueError("valid_until must be after valid_from")
         return self
 
-    @field_validator("value", "cost")
+    @field_validator("value", "cost", "priority")
     @classmethod
     def _finite(cls, v: float) -> float:
         if not math.isfinite(v):
@@ -90,6 +96,7 @@ class Offer(BaseModel):
 
 class Catalog(BaseModel):
     offers: list[Offer] = Field(max_length=10_000)
+    version: int = Field(default=0, description="Counts the catalogs put, 1 for the first")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Catalog:

@@ -1,24 +1,32 @@
-"""Arbitration: which eligible offer is worth most to the business right now.
+"""A decision, step by step: screen the catalog (eligibility, consent, suitability),
+rank what is left on expected profit (:mod:`.arbitration`), let the contact limits and
+the exploration choose (:mod:`.contacts`, :mod:`.exploration`), and say why for every
+offer.
 
-Pure: given the catalog, the facts about the customer and the learnt response
-rates, ``decide`` returns the ranked actions and a full trace of why.
+Pure: given the catalog, the facts about the customer, the response model's
+predictions and the contact limits' verdicts, the decision and its full trace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from rapport.shared.events import Channel
 
-from . import consent
+from . import consent, exploration
+from .arbitration import Candidate, rank
 from .catalog import Catalog, Offer
+from .policies import DEFAULT, Policy
+from .suitability import SuitabilityRules, refusals
 
 DEFAULT_PROPENSITY = 0.05
+RULES = SuitabilityRules()
+Group = Literal["treatment", "control"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,12 @@ class DecisionRequest:
     profile: dict[str, Any] | None = None
     scores: dict[str, Any] | None = None
 
+    @property
+    def personalised(self) -> bool:
+        """Whether the ranking may use the profile (the personalization consent)."""
+        return self.profile is not None and \
+            (self.profile.get("consents") or {}).get("personalization") is True
+
 
 class Action(BaseModel):
     action_id: str
@@ -39,6 +53,7 @@ class Action(BaseModel):
     name: str
     score: float
     propensity: float
+    probability: float
     value: float
     cost: float
     reasons: list[str]
@@ -48,9 +63,19 @@ class TraceEntry(BaseModel):
     offer_id: str
     eligible: bool
     reasons: list[str]
+    value: float | None = None
+    cost: float | None = None
     propensity: float | None = None
+    spread: float | None = None
+    priority: float = 1.0
     expected_profit: float | None = None
+    score: float | None = None
     rank: int | None = None
+    probability: float = 0.0
+    """The chance this decision's policy had of making it (0 when never possible)."""
+    made: bool = False
+    allowed: bool = True
+    """Whether the contact limits allowed it (``False``: capped, paused, over budget...)."""
 
 
 class Decision(BaseModel):
@@ -60,14 +85,30 @@ class Decision(BaseModel):
     channel: Channel
     placement: str | None
     decided_at: datetime
+    policy_id: str
+    group: Group
     actions: list[Action]
     trace: list[TraceEntry]
     scores: dict[str, Any] | None = None
     """The customer's scores the decision used (as the scores API gives them then)."""
+    personalised: bool = False
+    features: list[float] | None = None
+    """What the response model saw (None for control): learning from an outcome uses it."""
+    model_version: str | None = None
+    notes: list[str] = []
+    """Decision-wide remarks: control group, fallbacks taken, exploration."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Screened and ranked, before the contact limits and the exploration."""
+
+    ranked: list[Candidate]
+    trace: list[TraceEntry]
 
 
 def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any],
-                 at: datetime) -> list[str]:
+                 at: datetime, rules: SuitabilityRules) -> list[str]:
     """Reasons the offer is not eligible (empty when it is)."""
     failures = []
     if not offer.active:
@@ -87,42 +128,41 @@ def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any],
         failures.append(refused)
     failures.extend(f"condition failed: {c.describe()}" for c in offer.eligibility
                     if not c.holds(facts))
+    failures.extend(refusals(offer, req.scores, rules))
     return failures
 
 
-def _candidates(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
-                decided_at: datetime, trace: list[TraceEntry],
-                ) -> list[tuple[float, Offer, float, list[str]]]:
-    """Eligible offers worth making, best first (the ineligible ones go to ``trace``)."""
+def _prediction(value: float | tuple[float, float] | None) -> tuple[float, float]:
+    if value is None:
+        return DEFAULT_PROPENSITY, 0.0
+    return (float(value), 0.0) if isinstance(value, int | float) else value
+
+
+def plan(catalog: Catalog, req: DecisionRequest,
+         predictions: Mapping[str, float | tuple[float, float]], at: datetime, *,
+         policy: Policy = DEFAULT.policies[0], rules: SuitabilityRules = RULES,
+         spikes: Iterable[str] = ()) -> Plan:
     facts = {"profile": req.profile or {}, "scores": req.scores or {}, "context": req.context}
-    candidates: list[tuple[float, Offer, float, list[str]]] = []
+    trace: list[TraceEntry] = []
+    eligible: list[Offer] = []
     for offer in catalog.offers:
-        failures = _eligibility(offer, req, facts, decided_at)
+        failures = _eligibility(offer, req, facts, at, rules)
         if failures:
             trace.append(TraceEntry(offer_id=offer.offer_id, eligible=False, reasons=failures))
-            continue
-        p = propensities.get(offer.offer_id, DEFAULT_PROPENSITY)
-        expected = p * offer.value - offer.cost
-        reasons = [f"expected profit {expected:.2f} = {p:.3f} x {offer.value:.2f}"
-                   f" - {offer.cost:.2f}"]
-        reasons.extend(f"eligible: {c.describe()}" for c in offer.eligibility)
-        if expected <= 0:
-            trace.append(TraceEntry(offer_id=offer.offer_id, eligible=True, propensity=p,
-                                    expected_profit=round(expected, 4),
-                                    reasons=[*reasons, "not made: expected profit not positive"]))
-            continue
-        candidates.append((expected, offer, p, reasons))
-    candidates.sort(key=lambda c: (-c[0], c[1].offer_id))
-    return candidates
+        else:
+            eligible.append(offer)
+    tier = (req.scores or {}).get("value_tier") if req.personalised else None
+    ranked, unworthy = rank(eligible, {o.offer_id: _prediction(predictions.get(o.offer_id))
+                                       for o in eligible}, policy,
+                            tier=tier, context=req.context, spikes=spikes)
+    trace.extend(TraceEntry(offer_id=u.offer.offer_id, eligible=True, reasons=[u.reason],
+                            value=u.offer.value, cost=u.offer.cost,
+                            propensity=round(u.propensity, 6),
+                            expected_profit=round(u.expected_profit, 4)) for u in unworthy)
+    return Plan(ranked, trace)
 
 
-def ranked(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
-           decided_at: datetime) -> list[Offer]:
-    """The offers :func:`decide` would make, best first, before contact limits."""
-    return [c[1] for c in _candidates(catalog, req, propensities, decided_at, [])]
-
-
-def _held_back(verdict: str, offer: Offer, limit: int) -> str:
+def held_back(verdict: str, offer: Offer, limit: int) -> str:
     c = offer.contact
     if verdict == "capped" and c is not None:
         return f"contact limit: already made {c.max} times in {c.days:g} days (any channel)"
@@ -131,31 +171,84 @@ def _held_back(verdict: str, offer: Offer, limit: int) -> str:
                 f"{c.pause_days:g} days")
     if verdict == "accepted":
         return "not made again: already accepted (on any channel)"
-    return f"below the limit of {limit}"
+    if verdict.startswith("rule:"):
+        return f"contact policy '{verdict[5:]}': its limit is reached (any offer)"
+    if verdict == "budget":
+        return "daily budget: spent for now (paced through the day)"
+    return f"not made: others ranked higher (limit {limit})"
 
 
-def decide(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
-           decided_at: datetime, contacts: Mapping[str, str] | None = None) -> Decision:
-    """Rank and choose. ``contacts`` holds the contact limits' verdict per ranked offer
-    (``made`` or why not, from :class:`.contacts.ContactBook`); without it the first
-    ``limit`` are made."""
-    trace: list[TraceEntry] = []
-    candidates = _candidates(catalog, req, propensities, decided_at, trace)
-    actions = []
-    for rank, (expected, offer, p, reasons) in enumerate(candidates, start=1):
-        verdict = contacts.get(offer.offer_id, "not_needed") if contacts is not None else (
-            "made" if rank <= req.limit else "not_needed")
-        chosen = verdict == "made"
-        trace.append(TraceEntry(offer_id=offer.offer_id, eligible=True, propensity=p,
-                                expected_profit=round(expected, 4), rank=rank,
-                                reasons=reasons if chosen else [
-                                    *reasons, _held_back(verdict, offer, req.limit)]))
-        if chosen:
-            actions.append(Action(action_id=f"{req.decision_id}.{rank}", offer_id=offer.offer_id,
-                                  name=offer.name, score=round(expected, 4),
-                                  propensity=round(p, 6), value=offer.value, cost=offer.cost,
-                                  reasons=reasons))
+def assemble(p: Plan, req: DecisionRequest, at: datetime, *, policy_id: str,
+             verdicts: Mapping[str, str], probabilities: Mapping[str, float],
+             explored: bool = False, features: Sequence[float] | None = None,
+             model_version: str | None = None, notes: Sequence[str] = ()) -> Decision:
+    """The decision from the plan and the verdict on each ranked candidate (``made`` or
+    why not) with the chance each had of being made."""
+    actions, trace = [], list(p.trace)
+    for position, c in enumerate(p.ranked, start=1):
+        verdict = verdicts.get(c.offer.offer_id, "not_chosen")
+        made = verdict == "made"
+        probability = probabilities.get(c.offer.offer_id, 0.0)
+        reasons = list(c.reasons)
+        if made and 0 < probability < 1:
+            reasons.append(f"chosen with probability {probability:.3f}"
+                           + (" (exploring)" if explored and position > 1 else ""))
+        entry = TraceEntry(offer_id=c.offer.offer_id, eligible=True,
+                           reasons=reasons if made else [
+                               *reasons, held_back(verdict, c.offer, req.limit)],
+                           value=c.offer.value, cost=c.offer.cost,
+                           propensity=round(c.propensity, 6), spread=round(c.spread, 6),
+                           priority=c.offer.priority,
+                           expected_profit=round(c.expected_profit, 4),
+                           score=round(c.score, 4), rank=position,
+                           probability=round(probability, 6), made=made,
+                           allowed=verdict in ("made", "not_chosen"))
+        trace.append(entry)
+        if made:
+            actions.append(Action(
+                action_id=f"{req.decision_id}.{position}", offer_id=c.offer.offer_id,
+                name=c.offer.name, score=round(c.score, 4), propensity=round(c.propensity, 6),
+                probability=round(probability, 6), value=c.offer.value, cost=c.offer.cost,
+                reasons=reasons))
     return Decision(decision_id=req.decision_id, customer_id=req.customer_id,
                     known_customer=req.profile is not None, channel=req.channel,
-                    placement=req.placement, decided_at=decided_at, actions=actions, trace=trace,
-                    scores=req.scores)
+                    placement=req.placement, decided_at=at, policy_id=policy_id,
+                    group="treatment", actions=actions, trace=trace, scores=req.scores,
+                    personalised=req.personalised,
+                    features=None if features is None else list(features),
+                    model_version=model_version, notes=list(notes))
+
+
+def held_out(req: DecisionRequest, at: datetime, control_share: float) -> Decision:
+    """A control decision: nothing is made; it is logged so outcomes can be compared."""
+    return Decision(decision_id=req.decision_id, customer_id=req.customer_id,
+                    known_customer=req.profile is not None, channel=req.channel,
+                    placement=req.placement, decided_at=at, policy_id="control",
+                    group="control", actions=[], trace=[], scores=req.scores,
+                    personalised=req.personalised,
+                    notes=[f"control group ({control_share:.1%} of customers, stable per "
+                           f"customer): no action is made, to measure what actions change"])
+
+
+def choose_locally(p: Plan, limit: int, epsilon: float, u: float, r: float,
+                   ) -> tuple[dict[str, str], dict[str, float], bool]:
+    """Verdicts and chances without contact limits (every ranked candidate allowed)."""
+    choice = exploration.choose(len(p.ranked), limit, epsilon, u, r)
+    made = set(choice.made)
+    verdicts = {c.offer.offer_id: "made" if i in made else "not_chosen"
+                for i, c in enumerate(p.ranked)}
+    probs = {c.offer.offer_id: choice.probabilities[i] for i, c in enumerate(p.ranked)}
+    return verdicts, probs, choice.explored
+
+
+def decide(catalog: Catalog, req: DecisionRequest,
+           predictions: Mapping[str, float | tuple[float, float]], decided_at: datetime, *,
+           policy: Policy | None = None, rules: SuitabilityRules = RULES,
+           u: float = 1.0, r: float = 0.0) -> Decision:
+    """The whole decision without contact limits (the service adds them between the
+    plan and the assembly); deterministic unless ``u`` < the policy's epsilon."""
+    policy = policy or DEFAULT.policies[0].model_copy(update={"epsilon": 0.0})
+    p = plan(catalog, req, predictions, decided_at, policy=policy, rules=rules)
+    verdicts, probs, explored = choose_locally(p, req.limit, policy.epsilon, u, r)
+    return assemble(p, req, decided_at, policy_id=policy.policy_id, verdicts=verdicts,
+                    probabilities=probs, explored=explored)

@@ -6,8 +6,33 @@ from pydantic import Field
 
 from rapport.shared.settings import ScoredSettings
 
+from .suitability import SuitabilityRules
+
 
 class NextActionSettings(ScoredSettings):
     next_action_port: int = 8004
     decision_ttl_s: int = Field(default=90 * 86400, gt=0,
                                 description="How long decisions stay available for outcomes")
+    outcome_window_s: float = Field(default=7 * 86400, gt=0, description=(
+        "A made offer with no final outcome this long after the decision counts as ignored"))
+    ignored_sweep_interval_s: float = Field(default=30.0, gt=0)
+    learner_group_id: str = "rapport-next-action-learner"
+    cache_s: float = Field(default=1.0, ge=0, description=(
+        "How long the catalog, the policies and the response model are reused before "
+        "being read again (a PUT on this replica takes effect at once)"))
+    customer_budget_s: float = Field(default=0.05, gt=0, description=(
+        "Time allowed to read the customer and their scores; past it the decision is "
+        "made as for an unknown customer (the trace says so)"))
+    contacts_budget_s: float = Field(default=0.05, gt=0, description=(
+        "Time allowed for the contact limits; past it only offers no limit or contact "
+        "policy applies to are made"))
+    costly_offer_cost: float = Field(default=5.0, ge=0, description=(
+        "Offers costing this much or more are not made to worst-tier customers"))
+    full_price_min_rf: int = Field(default=4, ge=1, le=5, description=(
+        "Recency and frequency scores from which a customer is likely to buy anyway"))
+    full_price_min_p_alive: float = Field(default=0.8, ge=0, le=1)
+
+    def suitability(self) -> SuitabilityRules:
+        return SuitabilityRules(costly_cost=self.costly_offer_cost,
+                                full_price_min_rf=self.full_price_min_rf,
+                                full_price_min_p_alive=self.full_price_min_p_alive)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rapport.shared.auth import Role, require
 from rapport.shared.customers import CustomerReadModel
+from rapport.shared.moments import parse_as_of
 from rapport.shared.scores.compute import Scores
 from rapport.shared.scores.model import ClvModel
 from rapport.shared.service import ApiError
@@ -25,7 +25,6 @@ Agent = Annotated[Role, Depends(require(Role.AGENT))]
 Ops = Annotated[Role, Depends(require(Role.OPS))]
 Admin = Annotated[Role, Depends(require(Role.ADMIN))]
 SERVED = Counter("rapport_scoring_scores_served_total", "Customer scores computed and served")
-EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(2300, 1, 1, tzinfo=UTC)
 
 
 async def _reader(request: Request) -> CustomerReadModel:
@@ -33,28 +32,6 @@ async def _reader(request: Request) -> CustomerReadModel:
 
 
 Reader = Annotated[CustomerReadModel, Depends(_reader)]
-
-
-def parse_as_of(value: str | None, name: str = "as_of") -> datetime:
-    """An ISO 8601 time (no zone means UTC), or a date meaning the end of that day;
-    None means now. Anything else is a 400 that says what was expected."""
-    if value is None:
-        return datetime.now(UTC)
-    text = value.strip()
-    try:
-        if len(text) == 10:  # a date: the end of that day
-            at = datetime.combine(date.fromisoformat(text) + timedelta(days=1), time(),
-                                  tzinfo=UTC)
-        else:
-            at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-            at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    except (ValueError, OverflowError):
-        raise ApiError(400, f"{name} must be an ISO 8601 time such as 2026-12-01T12:00:00Z "
-                            f"(or a date, meaning the end of that day)",
-                       code="invalid_as_of") from None
-    if not EARLIEST <= at <= LATEST:
-        raise ApiError(400, f"{name} must be between 1900 and 2300", code="invalid_as_of")
-    return at.astimezone(UTC)
 
 
 @router.get("/customers/{customer_id:path}/scores",

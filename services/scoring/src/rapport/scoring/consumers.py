@@ -23,13 +23,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import redis.exceptions
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
-    KafkaError,
     MessageSizeTooLargeError,
 )
 from prometheus_client import Counter
@@ -40,6 +38,7 @@ from rapport.shared import topics
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import OfferOutcome
+from rapport.shared.failures import transient
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.scores import compute
 from rapport.shared.scores.model import ClvModel
@@ -55,21 +54,6 @@ CONSUMED = Counter("rapport_scoring_records_total", "Records consumed by scoring
 RETRIED = Counter("rapport_scoring_retries_total",
                   "Retries of a Redis or Kafka call that failed transiently", ["call"])
 T = TypeVar("T")
-
-# Failures of the infrastructure, not of a record: retried until they pass. Redis being
-# read-only (a failover) or out of memory is the server's state too.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-    redis.exceptions.ReadOnlyError, redis.exceptions.OutOfMemoryError,
-    KafkaError, ConnectionError, TimeoutError)
-# Kafka errors a retry cannot cure: a rebalance took the partitions (their new owner
-# redelivers), or a dead letter too large for the topic (resent without the record).
-NOT_TRANSIENT = (CommitFailedError, IllegalStateError, MessageSizeTooLargeError)
-
-
-def transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT) and not isinstance(exc, NOT_TRANSIENT)
-
 
 _NOBODY = ListPopulation({})
 

@@ -1,0 +1,98 @@
+"""Arbitration: rank the eligible offers on expected profit, with the policy's levers.
+
+For each offer the response model gives a propensity (the predicted chance this
+customer accepts here) and its uncertainty. Then:
+
+- expected profit = propensity x value - cost;
+- the ranking score = (optimistic propensity x value - cost) x levers, where the
+  optimistic propensity is propensity + ``optimism`` x its standard deviation (so what
+  is little known about gets tried, and stops being tried as it becomes known) and the
+  levers multiply: the offer's business ``priority`` (to the policy's
+  ``priority_weight``), the policy's weight for the customer's value tier, its context
+  weights matching the request's context, and ``spike_boost`` when the offer's category
+  has an active demand spike;
+- an offer whose optimistic expected profit is not positive is not made (making
+  nothing is worth 0).
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Offer
+from .policies import Policy
+
+
+@dataclass(frozen=True)
+class Candidate:
+    offer: Offer
+    propensity: float
+    spread: float
+    expected_profit: float
+    score: float
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Unworthy:
+    offer: Offer
+    propensity: float
+    expected_profit: float
+    reason: str
+
+
+def levers(offer: Offer, policy: Policy, tier: str | None, context: Mapping[str, Any],
+           spikes: frozenset[str]) -> tuple[float, list[str]]:
+    """The product of the multipliers that apply, and each in words."""
+    weight, said = 1.0, []
+    if offer.priority != 1.0 and policy.priority_weight:
+        w = offer.priority ** policy.priority_weight
+        weight *= w
+        said.append(f"business priority {offer.priority:g} (x{w:.2f})")
+    if tier is not None and tier in policy.tier_weights:
+        w = policy.tier_weights[tier]  # type: ignore[index]
+        weight *= w
+        said.append(f"{tier}-tier customer (x{w:g})")
+    for key, value in context.items():
+        for name in (f"{key}={value}", f"{key}={value}@{offer.offer_id}"):
+            if name in policy.context_weights:
+                w = policy.context_weights[name]
+                weight *= w
+                said.append(f"context {name.split('@')[0]} (x{w:g})")
+    if offer.category is not None and offer.category in spikes and policy.spike_boost != 1.0:
+        weight *= policy.spike_boost
+        said.append(f"demand spike in {offer.category} (x{policy.spike_boost:g})")
+    return weight, said
+
+
+def rank(offers: Sequence[Offer], predictions: Mapping[str, tuple[float, float]],
+         policy: Policy, *, tier: str | None, context: Mapping[str, Any],
+         spikes: Iterable[str] = ()) -> tuple[list[Candidate], list[Unworthy]]:
+    """The offers worth making, best first (ties by offer id), and those that are not."""
+    hot = frozenset(spikes)
+    worth: list[Candidate] = []
+    unworthy: list[Unworthy] = []
+    for offer in offers:
+        p, sd = predictions[offer.offer_id]
+        expected = p * offer.value - offer.cost
+        upper = min(1.0, p + policy.optimism * sd)
+        optimistic = upper * offer.value - offer.cost
+        if optimistic <= 0:
+            unworthy.append(Unworthy(offer, p, expected, (
+                f"not made: expected profit {expected:.2f} = {p:.3f} x {offer.value:.2f} - "
+                f"{offer.cost:.2f} is not positive, even at an optimistic {upper:.3f}")))
+            continue
+        weight, said = levers(offer, policy, tier, context, hot)
+        reasons = [f"expected profit {expected:.2f} = {p:.3f} x {offer.value:.2f} - "
+                   f"{offer.cost:.2f}"]
+        if upper > p:
+            reasons.append(f"ranked at an optimistic {upper:.3f} (uncertainty "
+                           f"{sd:.3f} x {policy.optimism:g})")
+        reasons.extend(said)
+        worth.append(Candidate(offer, p, sd, expected, optimistic * weight, tuple(reasons)))
+    worth.sort(key=lambda c: (-c.score, c.offer.offer_id))
+    return worth, unworthy

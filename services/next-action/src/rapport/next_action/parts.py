@@ -1,0 +1,56 @@
+"""The decision's adapters in one place (:class:`.deciding.Parts`): the catalog and
+policies, the response models, the contact limits, keeping and logging decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from rapport.shared import topics
+from rapport.shared.events import Channel, DecisionLogged
+
+from .catalog import Catalog, Offer
+from .contacts import ContactBook
+from .deciding import Predictor
+from .domain import Decision
+from .learning_store import LearningStore
+from .policies import PolicyConfig
+from .store import NextActionStore
+
+
+class ServiceParts:
+    def __init__(self, store: NextActionStore, learning: LearningStore,
+                 contacts: ContactBook, producer: AIOKafkaProducer) -> None:
+        self._store = store
+        self._learning = learning
+        self._contacts = contacts
+        self._producer = producer
+
+    async def catalog(self) -> Catalog:
+        return await self._store.catalog()
+
+    async def policies(self) -> PolicyConfig:
+        return await self._store.policies()
+
+    async def model(self, learner: str) -> Predictor:
+        probit, rates = await self._learning.models()
+        return probit if learner == "contextual" else rates
+
+    async def spikes(self) -> frozenset[str]:
+        return frozenset()
+
+    async def reserve(self, customer_id: str, offers: list[Offer], limit: int, at: datetime,
+                      *, channel: Channel, epsilon: float, u: float, r: float) -> Any:
+        return await self._contacts.reserve(customer_id, offers, limit, at, channel=channel,
+                                            epsilon=epsilon, u=u, r=r)
+
+    async def keep(self, decision: Decision) -> None:
+        await self._store.keep(decision)
+
+    async def log(self, record: DecisionLogged) -> None:
+        """Handed to the producer, not awaited: the decision is kept in Redis already,
+        and the log's delivery is the producer's (acks=all, retried)."""
+        await self._producer.send(topics.DECISIONS.name, record.to_bytes(),
+                                  key=record.decision_id.encode())
