@@ -3,12 +3,13 @@
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rapport.next_action.exploration import choose, probabilities
 
 
+@settings(deadline=None, max_examples=40)
 @given(st.integers(0, 12), st.integers(1, 5), st.sampled_from([0.0, 0.05, 0.3, 1.0]))
 def test_probabilities_are_the_share_of_draws_that_make_each(n, limit, epsilon):
     # u and r on a fine grid: the exact shares, not a sample.

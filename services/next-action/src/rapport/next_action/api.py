@@ -22,6 +22,7 @@ from .catalog import Catalog, Offer
 from .contacts import ContactBook
 from .deciding import Ask, Decider
 from .domain import Decision
+from .evaluations import EvaluationRequest, Unsupported, evaluate
 from .learning_store import LearningStore
 from .policies import PolicyConfig
 from .store import NextActionStore
@@ -204,3 +205,25 @@ async def offers_report(learning: Learning, _: OpsRole, since: str | None = None
     hours = await learning.report_hours(reports.hour_of(start.timestamp()),
                                         reports.hour_of(end.timestamp()))
     return {"since": start, "until": end, **reports.summarise(hours)}
+
+
+@router.post("/evaluations", summary="Off-policy estimates of another policy's profit per "
+                                     "decision, from the logged decisions",
+             responses={404: {"description": "no such policy, or no decisions logged"},
+                        422: {"description": "the policy cannot be evaluated on this log"}})
+async def evaluations(request: Request, store: Store, learning: Learning, _: OpsRole,
+                      body: Annotated[Any, Body(description="EvaluationRequest")]) -> Any:
+    try:
+        ask = EvaluationRequest.model_validate(body)
+    except ValidationError as exc:
+        raise _refused("evaluation request", exc) from exc
+    if ask.since and ask.until and ask.since >= ask.until:
+        raise ApiError(400, "since must be before until", code="invalid_period")
+    settings = request.app.state.settings
+    try:
+        return await evaluate(ask, settings.kafka_bootstrap, learning, await store.policies())
+    except LookupError as exc:
+        raise ApiError(404, str(exc)) from exc
+    except Unsupported as exc:
+        raise ApiError(422, f"cannot be evaluated on these decisions: {exc}",
+                       code="no_support") from exc

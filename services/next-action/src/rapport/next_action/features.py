@@ -139,7 +139,7 @@ def profile_values(profile: dict[str, Any], scores: dict[str, Any]) -> dict[str,
         out["email_missing"] = 1.0
     out["unsubscribed"] = float(m.get("unsubscribed_at") is not None)
 
-    strengths = [v for v in ((_num(a) for a in (profile.get("affinities") or {}).values()))
+    strengths = [v for v in (_num(a) for a in (profile.get("affinities") or {}).values())
                  if v is not None]
     out["affinity_strength"] = _log(max(strengths, default=0.0), 50)
 
