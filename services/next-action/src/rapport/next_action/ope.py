@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Literal
 
 import numpy as np
 
 _Z95 = 1.959963984540054
-_CELLS = 4_000_000  # bootstrap resamples are drawn in chunks of about this many cells
+_CELLS = 2_000_000  # bootstrap resamples are drawn in chunks of about this many indices
 
 
 @dataclass(frozen=True)
@@ -80,28 +81,33 @@ def _logs(decisions: Sequence[LoggedDecision], target: Target | None) -> _Logs:
         raise ValueError("no decisions to evaluate: off-policy estimates need logged decisions")
     if target is not None and len(target) != len(decisions):
         raise ValueError(f"target has {len(target)} decisions, the logs {len(decisions)}")
-    rows: list[tuple[int, float, float, float, float, bool, bool, float]] = []
-    for i, d in enumerate(decisions):
-        t = [c.probability for c in d.candidates] if target is None else list(target[i])
-        if len(t) != len(d.candidates):
-            raise ValueError(f"decision {d.decision_id!r}: {len(t)} target probabilities "
+    for d, ti in zip(decisions, () if target is None else target, strict=False):
+        if len(ti) != len(d.candidates):
+            raise ValueError(f"decision {d.decision_id!r}: {len(ti)} target probabilities "
                              f"for {len(d.candidates)} candidates")
-        for c, tj in zip(d.candidates, t, strict=True):
-            if not (0.0 <= c.probability <= 1.0 and 0.0 <= tj <= 1.0):
-                raise ValueError(f"decision {d.decision_id!r}, offer {c.offer_id!r}: "
-                                 "probabilities must be within [0, 1]")
-            if c.probability == 0.0 and (c.made or tj > 0.0):
-                what = "was made" if c.made else f"has target probability {tj:g}"
-                raise ValueError(
-                    f"no support: decision {d.decision_id!r}, offer {c.offer_id!r} {what} "
-                    "but its logging probability is 0, so the logs say nothing of its reward")
-            rows.append((i, c.value, c.cost, c.propensity, c.probability, c.made,
-                         c.made and c.accepted, tj))
-    a = np.array(rows, dtype=float).reshape(-1, 8)
-    p, t = a[:, 4], a[:, 7]
+    sizes = np.array([len(d.candidates) for d in decisions], dtype=np.intp)
+    fields = attrgetter("value", "cost", "propensity", "probability", "made", "accepted")
+    a = np.array([fields(c) for d in decisions for c in d.candidates],
+                 dtype=float).reshape(-1, 6)
+    a[:, 5] *= a[:, 4]  # accepted only counts when made
+    p = a[:, 3]
+    t = p.copy() if target is None else np.array([x for ti in target for x in ti], float)
+
+    def where(j: int) -> str:
+        i = int(np.searchsorted(np.cumsum(sizes), j, side="right"))
+        c = decisions[i].candidates[j - int(sizes[:i].sum())]
+        return f"decision {decisions[i].decision_id!r}, offer {c.offer_id!r}"
+
+    if len(bad := np.flatnonzero(~((p >= 0) & (p <= 1) & (t >= 0) & (t <= 1)))):
+        raise ValueError(f"{where(bad[0])}: probabilities must be within [0, 1]")
+    if len(bad := np.flatnonzero((p == 0) & ((a[:, 4] > 0) | (t > 0)))):
+        j = int(bad[0])
+        why = "was made" if a[j, 4] else f"has target probability {t[j]:g}"
+        raise ValueError(f"no support: {where(j)} {why} but its logging probability is 0, "
+                         "so the logs say nothing of its reward")
     w = np.divide(t, p, out=np.zeros_like(t), where=p > 0)
-    return _Logs(len(decisions), a[:, 0].astype(np.intp), a[:, 1], a[:, 2], a[:, 3],
-                 a[:, 5], a[:, 6], t, w)
+    return _Logs(len(decisions), np.repeat(np.arange(len(decisions)), sizes), a[:, 0],
+                 a[:, 1], a[:, 2], a[:, 4], a[:, 5], t, w)
 
 
 def _bootstrap(parts: np.ndarray, combine: Callable[[np.ndarray], np.ndarray],
@@ -113,11 +119,12 @@ def _bootstrap(parts: np.ndarray, combine: Callable[[np.ndarray], np.ndarray],
     """
     rng = np.random.default_rng(seed)
     n = len(parts)
-    chunk = max(1, _CELLS // (n * parts.shape[1]))
+    columns = [np.ascontiguousarray(c) for c in parts.T]
+    chunk = max(1, _CELLS // n)
     stats = []
     for start in range(0, n_bootstrap, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_bootstrap - start), n))
-        stats.append(combine(parts[idx].mean(axis=1)))
+        idx = rng.integers(0, n, size=(min(chunk, n_bootstrap - start), n), dtype=np.int32)
+        stats.append(combine(np.column_stack([c[idx].mean(axis=1) for c in columns])))
     lo, hi = np.percentile(np.concatenate(stats), [2.5, 97.5])
     return float(lo), float(hi)
 
@@ -232,7 +239,8 @@ def fixed_offer(decisions: Sequence[LoggedDecision], offer_id: str) -> list[list
 
 def uniform_random(decisions: Sequence[LoggedDecision]) -> list[list[float]]:
     """Make one candidate drawn uniformly: ``1/n`` each."""
-    return [[1.0 / len(d.candidates)] * len(d.candidates) for d in decisions]
+    return [[1.0 / len(d.candidates)] * len(d.candidates) if d.candidates else []
+            for d in decisions]
 
 
 def logging_policy(decisions: Sequence[LoggedDecision]) -> list[list[float]]:
