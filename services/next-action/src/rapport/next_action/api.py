@@ -17,8 +17,9 @@ from rapport.shared.customers import CustomerReadModel
 from rapport.shared.events import Channel, OfferOutcome, OutcomeKind
 from rapport.shared.service import ApiError
 
+from . import consent
 from .catalog import Catalog, Offer
-from .contacts import ContactBook, limited
+from .contacts import ContactBook
 from .domain import Decision, DecisionRequest, decide, ranked
 from .store import NextActionStore
 
@@ -121,9 +122,11 @@ async def next_best_action(body: NbaRequest, request: Request, _: ChannelRole,
                           context=body.context, profile=profile, scores=scores)
     candidates = ranked(catalog, req, propensities, now)
     book: ContactBook = request.app.state.contacts
-    verdicts = await book.reserve(customer_id, candidates, body.limit, now) \
-        if any(limited(o) for o in candidates) else None
-    decision = decide(catalog, req, propensities, now, verdicts)
+    sms = consent.is_sms(body.channel, body.placement, body.context)
+    reservation = await book.reserve(customer_id, candidates, body.limit, now,
+                                     channel=body.channel, sms=sms) \
+        if book.needed(candidates, body.channel, sms) else None
+    decision = decide(catalog, req, propensities, now, reservation)
     await store.save_decision(decision)
     return decision
 
@@ -152,8 +155,11 @@ async def outcomes(body: OutcomeRequest, request: Request, store: Store,
                        headers={"Retry-After": "5"}) from exc
     if body.outcome.value in ("accepted", "rejected"):  # what contact limits count
         book: ContactBook = request.app.state.contacts
+        offer = next((o for o in (await store.catalog()).offers
+                      if o.offer_id == action.offer_id and o.budget), None)  # its budget
         await book.record(decision.customer_id, decision.decision_id, action.action_id,
-                          action.offer_id, body.outcome.value, outcome.occurred_at)
+                          action.offer_id, body.outcome.value, outcome.occurred_at,
+                          offer=offer)
     return JSONResponse({"status": "accepted"}, status_code=202)
 
 

@@ -32,7 +32,8 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
         app.state.store = NextActionStore(redis, settings.decision_ttl_s,
                                           settings.fingerprints())
         app.state.reader = CustomerReadModel(redis, settings.scoring_policy())
-        app.state.contacts = ContactBook(redis, settings.fingerprints())
+        app.state.contacts = ContactBook(redis, settings.fingerprints(),
+                                         settings.contact_rules, settings.budget_ahead)
         app.state.producer = producer
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))

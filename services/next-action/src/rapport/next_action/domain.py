@@ -6,7 +6,6 @@ rates, ``decide`` returns the ranked actions and a full trace of why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from rapport.shared.events import Channel
 
 from . import consent
 from .catalog import Catalog, Offer
+from .limits import Reservation
 
 DEFAULT_PROPENSITY = 0.05
 
@@ -135,21 +135,23 @@ def _held_back(verdict: str, offer: Offer, limit: int) -> str:
 
 
 def decide(catalog: Catalog, req: DecisionRequest, propensities: dict[str, float],
-           decided_at: datetime, contacts: Mapping[str, str] | None = None) -> Decision:
+           decided_at: datetime, contacts: Reservation | None = None) -> Decision:
     """Rank and choose. ``contacts`` holds the contact limits' verdict per ranked offer
-    (``made`` or why not, from :class:`.contacts.ContactBook`); without it the first
-    ``limit`` are made."""
+    (``made`` or why not, from :meth:`.contacts.ContactBook.reserve`); without it the
+    first ``limit`` are made."""
     trace: list[TraceEntry] = []
     candidates = _candidates(catalog, req, propensities, decided_at, trace)
     actions = []
     for rank, (expected, offer, p, reasons) in enumerate(candidates, start=1):
-        verdict = contacts.get(offer.offer_id, "not_needed") if contacts is not None else (
-            "made" if rank <= req.limit else "not_needed")
+        verdict = (contacts.verdicts.get(offer.offer_id, "not_chosen") if contacts is not None
+                   else "made" if rank <= req.limit else "not_chosen")
+        why = (contacts.reasons.get(offer.offer_id) if contacts is not None else None) or \
+            _held_back(verdict, offer, req.limit)
         chosen = verdict == "made"
         trace.append(TraceEntry(offer_id=offer.offer_id, eligible=True, propensity=p,
                                 expected_profit=round(expected, 4), rank=rank,
                                 reasons=reasons if chosen else [
-                                    *reasons, _held_back(verdict, offer, req.limit)]))
+                                    *reasons, why]))
         if chosen:
             actions.append(Action(action_id=f"{req.decision_id}.{rank}", offer_id=offer.offer_id,
                                   name=offer.name, score=round(expected, 4),
