@@ -8,13 +8,18 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from rapport.next_action.app import build
 from rapport.next_action.catalog import Offer
 from rapport.next_action.contacts import ContactBook
 from rapport.next_action.exploration import choose, probabilities
 from rapport.next_action.limits import ContactRule
+from rapport.next_action.settings import NextActionSettings
 from rapport.shared import keys
 from rapport.shared.events import Channel
 from rapport.shared.privacy import DEV_PRIVACY_SECRET, Fingerprints
+from rapport.shared.profiles import Consent, CustomerProfile, Metrics
+from tests.conftest import redis_url
+from tests.helpers import serving
 
 DB = 7
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
@@ -209,3 +214,44 @@ async def test_an_action_refused_at_the_count_is_dropped_and_taken_off_the_histo
     assert set(history) == {b"made:other", b"sent:email", b"sent:*"}
     assert (await book.reserve(pid, [other], 1, at, channel=EMAIL)).verdicts == {
         "other": "rule:email-weekly"}
+
+
+async def test_through_the_service_the_trace_says_which_policy_or_budget_held_back(
+        stack, redis):
+    admin, channel, agent = ({"Authorization": f"Bearer dev-{r}"}
+                             for r in ("admin", "channel", "agent"))
+    settings = NextActionSettings(kafka_bootstrap=stack.kafka_bootstrap,
+                                  redis_url=redis_url(stack, DB), dev_keys=True)
+    pid = person()
+    await redis.set(keys.profile(pid), CustomerProfile(
+        customer_id=pid, metrics=Metrics(orders=3, revenue=300), consents={
+            "marketing_email": Consent(value=True, at=datetime.now(UTC))}).to_stored())
+    async with serving(build(settings)) as client:
+        assert (await client.put("/v1/offers", headers=admin, json=[
+            {"offer_id": "news", "name": "News", "channels": ["email"], "value": 50, "cost": 1},
+            {"offer_id": "gift", "name": "Gift", "channels": ["web"], "value": 50, "cost": 1,
+             "budget": {"per_day": 1, "counts": "accepted"}},
+            {"offer_id": "help", "name": "Help", "channels": ["email", "web"], "value": 10,
+             "cost": 0.1, "kind": "service"}])).status_code == 200
+
+        async def decide(ch):
+            body = (await client.post("/v1/next-best-action", headers=channel, json={
+                "customer_id": pid, "channel": ch, "limit": 1})).json()
+            trace = (await client.get(f"/v1/decisions/{body['decision_id']}",
+                                      headers=agent)).json()["trace"]
+            return body, [a["offer_id"] for a in body["actions"]], {
+                t["offer_id"]: t["reasons"][-1] for t in trace}
+
+        assert [(await decide("email"))[1] for _ in range(2)] == [["news"], ["news"]]
+        _, actions, why = await decide("email")  # the default policy: 2 emails a week
+        assert actions == ["help"]
+        assert why["news"] == ("contact policy 'email-weekly': already 2 marketing emails in "
+                               "7 days (any offer)")
+        body, actions, _ = await decide("web")
+        assert actions == ["gift"]
+        assert (await client.post("/v1/outcomes", headers=channel, json={
+            "decision_id": body["decision_id"], "action_id": body["actions"][0]["action_id"],
+            "outcome": "accepted"})).status_code == 202
+        _, actions, why = await decide("web")
+        assert actions == ["help"]
+        assert why["gift"] == ("daily budget: 1 of 1 accepted so far today, paced to 1 by now")
