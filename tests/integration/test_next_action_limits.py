@@ -14,6 +14,7 @@ from rapport.next_action.contacts import ContactBook
 from rapport.next_action.exploration import choose, probabilities
 from rapport.next_action.limits import ContactRule
 from rapport.next_action.settings import NextActionSettings
+from rapport.profile.erasure import Eraser
 from rapport.shared import keys
 from rapport.shared.events import Channel
 from rapport.shared.privacy import DEV_PRIVACY_SECRET, Fingerprints
@@ -255,3 +256,16 @@ async def test_through_the_service_the_trace_says_which_policy_or_budget_held_ba
         _, actions, why = await decide("web")
         assert actions == ["help"]
         assert why["gift"] == ("daily budget: 1 of 1 accepted so far today, paced to 1 by now")
+
+
+async def test_erasure_forgets_the_whole_contact_history(redis):
+    book = ContactBook(redis, FP, [ContactRule(name="any", max=9, days=7)])
+    pid = person()
+    ranked = [offer("a", contact={"stop_after_accept": True}), offer("b")]
+    assert made(await book.reserve(pid, ranked, 2, NOW, channel=EMAIL)) == ["a", "b"]
+    await book.record(pid, "d", "a1", "a", "accepted", NOW)
+    await book.record(pid, "d", "a2", "b", "rejected", NOW)
+    assert len(await redis.hgetall(keys.contacts(FP.profile(pid)))) == 6  # made, sent, ...
+    eraser = Eraser(None, None, redis, None, FP, None)  # only its forgetting, on Redis
+    await eraser._forget(CustomerProfile(customer_id=pid), [])
+    assert not await redis.exists(keys.contacts(FP.profile(pid)))
