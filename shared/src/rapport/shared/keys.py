@@ -272,3 +272,9 @@ def contacts(fingerprint: str) -> str:
     by the keyed fingerprint of their profile id: what contact limits count and erasure
     deletes (written by next-action)."""
     return f"{PREFIX}:contacts:{fingerprint}"
+
+
+def offer_budget(offer_id: str, counts: str, day: int) -> str:
+    """How many of an offer were counted (``made`` or ``accepted``) on one UTC day (days
+    since the epoch): what daily budgets pace by (written by next-action, with a TTL)."""
+    return f"{PREFIX}:offers:budget:{offer_id}:{counts}:{day}"

@@ -152,8 +152,11 @@ async def outcomes(body: OutcomeRequest, request: Request, store: Store,
                        headers={"Retry-After": "5"}) from exc
     if body.outcome.value in ("accepted", "rejected"):  # what contact limits count
         book: ContactBook = request.app.state.contacts
+        offer = next((o for o in (await store.catalog()).offers
+                      if o.offer_id == action.offer_id and o.budget), None)  # its budget
         await book.record(decision.customer_id, decision.decision_id, action.action_id,
-                          action.offer_id, body.outcome.value, outcome.occurred_at)
+                          action.offer_id, body.outcome.value, outcome.occurred_at,
+                          offer=offer)
     return JSONResponse({"status": "accepted"}, status_code=202)
 
 

@@ -44,7 +44,8 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
                                 cache_s=settings.cache_s,
                                 outcome_window_s=settings.outcome_window_s)
         learning = LearningStore(redis, settings.cache_s)
-        contacts = ContactBook(redis, fingerprints)
+        contacts = ContactBook(redis, fingerprints, settings.contact_rules,
+                               settings.budget_ahead)
         reader = CustomerReadModel(redis, settings.scoring_policy())
         app.state.store, app.state.learning, app.state.contacts = store, learning, contacts
         app.state.reader, app.state.producer = reader, producer

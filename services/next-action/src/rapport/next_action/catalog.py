@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -47,6 +48,17 @@ class ContactLimits(BaseModel):
         return self
 
 
+class Budget(BaseModel):
+    """How many a day an offer may be made (or accepted), paced through the UTC day so
+    it is not spent by breakfast (:mod:`.budgets`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_day: int = Field(ge=1, le=1_000_000_000, description="counted at most N per UTC day")
+    counts: Literal["made", "accepted"] = Field(
+        default="made", description="what is counted: offers made, or acceptances")
+
+
 class Offer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +83,7 @@ class Offer(BaseModel):
         "Product category it promotes (matched against active demand spikes)"))
     discount: bool = Field(default=False, description=(
         "A price cut: not made to a customer likely to buy anyway at full price"))
+    budget: Budget | None = None
 
     @property
     def marketing(self) -> bool:

@@ -30,7 +30,7 @@ from rapport.shared.customers import CustomerReadModel
 from rapport.shared.events import Channel, DecisionLogged, LoggedCandidate
 from rapport.shared.privacy import Fingerprints
 
-from . import domain
+from . import consent, domain
 from .features import customer_features
 from .policies import Policy, PolicyConfig, assign
 from .suitability import SuitabilityRules
@@ -58,7 +58,8 @@ class Parts(Protocol):
     async def model(self, learner: str) -> Predictor: ...
     async def spikes(self) -> frozenset[str]: ...
     async def reserve(self, customer_id: str, offers: list[Any], limit: int, at: datetime, *,
-                      channel: Channel, epsilon: float, u: float, r: float) -> Any: ...
+                      channel: Channel, sms: bool, epsilon: float, u: float, r: float
+                      ) -> Any: ...
     async def keep(self, decision: domain.Decision) -> None: ...
     async def log(self, record: DecisionLogged) -> None: ...
 
@@ -138,6 +139,7 @@ class Decider:
         offers = [c.offer for c in p.ranked]
         held = await self._within(
             self._parts.reserve(req.customer_id, offers, req.limit, now, channel=req.channel,
+                                sms=consent.is_sms(req.channel, req.placement, req.context),
                                 epsilon=policy.epsilon, u=u, r=r),
             self._contacts_budget, "contacts", notes,
             "the contact limits could not be checked in time: only offers no limit or "
@@ -147,13 +149,15 @@ class Decider:
             p = domain.Plan(safe, p.trace)
             verdicts, probs, explored = domain.choose_locally(p, req.limit, policy.epsilon,
                                                               u, r)
+            why = {}
         else:
             verdicts, probs, explored = held.verdicts, held.probabilities, held.explored
+            why = held.reasons
         return domain.assemble(p, req, now, policy_id=policy.policy_id, verdicts=verdicts,
                                probabilities=probs, explored=explored,
                                features=x.tolist(), model_version=f"{policy.learner}-"
                                                                   f"{model.version}",
-                               notes=notes)
+                               notes=notes, why=why)
 
     async def _finish(self, decision: domain.Decision, req: domain.DecisionRequest,
                       notes: list[str]) -> None:

@@ -181,7 +181,8 @@ def held_back(verdict: str, offer: Offer, limit: int) -> str:
 def assemble(p: Plan, req: DecisionRequest, at: datetime, *, policy_id: str,
              verdicts: Mapping[str, str], probabilities: Mapping[str, float],
              explored: bool = False, features: Sequence[float] | None = None,
-             model_version: str | None = None, notes: Sequence[str] = ()) -> Decision:
+             model_version: str | None = None, notes: Sequence[str] = (),
+             why: Mapping[str, str] | None = None) -> Decision:
     """The decision from the plan and the verdict on each ranked candidate (``made`` or
     why not) with the chance each had of being made."""
     actions, trace = [], list(p.trace)
@@ -195,7 +196,8 @@ def assemble(p: Plan, req: DecisionRequest, at: datetime, *, policy_id: str,
                            + (" (exploring)" if explored and position > 1 else ""))
         entry = TraceEntry(offer_id=c.offer.offer_id, eligible=True,
                            reasons=reasons if made else [
-                               *reasons, held_back(verdict, c.offer, req.limit)],
+                               *reasons, (why or {}).get(c.offer.offer_id)
+                               or held_back(verdict, c.offer, req.limit)],
                            value=c.offer.value, cost=c.offer.cost,
                            propensity=round(c.propensity, 6), spread=round(c.spread, 6),
                            priority=c.offer.priority,

@@ -105,12 +105,14 @@ class Learner:
         applied = await self._learning.apply(finals, logged)
         for f in applied.finals:
             HEARD.labels("final", f.outcome).inc()
+        budgeted = {o.offer_id: o for o in (await self._store.catalog()).offers if o.budget}
         for f in finals:  # contact limits count accepted and rejected once (own markers)
             if f.outcome in ("accepted", "rejected"):
                 action = next(a for a in f.decision.actions if a.action_id == f.action_id)
                 await self._contacts.record(f.decision.customer_id, f.decision.decision_id,
                                             f.action_id, action.offer_id, f.outcome,
-                                            datetime.now(UTC))
+                                            datetime.now(UTC),
+                                            offer=budgeted.get(action.offer_id))
 
     async def _finals(self, said: list[tuple[str, str, str, str]]) -> list[Final]:
         wanted = sorted({d for d, _, o, _ in said if o in FINAL})

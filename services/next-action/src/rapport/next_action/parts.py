@@ -42,9 +42,10 @@ class ServiceParts:
         return frozenset()
 
     async def reserve(self, customer_id: str, offers: list[Offer], limit: int, at: datetime,
-                      *, channel: Channel, epsilon: float, u: float, r: float) -> Any:
+                      *, channel: Channel, sms: bool, epsilon: float, u: float, r: float
+                      ) -> Any:
         return await self._contacts.reserve(customer_id, offers, limit, at, channel=channel,
-                                            epsilon=epsilon, u=u, r=r)
+                                            sms=sms, epsilon=epsilon, u=u, r=r)
 
     async def keep(self, decision: Decision) -> None:
         await self._store.keep(decision)

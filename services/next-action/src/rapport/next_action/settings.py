@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rapport.shared.settings import ScoredSettings
 
+from .limits import DEFAULT_RULES, ContactRule
 from .suitability import SuitabilityRules
 
 
@@ -36,3 +37,21 @@ class NextActionSettings(ScoredSettings):
         return SuitabilityRules(costly_cost=self.costly_offer_cost,
                                 full_price_min_rf=self.full_price_min_rf,
                                 full_price_min_p_alive=self.full_price_min_p_alive)
+    contact_rules: list[ContactRule] = Field(
+        default_factory=lambda: list(DEFAULT_RULES), max_length=50,
+        description='The contact policy, per person across offers (JSON list, e.g. '
+                    '[{"name": "email-weekly", "channel": "email", "max": 2, "days": 7}]; '
+                    'channel null: every channel, "sms": SMS only). Default: at most 2 '
+                    'marketing emails and 2 marketing SMS in 7 days; [] for none.')
+    budget_ahead: float = Field(
+        default=1 / 24, ge=0, le=1,
+        description="How far ahead of an even spread over the UTC day a daily budget may "
+                    "run, as a share of the day (1/24: an hour's worth)")
+
+    @field_validator("contact_rules")
+    @classmethod
+    def _unique_names(cls, rules: list[ContactRule]) -> list[ContactRule]:
+        names = [r.name for r in rules]
+        if len(set(names)) != len(names):
+            raise ValueError("contact rule names must be unique")
+        return rules
