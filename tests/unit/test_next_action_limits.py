@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from rapport.next_action.catalog import Budget, Catalog, Offer
-from rapport.next_action.domain import DecisionRequest, decide
+from rapport.next_action.domain import DecisionRequest, assemble, plan
 from rapport.next_action.limits import (
     DEFAULT_RULES,
     ContactRule,
@@ -133,7 +133,9 @@ def test_the_trace_says_why_with_the_reservation():
     held = Reservation(verdicts={"a": "rule:email-weekly", "b": "budget", "c": "made"},
                        probabilities={"c": 1.0},
                        reasons={"a": "contact policy 'email-weekly': ...", "b": "daily budget"})
-    decision = decide(Catalog(offers=offers), req, {}, DAY, held)
+    planned = plan(Catalog(offers=offers), req, {}, DAY)
+    decision = assemble(planned, req, DAY, policy_id="default", verdicts=held.verdicts,
+                        probabilities=held.probabilities, why=held.reasons)
     assert [a.offer_id for a in decision.actions] == ["c"]
     trace = {t.offer_id: t.reasons[-1] for t in decision.trace}
     assert trace["a"].startswith("contact policy") and trace["b"] == "daily budget"
