@@ -252,8 +252,10 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
     stack.wipe()  # fresh offer statistics: what the service learns, it learns in this run
     try:
         stack.up(services=False)
+        # No contact policy: the static and oracle policies it is compared with have none.
         stack.start_services(extra_env={"RAPPORT_LOG_LEVEL": "WARNING",
-                                        "RAPPORT_REFIT_FIRST_DELAY_S": "86400"})
+                                        "RAPPORT_REFIT_FIRST_DELAY_S": "86400",
+                                        "RAPPORT_CONTACT_RULES": "[]"})
         stack.wait_services()
         urls = {name: stack.url(name) for name in ("ingest", "profile", "next-action")}
         with Progress("[progress.description]{task.description}", BarColumn(),
