@@ -281,6 +281,30 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_learners(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from rapport.next_action.simworld import learners  # the workspace installs every service
+
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    h = learners.Hyper()
+    results: list[learners.Result] = []
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("decisions", total=len(seeds) * len(learners.POLICIES)
+                            * args.decisions)
+        for seed in seeds:
+            results += learners.run_seed(args.customers, args.decisions, seed, h,
+                                         progress=lambda n: bar.advance(task, n))
+    console.print(learners.table(
+        results, f"Response learners offline in the simulated world: {args.customers:,} "
+                 f"customers, {args.decisions:,} decisions, mean of seeds "
+                 f"{', '.join(map(str, seeds))}"))
+    console.print(f"hyperparameters: {h}", highlight=False)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -364,6 +388,14 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--profile", choices=["bench", "test"], default="bench",
                    help="the local stack's ports and data (wiped first)")
     d.set_defaults(func=cmd_eval_decisions)
+
+    lr = sub.add_parser("eval-learners", help="compare next-action's response learners "
+                                             "offline in the simulated world (no services)")
+    lr.add_argument("--customers", type=int, default=2000)
+    lr.add_argument("--decisions", type=int, default=20_000)
+    lr.add_argument("--seeds", type=int, default=3, help="how many seeds (their mean)")
+    lr.add_argument("--first-seed", type=int, default=1)
+    lr.set_defaults(func=cmd_eval_learners)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
     m.add_argument("--ingest", default="http://127.0.0.1:8001")
