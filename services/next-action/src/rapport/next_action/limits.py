@@ -48,7 +48,7 @@ class ContactRule(BaseModel):
         """Why a marketing candidate is held back, e.g. "contact policy 'email-weekly':
         already 2 marketing emails in 7 days (any offer)"."""
         one, many = {"email": ("email", "emails"), "sms": ("SMS", "SMS messages"),
-                     ANY: ("contact", "contacts on any channel")}.get(
+                     ANY: ("contact on any channel", "contacts on any channel")}.get(
             self.medium, (f"contact on {self.medium}", f"contacts on {self.medium}"))
         return (f"contact policy '{self.name}': already {count} marketing "
                 f"{one if count == 1 else many} in {self.days:g} days (any offer)")
