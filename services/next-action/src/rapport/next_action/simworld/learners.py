@@ -42,7 +42,7 @@ ON = {c: world.offers_on(c) for c in world.CHANNELS}
 
 @dataclass(frozen=True)
 class Hyper:
-    kappa: float = 1.0
+    kappa: float = 2.0
     """Optimism of probit-ucb: the propensity ranked is mean + kappa x sd."""
     epsilon: float = 0.02
     """Share of probit-ucb's decisions that make a uniformly drawn candidate."""
