@@ -24,6 +24,7 @@ from .learning import IgnoredSweeper, Learner, make_consumer
 from .learning_store import LearningStore
 from .parts import ServiceParts
 from .settings import NextActionSettings
+from .spikes import SpikeWatch
 from .store import NextActionStore
 
 
@@ -49,7 +50,9 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
         reader = CustomerReadModel(redis, settings.scoring_policy())
         app.state.store, app.state.learning, app.state.contacts = store, learning, contacts
         app.state.reader, app.state.producer = reader, producer
-        app.state.decider = Decider(reader, ServiceParts(store, learning, contacts, producer),
+        spikes = SpikeWatch(settings.kafka_bootstrap)
+        app.state.decider = Decider(reader, ServiceParts(store, learning, contacts, producer,
+                                                         spikes),
                                     fingerprints, settings.suitability(),
                                     customer_budget_s=settings.customer_budget_s,
                                     contacts_budget_s=settings.contacts_budget_s)
@@ -57,7 +60,8 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
                           DeadLetters(producer, stage="next-action"), transient)
         tasks = [asyncio.create_task(learner.run()),
                  asyncio.create_task(IgnoredSweeper(store, learning, producer,
-                                                    settings.ignored_sweep_interval_s).run())]
+                                                    settings.ignored_sweep_interval_s).run()),
+                 asyncio.create_task(spikes.run_forever())]
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
 

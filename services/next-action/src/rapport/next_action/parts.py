@@ -17,16 +17,19 @@ from .deciding import Predictor
 from .domain import Decision
 from .learning_store import LearningStore
 from .policies import PolicyConfig
+from .spikes import SpikeWatch
 from .store import NextActionStore
 
 
 class ServiceParts:
     def __init__(self, store: NextActionStore, learning: LearningStore,
-                 contacts: ContactBook, producer: AIOKafkaProducer) -> None:
+                 contacts: ContactBook, producer: AIOKafkaProducer,
+                 spikes: SpikeWatch | None = None) -> None:
         self._store = store
         self._learning = learning
         self._contacts = contacts
         self._producer = producer
+        self._spikes = spikes
 
     async def catalog(self) -> Catalog:
         return await self._store.catalog()
@@ -39,7 +42,7 @@ class ServiceParts:
         return probit if learner == "contextual" else rates
 
     async def spikes(self) -> frozenset[str]:
-        return frozenset()
+        return frozenset() if self._spikes is None else self._spikes.categories()
 
     async def reserve(self, customer_id: str, offers: list[Offer], limit: int, at: datetime,
                       *, channel: Channel, sms: bool, epsilon: float, u: float, r: float
