@@ -116,7 +116,7 @@ def test_a_policy_replayed_on_the_log_gives_the_chances_it_gives_live(cands, lim
     allowed = {f"o{i}" for i, c in enumerate(cands) if c[4]}
     logged = DecisionLogged(
         decision_id="d", decided_at=NOW, customer="f", policy_id="live", group="treatment",
-        channel=Channel.WEB, limit=limit, candidates=tuple(LoggedCandidate(
+        channel=Channel.WEB, limit=limit, personalised=True, candidates=tuple(LoggedCandidate(
             offer_id=c.offer.offer_id, value=c.offer.value, cost=c.offer.cost,
             propensity=c.propensity, spread=c.spread, probability=0.5, made=False,
             allowed=c.offer.offer_id in allowed) for c in worth))

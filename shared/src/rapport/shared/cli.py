@@ -274,6 +274,9 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
     finally:
         stack.down()
     console.print(report.table())
+    if report.judged:
+        from rapport.next_action.simworld import judging
+        console.print(judging.table(report.judged))
     console.print(f"learned/static {report.learned_over_static:.2f} (second half "
                   f"{report.second_half_over_static:.2f}); learned/oracle "
                   f"{report.learned_over_oracle:.2f} (second half "

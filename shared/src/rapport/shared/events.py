@@ -150,6 +150,10 @@ class DecisionLogged(BaseModel):
     segment: str | None = None
     tier: str | None = None
     limit: int = 1
+    personalised: bool = False
+    features: tuple[float, ...] | None = None
+    """What the response model saw (behavioural descriptors, no identifiers)."""
+    clv_90d: float | None = None
     candidates: tuple[LoggedCandidate, ...] = ()
 
     def to_bytes(self) -> bytes:

@@ -8,7 +8,8 @@ customer accepts here) and its uncertainty. Then:
   optimistic propensity is propensity + ``optimism`` x its standard deviation (so what
   is little known about gets tried, and stops being tried as it becomes known) and the
   levers multiply: the offer's business ``priority`` (to the policy's
-  ``priority_weight``), the policy's weight for the customer's value tier, its context
+  ``priority_weight``), the policy's weight for the customer's value tier and for their
+  expected value over 90 days (``clv_weight``), its context
   weights matching the request's context, and ``spike_boost`` when the offer's category
   has an active demand spike;
 - an offer whose optimistic expected profit is not positive is not made (making
@@ -46,7 +47,7 @@ class Unworthy:
 
 
 def levers(offer: Offer, policy: Policy, tier: str | None, context: Mapping[str, Any],
-           spikes: frozenset[str]) -> tuple[float, list[str]]:
+           spikes: frozenset[str], clv_90d: float | None = None) -> tuple[float, list[str]]:
     """The product of the multipliers that apply, and each in words."""
     weight, said = 1.0, []
     if offer.priority != 1.0 and policy.priority_weight:
@@ -57,6 +58,10 @@ def levers(offer: Offer, policy: Policy, tier: str | None, context: Mapping[str,
         w = policy.tier_weights[tier]  # type: ignore[index]
         weight *= w
         said.append(f"{tier}-tier customer (x{w:g})")
+    if policy.clv_weight and clv_90d is not None and clv_90d > 0:
+        w = 1 + policy.clv_weight * min(1.0, clv_90d / policy.clv_reference)
+        weight *= w
+        said.append(f"customer worth {clv_90d:.0f} over 90 days (x{w:.2f})")
     for key, value in context.items():
         for name in (f"{key}={value}", f"{key}={value}@{offer.offer_id}"):
             if name in policy.context_weights:
@@ -71,7 +76,8 @@ def levers(offer: Offer, policy: Policy, tier: str | None, context: Mapping[str,
 
 def rank(offers: Sequence[Offer], predictions: Mapping[str, tuple[float, float]],
          policy: Policy, *, tier: str | None, context: Mapping[str, Any],
-         spikes: Iterable[str] = ()) -> tuple[list[Candidate], list[Unworthy]]:
+         spikes: Iterable[str] = (), clv_90d: float | None = None,
+         ) -> tuple[list[Candidate], list[Unworthy]]:
     """The offers worth making, best first (ties by offer id), and those that are not."""
     hot = frozenset(spikes)
     worth: list[Candidate] = []
@@ -86,7 +92,7 @@ def rank(offers: Sequence[Offer], predictions: Mapping[str, tuple[float, float]]
                 f"not made: expected profit {expected:.2f} = {p:.3f} x {offer.value:.2f} - "
                 f"{offer.cost:.2f} is not positive, even at an optimistic {upper:.3f}")))
             continue
-        weight, said = levers(offer, policy, tier, context, hot)
+        weight, said = levers(offer, policy, tier, context, hot, clv_90d)
         reasons = [f"expected profit {expected:.2f} = {p:.3f} x {offer.value:.2f} - "
                    f"{offer.cost:.2f}"]
         if upper > p:

@@ -184,7 +184,10 @@ class Decider:
             customer=self._fp.profile(d.customer_id), policy_id=d.policy_id, group=d.group,
             channel=d.channel, placement=d.placement, model_version=d.model_version,
             segment=rfm.get("label"), tier=(req.scores or {}).get("value_tier"),
-            limit=req.limit,
+            limit=req.limit, personalised=d.personalised,
+            features=None if d.features is None else tuple(d.features),
+            clv_90d=((req.scores or {}).get("clv") or {}).get("expected_value_90d")
+            if d.personalised else None,
             candidates=tuple(LoggedCandidate(
                 offer_id=t.offer_id, value=t.value or 0.0, cost=t.cost or 0.0,
                 propensity=t.propensity or 0.0, spread=t.spread or 0.0,

@@ -151,10 +151,11 @@ def plan(catalog: Catalog, req: DecisionRequest,
             trace.append(TraceEntry(offer_id=offer.offer_id, eligible=False, reasons=failures))
         else:
             eligible.append(offer)
-    tier = (req.scores or {}).get("value_tier") if req.personalised else None
+    scores = (req.scores or {}) if req.personalised else {}
     ranked, unworthy = rank(eligible, {o.offer_id: _prediction(predictions.get(o.offer_id))
                                        for o in eligible}, policy,
-                            tier=tier, context=req.context, spikes=spikes)
+                            tier=scores.get("value_tier"), context=req.context, spikes=spikes,
+                            clv_90d=(scores.get("clv") or {}).get("expected_value_90d"))
     trace.extend(TraceEntry(offer_id=u.offer.offer_id, eligible=True, reasons=[u.reason],
                             value=u.offer.value, cost=u.offer.cost,
                             propensity=round(u.propensity, 6),

@@ -44,6 +44,11 @@ class Policy(BaseModel):
     context_weights: dict[str, float] = Field(default_factory=dict, description=(
         "'key=value' of the request context -> multiplier on every offer's score, "
         "'key=value@offer_id' for one offer"))
+    clv_weight: float = Field(default=0.0, ge=0, le=10, description=(
+        "How much more the business will spend on a customer worth more: the score is "
+        "multiplied by 1 + clv_weight x min(1, expected value over 90 days / "
+        "clv_reference)"))
+    clv_reference: float = Field(default=100.0, gt=0, le=1e9)
     spike_boost: float = Field(default=1.25, ge=0, le=10, description=(
         "Multiplier for an offer whose category has an active demand spike"))
 

@@ -1,6 +1,6 @@
 """What a policy would have done on a logged decision: its chance of making each of the
 logged candidates, for off-policy evaluation. The logged candidates are re-ranked by
-the policy's own optimism, business-priority weight and tier weights, exactly as
+the policy's own optimism, business-priority weight, tier and CLV weights, exactly as
 :mod:`.arbitration` ranks them live; its context weights and spike boosts are not
 replayed (the log does not keep the request's context). Pure.
 """
@@ -13,21 +13,23 @@ from . import exploration
 from .policies import Policy
 
 
-def _score(c: LoggedCandidate, policy: Policy, tier: str | None) -> float:
+def _score(c: LoggedCandidate, policy: Policy, d: DecisionLogged) -> float:
     upper = min(1.0, c.propensity + policy.optimism * c.spread)
     optimistic = upper * c.value - c.cost
     if optimistic <= 0:
         return 0.0
     weight = c.priority ** policy.priority_weight if policy.priority_weight else 1.0
-    if tier is not None:
-        weight *= policy.tier_weights.get(tier, 1.0)  # type: ignore[call-overload]
+    if d.tier is not None and d.personalised:
+        weight *= policy.tier_weights.get(d.tier, 1.0)  # type: ignore[call-overload]
+    if policy.clv_weight and d.clv_90d is not None and d.clv_90d > 0:
+        weight *= 1 + policy.clv_weight * min(1.0, d.clv_90d / policy.clv_reference)
     return optimistic * weight
 
 
 def policy_probabilities(policy: Policy, d: DecisionLogged) -> list[float]:
     """Per logged candidate, the chance ``policy`` makes it (0 for those the contact
     limits did not allow, or not worth making)."""
-    scored = [(i, _score(c, policy, d.tier)) for i, c in enumerate(d.candidates) if c.allowed]
+    scored = [(i, _score(c, policy, d)) for i, c in enumerate(d.candidates) if c.allowed]
     worth = sorted(((i, s) for i, s in scored if s > 0),
                    key=lambda t: (-t[1], d.candidates[t[0]].offer_id))
     probs = exploration.probabilities(len(worth), d.limit, policy.epsilon)

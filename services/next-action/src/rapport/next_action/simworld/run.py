@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 import httpx
 from rich.table import Table
 
-from . import world
+from . import judging, world
 
 WRITE_KEY = "dev-write-key"
 CHANNEL_KEY = "dev-channel"
 AGENT_KEY = "dev-agent"
 ADMIN_KEY = "dev-admin"
+OPS_KEY = "dev-ops"
 
 
 class WorldError(RuntimeError):
@@ -47,6 +48,7 @@ class Report:
     empty_decisions: int = 0
     bad_actions: list[str] = field(default_factory=list)  # over limit or not in the catalog
     seconds: float = 0.0  # the decisions' wall time
+    judged: list[judging.Judged] = field(default_factory=list)
 
     @staticmethod
     def _ratio(a: float, b: float) -> float:
@@ -161,6 +163,7 @@ async def _wait_profiles(http: httpx.AsyncClient, url: str, orders: Mapping[str,
 
 async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, seed: int,
                     limit: int = 1, concurrency: int = 8, profile_timeout: float = 120,
+                    evaluate: bool = True,
                     progress: Callable[[int], object] | None = None,
                     say: Callable[[str], object] | None = None) -> Report:
     """``urls``: the base URL of each service by name (``ingest``, ``profile``,
@@ -185,6 +188,8 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
         plan = [(rng.choice(people), rng.choice(world.CHANNELS), rng.random())
                 for _ in range(decisions)]
         realised = [0.0] * decisions
+        ids: list[str | None] = [None] * decisions
+        since = datetime.now(UTC).isoformat()
         expected = [0.0] * decisions
         report = Report(customers=n_customers, decisions=decisions, limit=limit,
                         learned=0, learned_second_half=0, learned_expected=0, static=0,
@@ -207,6 +212,7 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
                 report.decision_status[resp.status_code] += 1
                 if resp.status_code == 200:
                     body = resp.json()
+                    ids[i] = body.get("decision_id")
                     actions = body.get("actions", [])
                     if len(actions) > limit:
                         report.bad_actions.append(f"{len(actions)} actions > limit {limit}")
@@ -237,6 +243,12 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
         started = time.monotonic()
         await asyncio.gather(*(decide(i) for i in range(decisions)))
         report.seconds = time.monotonic() - started
+        if evaluate:
+            tell("Judging the service's off-policy estimates against the truth ...")
+            await asyncio.sleep(2)  # the learner hears the last outcomes
+            report.judged = await judging.judge(
+                http, urls["next-action"], plan, ids, since, agent_key=AGENT_KEY,
+                ops_key=OPS_KEY, offers=[o["offer_id"] for o in world.OFFERS[:4]])
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else 0.0
