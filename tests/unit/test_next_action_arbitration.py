@@ -172,3 +172,13 @@ def test_the_report_sums_actual_against_expected_and_profit_per_decision():
     lo, hi = p["p"]["ci95"]
     assert lo < 4.0 < hi
     assert p["control"]["decisions"] == 1 and p["control"]["group"] == "control"
+
+
+def test_a_customer_worth_more_is_worth_spending_more_on():
+    policy = POLICY.model_copy(update={"optimism": 0.0, "clv_weight": 1.0,
+                                       "clv_reference": 200.0})
+    offers = [offer("a")]
+    worth = {v: rank(offers, {"a": (0.3, 0.0)}, policy, tier=None, context={},
+                     clv_90d=v)[0][0].score for v in (None, 100.0, 400.0)}
+    assert worth[None] == pytest.approx(2.0)
+    assert worth[100.0] == pytest.approx(2.0 * 1.5) and worth[400.0] == pytest.approx(4.0)
