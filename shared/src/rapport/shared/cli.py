@@ -277,6 +277,9 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
     if report.judged:
         from rapport.next_action.simworld import judging
         console.print(judging.table(report.judged))
+    if args.trace and report.sample is not None:
+        console.print_json(data={k: v for k, v in report.sample.items()
+                                 if k not in ("features", "scores")})
     console.print(f"learned/static {report.learned_over_static:.2f} (second half "
                   f"{report.second_half_over_static:.2f}); learned/oracle "
                   f"{report.learned_over_oracle:.2f} (second half "
@@ -388,6 +391,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--decisions", type=int, default=20_000)
     d.add_argument("--seed", type=int, default=12)
     d.add_argument("--limit", type=int, default=1, help="actions asked per decision")
+    d.add_argument("--trace", action="store_true", help="print one late decision's trace")
     d.add_argument("--profile", choices=["bench", "test"], default="bench",
                    help="the local stack's ports and data (wiped first)")
     d.set_defaults(func=cmd_eval_decisions)

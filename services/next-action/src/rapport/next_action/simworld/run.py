@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from rich.table import Table
@@ -49,6 +50,7 @@ class Report:
     bad_actions: list[str] = field(default_factory=list)  # over limit or not in the catalog
     seconds: float = 0.0  # the decisions' wall time
     judged: list[judging.Judged] = field(default_factory=list)
+    sample: dict[str, Any] | None = None  # one late decision with its trace, as served
 
     @staticmethod
     def _ratio(a: float, b: float) -> float:
@@ -246,6 +248,11 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
         if evaluate:
             tell("Judging the service's off-policy estimates against the truth ...")
             await asyncio.sleep(2)  # the learner hears the last outcomes
+            last = next((d for d in reversed(ids) if d), None)
+            if last is not None:
+                got = await http.get(f"{urls['next-action']}/v1/decisions/{last}",
+                                     headers={"Authorization": f"Bearer {AGENT_KEY}"})
+                report.sample = got.json() if got.status_code == 200 else None
             report.judged = await judging.judge(
                 http, urls["next-action"], plan, ids, since, agent_key=AGENT_KEY,
                 ops_key=OPS_KEY, offers=[o["offer_id"] for o in world.OFFERS[:4]])
