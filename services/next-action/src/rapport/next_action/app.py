@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -77,15 +77,11 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
             learner.stop()
             for task in tasks[1:]:
                 task.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(tasks[0], 10)
+            await _bounded(asyncio.wait_for(tasks[0], 10))
             for task in tasks[1:]:
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await task
-            await consumer.stop()
-            await producer.stop()
-            await probe.close()
-            await redis.aclose()
+                await _bounded(task)
+            for closing in (consumer.stop(), producer.stop(), probe.close(), redis.aclose()):
+                await _bounded(closing)
 
     app = create_app(service="next-action", title="Rapport next-action",
                      description="Next-best-action decisions, offer outcomes, the catalog, "
@@ -96,6 +92,12 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
                                             settings.dev_keys)
     app.include_router(api.router)
     return app
+
+
+async def _bounded(step: Awaitable[object], timeout_s: float = 10.0) -> None:
+    """One shutdown step, given up after ``timeout_s``: stopping must end."""
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.wait_for(step, timeout_s)
 
 
 def main() -> None:

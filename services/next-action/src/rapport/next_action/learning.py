@@ -150,8 +150,8 @@ class IgnoredSweeper:
         due = await self._learning.due(now.timestamp())
         if not due:
             return 0
-        decisions = dict(zip({d for d, _ in due}, await self._store.decisions(
-            list({d for d, _ in due})), strict=True))
+        wanted = sorted({d for d, _ in due})
+        decisions = dict(zip(wanted, await self._store.decisions(wanted), strict=True))
         sends = []
         for d, a in due:
             decision = decisions.get(d)
