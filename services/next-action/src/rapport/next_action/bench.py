@@ -6,7 +6,7 @@ throughput at saturation, against the limits measured in the same run, on the
   stored as the profile service keeps them, a response model trained on synthetic
   outcomes;
 - decisions: ``POST /v1/next-best-action`` from a load-generator process of its own
-  (:mod:`.bench_load`, httpx on keep-alive connections), open loop at Poisson
+  (:mod:`.bench_load`, keep-alive HTTP/1.1 connections), open loop at Poisson
   arrivals (latency from when each request was due), then closed loop at a fixed
   number in flight; the service's CPU per decision (from /proc), the Redis commands
   per decision (INFO), and its own step timings (``/metrics``);
@@ -18,6 +18,7 @@ It prints figures; it asserts nothing.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from rapport.shared import keys
 from rapport.shared.localstack import Stack
 
 from .bench_data import asks, catalog, train_model, write_customers, write_model
-from .bench_load import Hello, Job, Load, drive
+from .bench_load import MAX_IN_FLIGHT, Hello, Job, Load, drive
 
 console = Console()
 GOAL_P99_MS, GOAL_RATE = 10.0, 500.0
@@ -124,31 +125,62 @@ def step_means(before: dict[str, float], after: dict[str, float]) -> str:
 
 
 def describe(load: Load) -> str:
+    failed = sum(n for status, n in load.statuses.items() if status != 200)
+    unsent = load.errors - failed
     return (f"p50 {load.p(.5):.2f} / p90 {load.p(.9):.2f} / p99 {load.p(.99):.2f} / "
-            f"max {load.max_ms:.1f} ms, {load.rate:,.0f}/s answered, {load.errors:,} errors")
+            f"max {load.max_ms:.1f} ms, {load.rate:,.0f}/s answered, {load.errors:,} errors"
+            + (f" ({unsent:,} not sent: {MAX_IN_FLIGHT} queued)" if unsent else ""))
 
 
 def _verdict(ok: bool) -> str:
     return "[green]met[/]" if ok else "[red]missed[/]"
 
 
+def busy_cores_s() -> float:
+    """CPU-seconds the whole machine has spent busy so far (all processes, /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:8]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Cost:
+    service_ms: float
+    """Service CPU per request sent."""
+    redis_commands: float
+    """Redis commands per request sent."""
+    cores: dict[str, float]
+    """Cores busy on average during the load: in all, and by whom."""
+
+    def cores_text(self) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in self.cores.items())
+
+
 class Measure:
-    """Runs loads against the service, charging its CPU and Redis commands."""
+    """Runs loads against a service, charging its CPU and Redis commands, and saying
+    what else kept the machine's cores busy meanwhile."""
 
     def __init__(self, url: str, pid: int | None, redis_url: str, bodies: list[bytes],
-                 seed: int = 1) -> None:
+                 others: dict[str, int | None], seed: int = 1) -> None:
         self.url, self.pid, self.redis_url, self.bodies = url, pid, redis_url, bodies
-        self.seed = seed
+        self.others, self.seed = others, seed
 
     def run(self, path: str, seconds: float, *, rate: float = 0.0, concurrency: int = 8,
-            ) -> tuple[Load, float, float]:
-        """(the load, service CPU ms per answer, Redis commands per answer)."""
+            ) -> tuple[Load, Cost]:
         self.seed += 1
-        cpu, commands = cpu_seconds(self.pid), commands_processed(self.redis_url)
+        pids = {"service": self.pid, **self.others}
+        cpu = {k: cpu_seconds(p) for k, p in pids.items()}
+        commands, busy = commands_processed(self.redis_url), busy_cores_s()
         load = drive(Job(self.url, path, self.bodies, seconds, rate, concurrency, self.seed))
-        answered = max(1, len(load.latencies_ms) + load.errors)
-        return (load, (cpu_seconds(self.pid) - cpu) / answered * 1000,
-                (commands_processed(self.redis_url) - commands) / answered)
+        used = {k: (cpu_seconds(p) - cpu[k]) / load.seconds for k, p in pids.items()}
+        used["load generator"] = load.cpu_s / load.seconds
+        total = (busy_cores_s() - busy) / load.seconds
+        cores = {"all": total, **used,
+                 "everything else": total - sum(v for v in used.values() if v == v)}
+        sent = max(1, sum(load.statuses.values()))  # not those the client gave up on
+        return load, Cost(used["service"] * load.seconds / sent * 1000,
+                          (commands_processed(self.redis_url) - commands) / sent, cores)
 
 
 def run(stack: Stack, opts: Options, *, redis_url: str | None = None,
@@ -187,37 +219,42 @@ def run(stack: Stack, opts: Options, *, redis_url: str | None = None,
         put = httpx.put(f"{url}/v1/offers", json=offers, timeout=30,
                         headers={"Authorization": "Bearer dev-admin"})
         put.raise_for_status()
-        m = Measure(url, stack.pid("next-action"), redis_url, bodies)
+        infra = {"redis": stack.pid("redis"), "kafka": stack.pid("kafka")}
+        m = Measure(url, stack.pid("next-action"), redis_url, bodies, infra)
         say(f"Warm-up: {min(opts.rate, 100):,.0f} decisions/s for {opts.warmup:g} s ...")
         m.run(NBA, opts.warmup, rate=min(opts.rate, 100))
         say(f"Open loop: {opts.rate:,.0f} decisions/s (Poisson) for {opts.seconds:g} s ...")
         before = service_metrics(url)
-        load, cpu, cmds = m.run(NBA, opts.seconds, rate=opts.rate)
+        load, cost = m.run(NBA, opts.seconds, rate=opts.rate)
         after = service_metrics(url)
         add(f"decisions, open loop at {opts.rate:,.0f}/s", describe(load))
         add("  service CPU / client CPU per decision; Redis commands per decision",
-            f"{cpu:.2f} ms / {load.cpu_s / max(1, len(load.latencies_ms)) * 1000:.2f} ms; "
-            f"{cmds:.1f}")
+            f"{cost.service_ms:.2f} ms / "
+            f"{load.cpu_s / max(1, sum(load.statuses.values())) * 1000:.2f} ms; "
+            f"{cost.redis_commands:.1f}")
+        add(f"  cores busy (of {os.cpu_count()})", cost.cores_text())
         add("  service-side steps", step_means(before, after))
         add("  the client fell behind its schedule by at most; statuses",
             f"{load.late_ms:,.1f} ms; {dict(sorted(load.statuses.items()))}")
         open_p99 = load.p(.99)
         say(f"Saturation: {opts.concurrency} in flight for {opts.seconds:g} s ...")
-        sat, sat_cpu, _ = m.run(NBA, opts.seconds, concurrency=opts.concurrency)
+        sat, sat_cost = m.run(NBA, opts.seconds, concurrency=opts.concurrency)
         add(f"decisions, {opts.concurrency} in flight (saturation)", describe(sat))
-        add("  service CPU per decision at saturation", f"{sat_cpu:.2f} ms")
+        add("  service CPU per decision; cores busy", f"{sat_cost.service_ms:.2f} ms; "
+                                                     f"{sat_cost.cores_text()}")
     finally:
         stack.stop_service("next-action")
 
     port = hello_port or stack.profile.service_ports["next-action"] + 6
     say(f"The HTTP floor: a bare FastAPI/uvicorn hello on port {port} ...")
     with Hello(port) as hello:
-        h = Measure(hello.url, hello.pid, redis_url, bodies)
+        h = Measure(hello.url, hello.pid, redis_url, bodies, {})
         h.run("/hello", opts.warmup, rate=min(opts.rate, 100))
-        floor, floor_cpu, _ = h.run("/hello", opts.seconds, rate=opts.rate)
+        floor, floor_cost = h.run("/hello", opts.seconds, rate=opts.rate)
         add(f"floor: hello, open loop at {opts.rate:,.0f}/s", describe(floor))
-        add("  hello service CPU per request", f"{floor_cpu:.2f} ms")
-        floor_sat, _, _ = h.run("/hello", opts.seconds, concurrency=opts.concurrency)
+        add("  hello service CPU per request; cores busy",
+            f"{floor_cost.service_ms:.2f} ms; {floor_cost.cores_text()}")
+        floor_sat, _ = h.run("/hello", opts.seconds, concurrency=opts.concurrency)
         add(f"floor: hello, {opts.concurrency} in flight", describe(floor_sat))
     add("ratio: decision p99 / floor p99 (open loop)",
         f"{open_p99 / floor.p(.99):.1f}x")

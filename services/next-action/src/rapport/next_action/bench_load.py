@@ -1,5 +1,6 @@
 """The load generator of ``rapport bench next-action``, in a process of its own (so its
-CPU is not the service's, and the service's is not its), and the bare FastAPI "hello"
+CPU is not the service's, and the service's is not its), on keep-alive HTTP/1.1
+connections written by hand (cheap enough not to be the limit), and the bare FastAPI "hello"
 service it also drives: the HTTP floor on this machine.
 
 Open loop: requests due at Poisson arrivals of a fixed rate whatever the answers do,
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 import httpx
 
 MAX_IN_FLIGHT = 256
+OPEN_POOL = 32
+"""Connections the open loop sends on (a request due while all are busy waits)."""
 HEADERS = {"Authorization": "Bearer dev-channel", "Content-Type": "application/json"}
 
 
@@ -39,6 +42,7 @@ class Load:
     cpu_s: float = 0.0
     """CPU the load generator spent (user + system)."""
     statuses: dict[int, int] = field(default_factory=dict)
+    """Answers by HTTP status (0: no answer); requests never sent are only in errors."""
 
     @property
     def rate(self) -> float:
@@ -61,77 +65,106 @@ class Job:
     rate: float = 0.0
     """Open loop at this rate (requests/s); 0: closed loop."""
     concurrency: int = 8
+    """Closed loop: the requests always in flight (each on its connection)."""
     seed: int = 1
 
 
-async def _send(http: httpx.AsyncClient, job: Job, body: bytes) -> int:
-    try:
-        return (await http.post(job.path, content=body, headers=HEADERS)).status_code
-    except httpx.HTTPError:
-        return 0
+class Connection:
+    """One keep-alive HTTP/1.1 connection, by hand: a few microseconds of client CPU per
+    request (httpx costs about a millisecond, which on two shared cores would be the
+    load generator measuring itself)."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self._r: asyncio.StreamReader | None = None
+        self._w: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        """The answer's status (0: no answer; the connection is opened again)."""
+        try:
+            if self._w is None:
+                self._r, self._w = await asyncio.open_connection(self.host, self.port)
+            head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                    f"Authorization: {HEADERS['Authorization']}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            self._w.write(head.encode() + body)
+            assert self._r is not None
+            raw = await asyncio.wait_for(self._r.readuntil(b"\r\n\r\n"), 10)
+            lines = raw.decode("latin-1").split("\r\n")
+            length = next(int(h.split(":", 1)[1]) for h in lines
+                          if h.lower().startswith("content-length:"))
+            await self._r.readexactly(length)
+            return int(lines[0].split(" ", 2)[1])
+        except (OSError, asyncio.IncompleteReadError, TimeoutError,
+                asyncio.LimitOverrunError, StopIteration, ValueError):
+            self.close()
+            return 0
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+        self._r = self._w = None
 
 
 async def open_loop(job: Job) -> Load:
+    """A pool of connections serves a queue the schedule fills: a request waits in it
+    when all are busy, and its wait counts in its latency."""
     rng = random.Random(job.seed)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     late, errors = 0.0, 0
-    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=job.url, timeout=10, limits=limits) as http:
-        async def one(body: bytes, due: float) -> None:
-            nonlocal errors
-            status = await _send(http, job, body)
+    queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue()
+
+    async def worker() -> None:
+        conn = Connection(job.url)
+        while (item := await queue.get()) is not None:
+            status = await conn.post(job.path, item[0])
             statuses[status] = statuses.get(status, 0) + 1
             if status == 200:
-                latencies.append((time.perf_counter() - due) * 1000)
-            else:
-                errors += 1
+                latencies.append((time.perf_counter() - item[1]) * 1000)
+        conn.close()
 
-        pending: set[asyncio.Task] = set()
-        start = time.perf_counter() + 0.05
-        due, i = start, 0
-        while due < start + job.seconds:
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            else:  # behind: the client is the limit (let what was sent get answered)
-                late = max(late, -wait * 1000)
-                if i % 16 == 0:
-                    await asyncio.sleep(0)
-            if len(pending) >= MAX_IN_FLIGHT:
-                errors += 1
-            else:
-                task = asyncio.create_task(one(job.bodies[i % len(job.bodies)], due))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            i += 1
-            due += rng.expovariate(job.rate)
-        await asyncio.gather(*pending)
+    workers = [asyncio.create_task(worker()) for _ in range(OPEN_POOL)]
+    start = time.perf_counter() + 0.05
+    due, i = start, 0
+    while due < start + job.seconds:
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        else:  # behind: the client is the limit
+            late = max(late, -wait * 1000)
+        if queue.qsize() >= MAX_IN_FLIGHT:
+            errors += 1
+        else:
+            queue.put_nowait((job.bodies[i % len(job.bodies)], due))
+        i += 1
+        due += rng.expovariate(job.rate)
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    errors += sum(n for status, n in statuses.items() if status != 200)
     return Load(latencies, errors, job.seconds, late, statuses=statuses)
 
 
 async def closed_loop(job: Job) -> Load:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    errors = 0
     end = time.perf_counter() + job.seconds
-    limits = httpx.Limits(max_connections=job.concurrency,
-                          max_keepalive_connections=job.concurrency)
-    async with httpx.AsyncClient(base_url=job.url, timeout=10, limits=limits) as http:
-        async def worker(k: int) -> None:
-            nonlocal errors
-            i = k
-            while (began := time.perf_counter()) < end:
-                status = await _send(http, job, job.bodies[i % len(job.bodies)])
-                statuses[status] = statuses.get(status, 0) + 1
-                if status == 200:
-                    latencies.append((time.perf_counter() - began) * 1000)
-                else:
-                    errors += 1
-                i += job.concurrency
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(job.concurrency)))
+    async def worker(k: int) -> None:
+        conn, i = Connection(job.url), k
+        while (began := time.perf_counter()) < end:
+            status = await conn.post(job.path, job.bodies[i % len(job.bodies)])
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 200:
+                latencies.append((time.perf_counter() - began) * 1000)
+            i += job.concurrency
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(job.concurrency)))
+    errors = sum(n for status, n in statuses.items() if status != 200)
     return Load(latencies, errors, time.perf_counter() - start, statuses=statuses)
 
 
