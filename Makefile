@@ -55,11 +55,13 @@ test-e2e: $(VENV)/.synced
 BENCH_ARGS ?=
 PROFILE_BENCH_ARGS ?=
 SCORING_BENCH_ARGS ?=
+NEXT_ACTION_BENCH_ARGS ?=
 NAB_DATA ?= ../shared/data/nab-dev
 bench: $(VENV)/.synced
 	$(RAPPORT) bench ingest $(BENCH_ARGS)
 	$(RAPPORT) bench profile $(PROFILE_BENCH_ARGS)
 	$(RAPPORT) bench scoring $(SCORING_BENCH_ARGS)
+	$(RAPPORT) bench next-action $(NEXT_ACTION_BENCH_ARGS)
 	@if [ -d "$(NAB_DATA)/data" ]; then \
 	  $(RAPPORT) eval-spikes --data $(NAB_DATA)/data --windows $(NAB_DATA)/combined_windows.json; \
 	else echo "no NAB corpus at $(NAB_DATA): spike detector not scored"; fi

@@ -146,11 +146,12 @@ def _try_text(stack: localstack.Stack, customer_id: str) -> str:
 
 
 _BENCH_DEFAULTS = {  # the options the targets share, with each target's default
-    "ingest": {"seconds": 30},
+    "ingest": {"seconds": 30, "connections": 32},
     "profile": {"seconds": 30, "customers": 20_000, "profiles": 1_000_000,
                 "rate": [5000.0, 1000.0]},
     "scoring": {"seconds": 20, "customers": 1_000_000, "profiles": 100_000,
                 "rate": [200.0, 2000.0]},
+    "next-action": {"seconds": 20, "customers": 20_000, "rate": [500.0], "connections": 8},
 }
 
 
@@ -169,6 +170,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         scoring_bench.main(customers=args.customers, profiles=args.profiles,
                            seconds=args.seconds, rates=args.rate)
+        return 0
+    if args.target == "next-action":
+        from rapport.next_action import bench as nba_bench  # the workspace installs all
+
+        nba_bench.main(nba_bench.Options(offers=args.offers, customers=args.customers,
+                                         rate=args.rate[0], seconds=args.seconds,
+                                         concurrency=args.connections))
         return 0
     from rapport.ingest import bench  # the workspace installs every service
 
@@ -339,24 +347,30 @@ def parser() -> argparse.ArgumentParser:
     o.set_defaults(func=cmd_offers)
 
     b = sub.add_parser("bench", help="measure a service against the physical limit (prints)")
-    b.add_argument("target", choices=["ingest", "profile", "scoring"])
+    b.add_argument("target", choices=["ingest", "profile", "scoring", "next-action"])
     b.add_argument("--workers", type=int, default=2, help="ingest worker processes")
-    b.add_argument("--connections", type=int, default=32)
+    b.add_argument("--connections", type=int, default=None,
+                   help="ingest: wrk connections (32); next-action: requests in flight at "
+                        "saturation (8)")
     b.add_argument("--seconds", type=int, default=None,
-                   help="length of each measured run (ingest, profile: 30; scoring: 20)")
+                   help="length of each measured run (ingest, profile: 30; scoring, "
+                        "next-action: 20)")
     b.add_argument("--sustain", type=int, default=300, help="sustained run for memory (s)")
     b.add_argument("--perf-records", type=int, default=1_000_000, help="ingest")
     b.add_argument("--events", type=int, default=200_000, help="profile: events folded")
     b.add_argument("--customers", type=int, default=None,
                    help="profile: the events' customers (20,000); scoring: customers the "
-                        "refit is timed on (1,000,000; 0: skip)")
+                        "refit is timed on (1,000,000; 0: skip); next-action: customers "
+                        "decided for (20,000)")
     b.add_argument("--profiles", type=int, default=None,
                    help="profile: profiles built and rebuilt for the scale figures "
                         "(1,000,000; 0: skip); scoring: profiles the score reads pick from "
                         "(100,000; 0: skip)")
     b.add_argument("--rate", type=lambda v: [float(x) for x in v.split(",")], default=None,
                    help="profile: events/s through ingest for freshness (5000,1000); "
-                        "scoring: score reads/s, open loop (200,2000) (comma-separated)")
+                        "scoring: score reads/s, open loop (200,2000); next-action: "
+                        "decisions/s, open loop (500) (comma-separated)")
+    b.add_argument("--offers", type=int, default=200, help="next-action: catalog size")
     b.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("profiles", help="profile maintenance: rebuild from Kafka after "
