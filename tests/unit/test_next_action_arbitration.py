@@ -111,7 +111,7 @@ def test_a_policy_replayed_on_the_log_gives_the_chances_it_gives_live(cands, lim
     offers = [offer(f"o{i}", v, c) for i, (_, _, v, c, _) in enumerate(cands)]
     preds = {f"o{i}": (p, sd) for i, (p, sd, _, _, _) in enumerate(cands)}
     live_policy = Policy(policy_id="live", share=1.0, optimism=2.0, epsilon=0.05)
-    other = Policy(policy_id="other", share=1.0, optimism=k, epsilon=eps)
+    other = Policy(policy_id="other", share=1.0, optimism=k, epsilon=eps, explore_pool=2)
     worth, _ = rank(offers, preds, live_policy, tier=None, context={})
     allowed = {f"o{i}" for i, c in enumerate(cands) if c[4]}
     logged = DecisionLogged(
@@ -122,8 +122,8 @@ def test_a_policy_replayed_on_the_log_gives_the_chances_it_gives_live(cands, lim
             allowed=c.offer.offer_id in allowed) for c in worth))
     replayed = dict(zip([c.offer_id for c in logged.candidates],
                         policy_probabilities(other, logged), strict=True))
-    again, _ = rank([c.offer for c in worth if c.offer.offer_id in allowed], preds, other,
-                    tier=None, context={})
+    again, _ = rank([c.offer for c in worth], preds, other, tier=None, context={})
+    again = [c for c in again[:limit - 1 + 2] if c.offer.offer_id in allowed]
     live = dict(zip([c.offer.offer_id for c in again],
                     exploration.probabilities(len(again), limit, eps), strict=True))
     for oid, p in replayed.items():

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rapport.shared import topics
@@ -123,9 +124,18 @@ async def put_offers(store: Store, _: AdminRole,
 async def next_best_action(body: NbaRequest, _: ChannelRole, decider: DeciderDep) -> Any:
     identifier = body.customer_id or body.anonymous_id
     assert identifier is not None
-    return await decider.decide(Ask(identifier=identifier, channel=body.channel,
-                                    placement=body.placement, context=body.context,
-                                    limit=body.limit))
+    d = await decider.decide(Ask(identifier=identifier, channel=body.channel,
+                                 placement=body.placement, context=body.context,
+                                 limit=body.limit))
+    # Answered as built: the decision's trace stays out of the response (GET shows it).
+    return Response(orjson.dumps({
+        "decision_id": d.decision_id, "customer_id": d.customer_id,
+        "policy_id": d.policy_id, "group": d.group,
+        "actions": [{"action_id": a.action_id, "offer_id": a.offer_id, "name": a.name,
+                     "score": a.score, "propensity": a.propensity,
+                     "probability": a.probability, "value": a.value,
+                     "reasons": a.reasons} for a in d.actions]}),
+        media_type="application/json")
 
 
 @router.post("/outcomes", status_code=202, summary="Report what the customer did",

@@ -136,7 +136,9 @@ class Decider:
         p = domain.plan(catalog, req, predictions, now, policy=policy, rules=self._rules,
                         spikes=await self._parts.spikes())
         u, r = self._rng.random(), self._rng.random()
-        offers = [c.offer for c in p.ranked]
+        pool = max(0, req.limit - 1) + policy.explore_pool
+        offers = [c.offer for c in p.ranked[:pool]]
+        beyond = {c.offer.offer_id: "not_considered" for c in p.ranked[pool:]}
         held = await self._within(
             self._parts.reserve(req.customer_id, offers, req.limit, now, channel=req.channel,
                                 sms=consent.is_sms(req.channel, req.placement, req.context),
@@ -146,13 +148,15 @@ class Decider:
             "contact policy applies to")
         if held is None:
             safe = [c for c in p.ranked if not _limited(c.offer)]
-            p = domain.Plan(safe, p.trace)
-            verdicts, probs, explored = domain.choose_locally(p, req.limit, policy.epsilon,
-                                                              u, r)
+            beyond = {c.offer.offer_id: "unchecked" for c in p.ranked if _limited(c.offer)}
+            beyond.update({c.offer.offer_id: "not_considered" for c in safe[pool:]})
+            verdicts, probs, explored = domain.choose_locally(
+                domain.Plan(safe[:pool], p.trace), req.limit, policy.epsilon, u, r)
             why = {}
         else:
-            verdicts, probs, explored = held.verdicts, held.probabilities, held.explored
+            verdicts, probs, explored = dict(held.verdicts), held.probabilities, held.explored
             why = held.reasons
+        verdicts = {**verdicts, **beyond}
         return domain.assemble(p, req, now, policy_id=policy.policy_id, verdicts=verdicts,
                                probabilities=probs, explored=explored,
                                features=x.tolist(), model_version=f"{policy.learner}-"
@@ -194,7 +198,7 @@ class Decider:
                 priority=t.priority, probability=t.probability, made=t.made,
                 allowed=t.allowed,
                 action_id=actions.get(t.offer_id))
-                for t in d.trace if t.rank is not None))
+                for t in d.trace if t.rank is not None and t.verdict != "not_considered"))
 
     async def _within(self, work: Awaitable[T], budget: float, part: str,
                       notes: list[str], said: str) -> T | None:

@@ -76,6 +76,9 @@ class TraceEntry(BaseModel):
     made: bool = False
     allowed: bool = True
     """Whether the contact limits allowed it (``False``: capped, paused, over budget...)."""
+    verdict: str | None = None
+    """For a ranked offer: made, not_chosen, not_considered (ranked below the policy's
+    pool), capped, paused, accepted, budget or rule:<name>."""
 
 
 class Decision(BaseModel):
@@ -107,9 +110,7 @@ class Plan:
     trace: list[TraceEntry]
 
 
-def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any],
-                 at: datetime, rules: SuitabilityRules) -> list[str]:
-    """Reasons the offer is not eligible (empty when it is)."""
+def _applicability(offer: Offer, req: DecisionRequest, at: datetime) -> list[str]:
     failures = []
     if not offer.active:
         failures.append("offer is inactive")
@@ -122,6 +123,17 @@ def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any],
     if offer.placements and req.placement not in offer.placements:
         failures.append(f"not offered in placement '{req.placement}'" if req.placement
                         else "offered only in placements " + ", ".join(offer.placements))
+    return failures
+
+
+def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any],
+                 at: datetime, rules: SuitabilityRules) -> list[str]:
+    """Reasons the offer is not eligible (empty when it is). An offer that does not
+    apply here (inactive, out of its dates, channel or placement) says only that: its
+    consent and conditions are not looked at."""
+    failures = _applicability(offer, req, at)
+    if failures:
+        return failures
     refused = consent.refusal(offer, req.channel, req.placement, req.context,
                               (req.profile or {}).get("consents") or {})
     if refused:
@@ -130,6 +142,22 @@ def _eligibility(offer: Offer, req: DecisionRequest, facts: dict[str, Any],
                     if not c.holds(facts))
     failures.extend(refusals(offer, req.scores, rules))
     return failures
+
+
+_INELIGIBLE: dict[tuple[str, tuple[str, ...]], TraceEntry] = {}
+
+
+def _ineligible(offer_id: str, failures: tuple[str, ...]) -> TraceEntry:
+    """The trace entry of an ineligible offer, shared by every decision that finds it
+    ineligible for the same reasons (most offers, most of the time: built once)."""
+    key = (offer_id, failures)
+    entry = _INELIGIBLE.get(key)
+    if entry is None:
+        if len(_INELIGIBLE) > 50_000:
+            _INELIGIBLE.clear()
+        entry = _INELIGIBLE[key] = TraceEntry(offer_id=offer_id, eligible=False,
+                                              reasons=list(failures))
+    return entry
 
 
 def _prediction(value: float | tuple[float, float] | None) -> tuple[float, float]:
@@ -148,7 +176,7 @@ def plan(catalog: Catalog, req: DecisionRequest,
     for offer in catalog.offers:
         failures = _eligibility(offer, req, facts, at, rules)
         if failures:
-            trace.append(TraceEntry(offer_id=offer.offer_id, eligible=False, reasons=failures))
+            trace.append(_ineligible(offer.offer_id, tuple(failures)))
         else:
             eligible.append(offer)
     scores = (req.scores or {}) if req.personalised else {}
@@ -156,7 +184,8 @@ def plan(catalog: Catalog, req: DecisionRequest,
                                        for o in eligible}, policy,
                             tier=scores.get("value_tier"), context=req.context, spikes=spikes,
                             clv_90d=(scores.get("clv") or {}).get("expected_value_90d"))
-    trace.extend(TraceEntry(offer_id=u.offer.offer_id, eligible=True, reasons=[u.reason],
+    trace.extend(TraceEntry(
+        offer_id=u.offer.offer_id, eligible=True, reasons=[u.reason],
                             value=u.offer.value, cost=u.offer.cost,
                             propensity=round(u.propensity, 6),
                             expected_profit=round(u.expected_profit, 4)) for u in unworthy)
@@ -176,6 +205,10 @@ def held_back(verdict: str, offer: Offer, limit: int) -> str:
         return f"contact policy '{verdict[5:]}': its limit is reached (any offer)"
     if verdict == "budget":
         return "daily budget: spent for now (paced through the day)"
+    if verdict == "unchecked":
+        return "not made: its contact limits could not be checked in time (fallback)"
+    if verdict == "not_considered":
+        return "not made: ranked below the candidates this policy considers"
     return f"not made: others ranked higher (limit {limit})"
 
 
@@ -205,7 +238,7 @@ def assemble(p: Plan, req: DecisionRequest, at: datetime, *, policy_id: str,
                            expected_profit=round(c.expected_profit, 4),
                            score=round(c.score, 4), rank=position,
                            probability=round(probability, 6), made=made,
-                           allowed=verdict in ("made", "not_chosen"))
+                           allowed=verdict in ("made", "not_chosen"), verdict=verdict)
         trace.append(entry)
         if made:
             actions.append(Action(

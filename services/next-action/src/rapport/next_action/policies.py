@@ -34,6 +34,9 @@ class Policy(BaseModel):
                     "offer_rates: one acceptance rate per offer, the same for everyone")
     epsilon: float = Field(default=0.05, ge=0, le=1, description=(
         "Share of decisions whose last slot goes to a uniformly drawn eligible offer"))
+    explore_pool: int = Field(default=16, ge=1, le=1000, description=(
+        "How many ranked candidates beyond the first limit - 1 are considered: the last "
+        "slot goes to the best of them, or when exploring to one of them uniformly"))
     optimism: float = Field(default=1.0, ge=0, le=5, description=(
         "Rank on propensity + optimism x its standard deviation: what is little known "
         "gets tried"))

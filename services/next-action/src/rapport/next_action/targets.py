@@ -27,11 +27,13 @@ def _score(c: LoggedCandidate, policy: Policy, d: DecisionLogged) -> float:
 
 
 def policy_probabilities(policy: Policy, d: DecisionLogged) -> list[float]:
-    """Per logged candidate, the chance ``policy`` makes it (0 for those the contact
-    limits did not allow, or not worth making)."""
-    scored = [(i, _score(c, policy, d)) for i, c in enumerate(d.candidates) if c.allowed]
-    worth = sorted(((i, s) for i, s in scored if s > 0),
-                   key=lambda t: (-t[1], d.candidates[t[0]].offer_id))
+    """Per logged candidate, the chance ``policy`` makes it: ranked as it ranks, cut to
+    its pool, then the ones the contact limits allowed (0 for the rest)."""
+    scored = [(i, _score(c, policy, d)) for i, c in enumerate(d.candidates)]
+    ranked = sorted(((i, s) for i, s in scored if s > 0),
+                    key=lambda t: (-t[1], d.candidates[t[0]].offer_id))
+    pool = max(0, d.limit - 1) + policy.explore_pool
+    worth = [(i, s) for i, s in ranked[:pool] if d.candidates[i].allowed]
     probs = exploration.probabilities(len(worth), d.limit, policy.epsilon)
     out = [0.0] * len(d.candidates)
     for (i, _), p in zip(worth, probs, strict=True):
