@@ -11,11 +11,13 @@ from aiokafka import AIOKafkaProducer
 from rapport.shared import topics
 from rapport.shared.events import Channel, DecisionLogged
 
+from . import exploration
 from .catalog import Catalog, Offer
 from .contacts import ContactBook
 from .deciding import Predictor
 from .domain import Decision
 from .learning_store import LearningStore
+from .limits import Reservation
 from .policies import PolicyConfig
 from .spikes import SpikeWatch
 from .store import NextActionStore
@@ -47,6 +49,14 @@ class ServiceParts:
     async def reserve(self, customer_id: str, offers: list[Offer], limit: int, at: datetime,
                       *, channel: Channel, sms: bool, epsilon: float, u: float, r: float
                       ) -> Any:
+        if not self._contacts.needed(offers, channel, sms):  # nothing to count: no trip
+            choice = exploration.choose(len(offers), limit, epsilon, u, r)
+            made = set(choice.made)
+            return Reservation(
+                verdicts={o.offer_id: "made" if i in made else "not_chosen"
+                          for i, o in enumerate(offers)},
+                probabilities={o.offer_id: choice.probabilities[i]
+                               for i, o in enumerate(offers)}, explored=choice.explored)
         return await self._contacts.reserve(customer_id, offers, limit, at, channel=channel,
                                             sms=sms, epsilon=epsilon, u=u, r=r)
 
