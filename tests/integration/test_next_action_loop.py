@@ -159,3 +159,26 @@ async def test_outcomes_count_once_by_either_path_and_feed_the_report_and_evalua
     assert (await next_action.get("/v1/reports/offers", headers=OPS,
                                   params={"since": "nonsense"})).status_code == 400
     await asyncio.sleep(0)
+
+
+async def test_without_personalization_consent_the_profile_only_gates(stack, redis,
+                                                                       next_action):
+    from rapport.shared import keys
+    from rapport.shared.profiles import Consent, CustomerProfile, Metrics
+    tag = uuid.uuid4().hex[:6]
+    await next_action.put("/v1/offers", headers=ADMIN, json=catalog(tag))
+    now = datetime.now(UTC)
+    for consented in (True, False):
+        pid = f"it-{tag}-{consented}"
+        await redis.set(keys.profile(pid), CustomerProfile(
+            customer_id=pid, metrics=Metrics(orders=4, revenue=400),
+            consents={"personalization": Consent(value=consented, at=now)}).to_stored())
+        made = await next_action.post("/v1/next-best-action", headers=CHANNEL,
+                                      json={"customer_id": pid, "channel": "web"})
+        decision = (await next_action.get(f"/v1/decisions/{made.json()['decision_id']}",
+                                          headers=AGENT)).json()
+        assert decision["personalised"] is consented and decision["known_customer"]
+        assert any("no personalization consent" in n for n in decision["notes"]) \
+            is not consented
+        features = decision["features"]
+        assert (sum(1 for f in features if f) > 3) is consented  # intercept + channel only
