@@ -10,6 +10,7 @@ an outcome heard twice (the API and an ingest event), changes nothing the second
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,25 +76,29 @@ class LearningStore:
         self._redis = redis
         self._cache_s = cache_s
         self._cached: tuple[float, ProbitModel, RatesPredictor] | None = None
+        self._reading = asyncio.Lock()
 
     async def models(self) -> tuple[ProbitModel, RatesPredictor]:
         """The models in use, read again when their version moved (checked every
-        ``cache_s``); the last ones read while Redis fails."""
-        now = time.monotonic()
-        if self._cached is not None and now - self._cached[0] < self._cache_s:
+        ``cache_s`` by one caller, the others keeping the last ones); the last ones
+        read while Redis fails."""
+        cached = self._cached
+        if cached is not None and (time.monotonic() - cached[0] < self._cache_s
+                                   or self._reading.locked()):
+            return cached[1], cached[2]
+        async with self._reading:
+            now = time.monotonic()
+            try:
+                version = int(await self._redis.hget(keys.learner_model(), "version") or 0)
+                if self._cached is None or self._cached[2].version != version:
+                    probit, rates = load(await self._redis.hgetall(keys.learner_model()))
+                    self._cached = (now, probit, RatesPredictor(rates, version))
+                else:
+                    self._cached = (now, self._cached[1], self._cached[2])
+            except Exception:
+                if self._cached is None:
+                    return ProbitModel(), RatesPredictor(BetaModel(), 0)
             return self._cached[1], self._cached[2]
-        try:
-            meta_version = await self._redis.hget(keys.learner_model(), "version")
-            version = int(meta_version or 0)
-            if self._cached is None or self._cached[2].version != version:
-                probit, rates = load(await self._redis.hgetall(keys.learner_model()))
-                self._cached = (now, probit, RatesPredictor(rates, version))
-            else:
-                self._cached = (now, self._cached[1], self._cached[2])
-        except Exception:
-            if self._cached is None:
-                return ProbitModel(), RatesPredictor(BetaModel(), 0)
-        return self._cached[1], self._cached[2]
 
     async def apply(self, finals: Sequence[Final], logged: Sequence[DecisionLogged]
                     ) -> Applied:

@@ -4,6 +4,7 @@ moment), decisions and their due outcomes (customers are read through
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -23,26 +24,49 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Cached(Generic[M]):
-    """The last value read, reused for ``ttl_s``; the last good one while Redis fails."""
+    """The last value read, reused for ``ttl_s``; then read again by one caller while
+    the others keep the last one, and parsed again only when its bytes changed. The
+    last good value is kept while Redis fails."""
 
-    def __init__(self, read: Callable[[], Awaitable[M]], ttl_s: float) -> None:
+    def __init__(self, read: Callable[[], Awaitable[bytes | None]],
+                 parse: Callable[[bytes | None], M], ttl_s: float) -> None:
         self._read = read
+        self._parse = parse
         self._ttl = ttl_s
-        self._value: tuple[float, M] | None = None
+        self._value: tuple[float, bytes | None, M] | None = None
+        self._lock = asyncio.Lock()
 
     async def get(self) -> M:
-        now = time.monotonic()
-        if self._value is None or now - self._value[0] >= self._ttl:
+        value = self._value
+        if value is not None and time.monotonic() - value[0] < self._ttl:
+            return value[2]
+        if value is not None and self._lock.locked():
+            return value[2]  # someone is reading it already
+        async with self._lock:
+            value = self._value
+            if value is not None and time.monotonic() - value[0] < self._ttl:
+                return value[2]
             try:
-                self._value = (now, await self._read())
+                raw = await self._read()
             except Exception:
-                if self._value is None:
+                if value is None:
                     raise
-                self._value = (now, self._value[1])  # keep answering; retry after ttl
-        return self._value[1]
+                self._value = (time.monotonic(), value[1], value[2])
+                return value[2]
+            parsed = value[2] if value is not None and raw == value[1] else self._parse(raw)
+            self._value = (time.monotonic(), raw, parsed)
+            return parsed
 
     def set(self, value: M) -> None:
-        self._value = (time.monotonic(), value)
+        self._value = (time.monotonic(), None, value)
+
+
+def _catalog(raw: bytes | None) -> Catalog:
+    return Catalog(offers=[]) if raw is None else Catalog.model_validate_json(raw)
+
+
+def _policies(raw: bytes | None) -> PolicyConfig:
+    return DEFAULT if raw is None else PolicyConfig.model_validate_json(raw)
 
 
 class NextActionStore:
@@ -52,22 +76,15 @@ class NextActionStore:
         self._ttl = decision_ttl_s
         self._fp = fingerprints
         self._window = outcome_window_s
-        self._catalog = Cached(self._read_catalog, cache_s)
-        self._policies = Cached(self._read_policies, cache_s)
+        self._catalog = Cached(lambda: redis.get(keys.offer_catalog()), _catalog, cache_s)
+        self._policies = Cached(lambda: redis.get(keys.decision_policies()), _policies,
+                                cache_s)
 
     async def catalog(self) -> Catalog:
         return await self._catalog.get()
 
     async def policies(self) -> PolicyConfig:
         return await self._policies.get()
-
-    async def _read_catalog(self) -> Catalog:
-        raw = await self._redis.get(keys.offer_catalog())
-        return Catalog(offers=[]) if raw is None else Catalog.model_validate_json(raw)
-
-    async def _read_policies(self) -> PolicyConfig:
-        raw = await self._redis.get(keys.decision_policies())
-        return DEFAULT if raw is None else PolicyConfig.model_validate_json(raw)
 
     async def replace_catalog(self, catalog: Catalog) -> Catalog:
         stored = await self._replace(keys.offer_catalog(), catalog, Catalog)
