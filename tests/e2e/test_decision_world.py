@@ -35,7 +35,7 @@ async def test_decisions_in_the_simulated_world(system):
     assert report.oracle_second_half >= report.static_second_half >= 0
     # The service's off-policy estimates, judged against the truth of the same decisions
     # (printed; their accuracy at this size is the statistics', shown by eval-decisions).
-    assert len(report.judged) == 5
+    assert len(report.judged) == 7
     for j in report.judged:
         assert j.decisions > 1000 and math.isfinite(j.truth)
         assert all(math.isfinite(e["value"]) for e in j.estimates.values())

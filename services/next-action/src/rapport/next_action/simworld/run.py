@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from rich.table import Table
 
+from ..policies import Policy
 from . import judging, world
 
 WRITE_KEY = "dev-write-key"
@@ -184,6 +185,12 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
                               headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         if resp.status_code != 200:
             raise WorldError(f"catalog refused ({resp.status_code}): {resp.text[:500]}")
+        served = Policy(policy_id="default", share=1.0)
+        resp = await http.put(f"{urls['next-action']}/v1/policies", json={"policies": [
+            served.model_dump(), judging.CHALLENGER.model_dump()]},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        if resp.status_code != 200:
+            raise WorldError(f"policies refused ({resp.status_code}): {resp.text[:500]}")
 
         # The same decisions whatever the service answers: who, where, and the draw.
         rng = random.Random(f"decisions:{seed}")
@@ -255,7 +262,8 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
                 report.sample = got.json() if got.status_code == 200 else None
             report.judged = await judging.judge(
                 http, urls["next-action"], plan, ids, since, agent_key=AGENT_KEY,
-                ops_key=OPS_KEY, offers=[o["offer_id"] for o in world.OFFERS[:4]])
+                ops_key=OPS_KEY, offers=[o["offer_id"] for o in world.OFFERS[:4]],
+                limit=limit, logging=served)
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else 0.0
