@@ -272,6 +272,7 @@ def cmd_eval_decisions(args: argparse.Namespace) -> int:
             task = bar.add_task("decisions", total=args.decisions)
             report = asyncio.run(run.run_world(
                 urls, args.customers, args.decisions, args.seed, limit=args.limit,
+                epsilon=args.epsilon,
                 progress=lambda done: bar.update(task, completed=done), say=bar.console.print))
     except KeyboardInterrupt:
         say("\nInterrupted.")
@@ -406,6 +407,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=12)
     d.add_argument("--limit", type=int, default=1, help="actions asked per decision")
     d.add_argument("--trace", action="store_true", help="print one late decision's trace")
+    d.add_argument("--epsilon", type=float, default=0.05,
+                   help="the served policy's exploration share (more: better evaluations)")
     d.add_argument("--profile", choices=["bench", "test"], default="bench",
                    help="the local stack's ports and data (wiped first)")
     d.set_defaults(func=cmd_eval_decisions)

@@ -166,7 +166,7 @@ async def _wait_profiles(http: httpx.AsyncClient, url: str, orders: Mapping[str,
 
 async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, seed: int,
                     limit: int = 1, concurrency: int = 8, profile_timeout: float = 120,
-                    evaluate: bool = True,
+                    evaluate: bool = True, epsilon: float = 0.05,
                     progress: Callable[[int], object] | None = None,
                     say: Callable[[str], object] | None = None) -> Report:
     """``urls``: the base URL of each service by name (``ingest``, ``profile``,
@@ -185,7 +185,7 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
                               headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         if resp.status_code != 200:
             raise WorldError(f"catalog refused ({resp.status_code}): {resp.text[:500]}")
-        served = Policy(policy_id="default", share=1.0)
+        served = Policy(policy_id="default", share=1.0, epsilon=epsilon)
         resp = await http.put(f"{urls['next-action']}/v1/policies", json={"policies": [
             served.model_dump(), judging.CHALLENGER.model_dump()]},
             headers={"Authorization": f"Bearer {ADMIN_KEY}"})
