@@ -182,3 +182,21 @@ async def test_without_personalization_consent_the_profile_only_gates(stack, red
             is not consented
         features = decision["features"]
         assert (sum(1 for f in features if f) > 3) is consented  # intercept + channel only
+
+
+async def test_with_redis_down_decisions_degrade_and_reads_say_retry(stack):
+    """A Redis that is really not there (a closed port) from the start: every decision
+    is still answered, with its fallbacks said; what needs Redis answers 503."""
+    settings = NextActionSettings(
+        kafka_bootstrap=stack.kafka_bootstrap, redis_url="redis://127.0.0.1:9/0",
+        dev_keys=True, learner_group_id=f"it-learner-{uuid.uuid4().hex[:6]}")
+    async with serving(build_next_action(settings)) as client:
+        resp = await client.post("/v1/next-best-action", headers=CHANNEL,
+                                 json={"customer_id": "someone", "channel": "email"})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["actions"] == [] and resp.json()["policy_id"] == "default"
+        got = await client.get(f"/v1/decisions/{resp.json()['decision_id']}",
+                               headers=AGENT)
+        assert got.status_code == 503 and got.json()["code"] == "unavailable"
+        assert got.headers["retry-after"] == "5"
+        assert (await client.get("/readyz")).status_code == 503

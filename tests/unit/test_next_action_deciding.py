@@ -122,3 +122,26 @@ async def test_the_control_group_gets_no_action_and_is_logged():
     control = [d for d in made if d.group == "control"]
     assert control and all(d.actions == [] and d.policy_id == "control" for d in control)
     assert {r.group for r in parts.logged} == {"control", "treatment"}
+
+
+class Down(Parts):
+    """Redis down before anything was ever read: nothing cached to fall back on."""
+
+    async def catalog(self):
+        raise ConnectionError("redis down")
+
+    async def policies(self):
+        raise ConnectionError("redis down")
+
+    async def model(self, learner):
+        raise ConnectionError("redis down")
+
+
+async def test_with_nothing_readable_a_decision_is_still_made_and_says_why():
+    d = await decider(Reader(delay=1.0), Down(keep_fails=True)).decide(ASK)
+    assert d.actions == [] and d.policy_id == "default" and d.group == "treatment"
+    said = " ".join(d.notes)
+    for part in ("policies could not be read", "catalog could not be read",
+                 "response model could not be read", "customer could not be read",
+                 "could not be kept"):
+        assert part in said, part

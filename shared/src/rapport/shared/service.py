@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import orjson
+import redis.exceptions
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -230,6 +231,14 @@ def create_app(*, service: str, title: str, description: str, lifespan: Lifespan
         where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
         return JSONResponse(error_body(422, f"{where}: {first['msg']}", errors=errors),
                               status_code=422)
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _store_down(_: Request, exc: Exception) -> JSONResponse:
+        # A dependency down is not the caller's fault, nor a bug: retry later.
+        log.warning("dependency_unavailable", error=type(exc).__name__)
+        return JSONResponse(error_body(503, "a data store is not reachable; retry"),
+                            status_code=503, headers={"Retry-After": "5"})
 
     # Added before Observe, so it runs inside it: refusals are counted and timed too.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

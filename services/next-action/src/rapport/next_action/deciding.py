@@ -31,8 +31,10 @@ from rapport.shared.events import Channel, DecisionLogged, LoggedCandidate
 from rapport.shared.privacy import Fingerprints
 
 from . import consent, domain
+from .catalog import Catalog
 from .features import customer_features
-from .policies import Policy, PolicyConfig, assign
+from .learner import ProbitModel
+from .policies import DEFAULT, Policy, PolicyConfig, assign
 from .suitability import SuitabilityRules
 
 log = structlog.get_logger(__name__)
@@ -89,7 +91,8 @@ class Decider:
         now = datetime.now(UTC)
         notes: list[str] = []
         req = await self._request(ask, now, notes)
-        config = await self._parts.policies()
+        config = await self._or(self._parts.policies(), DEFAULT, "policies", notes,
+                                "the policies could not be read: the default policy")
         policy = assign(config, req.customer_id)
         if policy is None:
             decision = domain.held_out(req, now, config.control_share)
@@ -122,10 +125,12 @@ class Decider:
 
     async def _treat(self, req: domain.DecisionRequest, policy: Policy, now: datetime,
                      notes: list[str]) -> domain.Decision:
-        catalog = await self._parts.catalog()
+        catalog = await self._or(self._parts.catalog(), Catalog(offers=[]), "catalog", notes,
+                                 "the catalog could not be read: no offer")
         x = customer_features(req.profile, req.scores, req.channel, req.context,
                               personalised=req.personalised)
-        model = await self._parts.model(policy.learner)
+        model = await self._or(self._parts.model(policy.learner), _PRIOR, "model", notes,
+                               "the response model could not be read: the prior")
         ids = [o.offer_id for o in catalog.offers]
         means, spreads = model.predict(ids, x) if ids else (np.empty(0), np.empty(0))
         predictions = {o: (float(m), float(s)) for o, m, s in zip(ids, means, spreads,
@@ -134,7 +139,8 @@ class Decider:
             notes.append("no personalization consent (or unknown customer): ranked without "
                          "the profile, which served only eligibility and consent")
         p = domain.plan(catalog, req, predictions, now, policy=policy, rules=self._rules,
-                        spikes=await self._parts.spikes())
+                        spikes=await self._or(self._parts.spikes(), frozenset(), "spikes",
+                                              [], ""))
         u, r = self._rng.random(), self._rng.random()
         pool = max(0, req.limit - 1) + policy.explore_pool
         offers = [c.offer for c in p.ranked[:pool]]
@@ -200,6 +206,19 @@ class Decider:
                 action_id=actions.get(t.offer_id))
                 for t in d.trace if t.rank is not None and t.verdict != "not_considered"))
 
+    async def _or(self, work: Awaitable[T], fallback: T, part: str, notes: list[str],
+                  said: str) -> T:
+        """``work``'s result, or ``fallback`` when it fails (never cached: it is read
+        from a cache that survives Redis failing once it has been read once)."""
+        try:
+            return await work
+        except Exception as exc:
+            FALLBACKS.labels(part).inc()
+            log.warning("decision_fallback", part=part, error=type(exc).__name__)
+            if said:
+                notes.append(f"fallback: {said}")
+            return fallback
+
     async def _within(self, work: Awaitable[T], budget: float, part: str,
                       notes: list[str], said: str) -> T | None:
         try:
@@ -213,6 +232,7 @@ class Decider:
 
 
 _MISSING = object()
+_PRIOR = ProbitModel()
 
 
 def _limited(offer: Any) -> bool:
