@@ -146,12 +146,13 @@ def _try_text(stack: localstack.Stack, customer_id: str) -> str:
 
 
 _BENCH_DEFAULTS = {  # the options the targets share, with each target's default
-    "ingest": {"seconds": 30, "connections": 32},
+    "ingest": {"seconds": 30, "connections": 32, "workers": 2},
     "profile": {"seconds": 30, "customers": 20_000, "profiles": 1_000_000,
                 "rate": [5000.0, 1000.0]},
     "scoring": {"seconds": 20, "customers": 1_000_000, "profiles": 100_000,
                 "rate": [200.0, 2000.0]},
-    "next-action": {"seconds": 20, "customers": 20_000, "rate": [500.0], "connections": 8},
+    "next-action": {"seconds": 20, "customers": 20_000, "rate": [500.0], "connections": 8,
+                    "workers": 1},
 }
 
 
@@ -176,7 +177,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         nba_bench.main(nba_bench.Options(offers=args.offers, customers=args.customers,
                                          rate=args.rate[0], seconds=args.seconds,
-                                         concurrency=args.connections))
+                                         concurrency=args.connections,
+                                         workers=args.workers))
         return 0
     from rapport.ingest import bench  # the workspace installs every service
 
@@ -349,7 +351,8 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="measure a service against the physical limit (prints)")
     b.add_argument("target", choices=["ingest", "profile", "scoring", "next-action"])
-    b.add_argument("--workers", type=int, default=2, help="ingest worker processes")
+    b.add_argument("--workers", type=int, default=None,
+                   help="worker processes of ingest (2) or next-action (1)")
     b.add_argument("--connections", type=int, default=None,
                    help="ingest: wrk connections (32); next-action: requests in flight at "
                         "saturation (8)")

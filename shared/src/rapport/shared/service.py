@@ -284,6 +284,27 @@ def serve(build: Callable[[Any], FastAPI], settings: Any, port: int) -> None:
     exit_when_done()
 
 
+def serve_workers(factory: str, settings: Any, port: int, workers: int) -> None:
+    """Run ``workers`` processes of a service (``factory``: "module:function" building
+    its app); Prometheus sums their metrics from files in a directory of their own."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import uvicorn
+
+    from . import logs
+
+    logs.configure(settings.log_level, settings.log_format)
+    metrics_dir = Path(tempfile.mkdtemp(prefix="rapport-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    try:
+        uvicorn.run(factory, factory=True, host=settings.host, port=port, workers=workers,
+                    log_config=None, access_log=False)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
 def exit_when_done(grace_s: float = 5.0) -> None:
     """End the process once the service has stopped, in bounded time: a library thread
     left running (faust's consumer thread has been seen to) must not keep a stopped

@@ -9,13 +9,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from rapport.shared import redis_store
+from rapport.shared import logs, redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.failures import transient
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
-from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
+from rapport.shared.service import (
+    NotReady,
+    add_readiness_check,
+    create_app,
+    serve,
+    serve_workers,
+)
 
 from . import api
 from .contacts import ContactBook
@@ -100,8 +106,19 @@ async def _bounded(step: Awaitable[object], timeout_s: float = 10.0) -> None:
         await asyncio.wait_for(step, timeout_s)
 
 
+def worker_app() -> FastAPI:
+    """Factory for each worker process when ``RAPPORT_NEXT_ACTION_WORKERS`` > 1."""
+    settings = NextActionSettings()
+    logs.configure(settings.log_level, settings.log_format)
+    return build(settings)
+
+
 def main() -> None:
     settings = NextActionSettings()
+    if settings.next_action_workers > 1:
+        serve_workers("rapport.next_action.app:worker_app", settings,
+                      settings.next_action_port, settings.next_action_workers)
+        return
     serve(build, settings, settings.next_action_port)
 
 

@@ -30,7 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from rapport.scoring.bench import cpu_seconds, ensure_redis_benchmark
+from rapport.scoring.bench import cpu_seconds as _own_cpu_seconds
+from rapport.scoring.bench import ensure_redis_benchmark
 from rapport.scoring.bench_data import as_of_now
 from rapport.shared import keys
 from rapport.shared.localstack import Stack
@@ -54,6 +55,8 @@ class Options:
     warmup: float = 5
     concurrency: int = 8
     redis_requests: int = 100_000
+    workers: int = 1
+    """The service's worker processes (``RAPPORT_NEXT_ACTION_WORKERS``)."""
 
 
 Rows = list[tuple[str, str]]
@@ -157,6 +160,20 @@ class Cost:
         return ", ".join(f"{k} {v:.2f}" for k, v in self.cores.items())
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time so far of a process and of its live descendants (a service with several
+    worker processes is charged for all of them)."""
+    total = _own_cpu_seconds(pid)
+    if pid is None or total != total:
+        return total
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        return total
+    return total + sum(c for c in map(cpu_seconds, children) if c == c)
+
+
 class Measure:
     """Runs loads against a service, charging its CPU and Redis commands, and saying
     what else kept the machine's cores busy meanwhile."""
@@ -212,7 +229,8 @@ def run(stack: Stack, opts: Options, *, redis_url: str | None = None,
 
     stack.start_services(("next-action",), {
         "RAPPORT_REDIS_URL": redis_url, "RAPPORT_LOG_LEVEL": "WARNING",
-        "RAPPORT_LEARNER_GROUP_ID": f"rapport-bench-learner-{run_id}"})
+        "RAPPORT_LEARNER_GROUP_ID": f"rapport-bench-learner-{run_id}",
+        "RAPPORT_NEXT_ACTION_WORKERS": str(opts.workers)})
     try:
         stack.wait_services(services=("next-action",))
         url = stack.url("next-action")

@@ -12,6 +12,9 @@ from .suitability import SuitabilityRules
 
 class NextActionSettings(ScoredSettings):
     next_action_port: int = 8004
+    next_action_workers: int = Field(default=1, ge=1, le=64, description=(
+        "HTTP worker processes (each with its own caches and learner consumer, in one "
+        "consumer group; Prometheus sums them)"))
     decision_ttl_s: int = Field(default=90 * 86400, gt=0,
                                 description="How long decisions stay available for outcomes")
     outcome_window_s: float = Field(default=7 * 86400, gt=0, description=(
