@@ -37,7 +37,7 @@ class Policy(BaseModel):
     explore_pool: int = Field(default=16, ge=1, le=1000, description=(
         "How many ranked candidates beyond the first limit - 1 are considered: the last "
         "slot goes to the best of them, or when exploring to one of them uniformly"))
-    optimism: float = Field(default=1.0, ge=0, le=5, description=(
+    optimism: float = Field(default=2.0, ge=0, le=5, description=(
         "Rank on propensity + optimism x its standard deviation: what is little known "
         "gets tried"))
     priority_weight: float = Field(default=1.0, ge=0, le=10, description=(
