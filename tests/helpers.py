@@ -117,3 +117,13 @@ async def open_letters(redis_url: str, letters: list[dict[str, Any]]) -> list[An
         return await Sealer(KeyVault(redis)).open_many(letters)
     finally:
         await redis.aclose()
+
+
+NO_EXPLORATION = {"policies": [{"policy_id": "default", "share": 1.0, "epsilon": 0.0}]}
+"""Next-action's policies without exploration, for tests that assert what is made."""
+
+
+async def without_exploration(client: httpx.AsyncClient) -> None:
+    resp = await client.put("/v1/policies", json=NO_EXPLORATION,
+                            headers={"Authorization": "Bearer dev-admin"})
+    assert resp.status_code == 200, resp.text

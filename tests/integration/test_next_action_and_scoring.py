@@ -17,7 +17,7 @@ from rapport.shared.events import OfferOutcome
 from rapport.shared.kafka import durable_producer
 from rapport.shared.profiles import Consent, CustomerProfile, Metrics
 from tests.conftest import redis_url
-from tests.helpers import end_offsets, eventually, read_since, serving
+from tests.helpers import end_offsets, eventually, read_since, serving, without_exploration
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 CHANNEL = {"Authorization": "Bearer dev-channel"}
@@ -35,6 +35,7 @@ async def next_action(stack):
     settings = NextActionSettings(kafka_bootstrap=stack.kafka_bootstrap,
                                   redis_url=redis_url(stack, 2), dev_keys=True)
     async with serving(build_next_action(settings)) as client:
+        await without_exploration(client)
         yield client
 
 

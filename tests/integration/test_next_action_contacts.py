@@ -12,7 +12,7 @@ from rapport.next_action.settings import NextActionSettings
 from rapport.shared import keys, redis_store
 from rapport.shared.profiles import CustomerProfile, Metrics
 from tests.conftest import redis_url
-from tests.helpers import serving
+from tests.helpers import serving, without_exploration
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 CHANNEL = {"Authorization": "Bearer dev-channel"}
@@ -25,6 +25,7 @@ async def next_action(stack):
     settings = NextActionSettings(kafka_bootstrap=stack.kafka_bootstrap,
                                   redis_url=redis_url(stack, DB), dev_keys=True)
     async with serving(build_next_action(settings)) as client:
+        await without_exploration(client)
         yield client
 
 

@@ -20,7 +20,7 @@ from rapport.shared.events import Channel
 from rapport.shared.privacy import DEV_PRIVACY_SECRET, Fingerprints
 from rapport.shared.profiles import Consent, CustomerProfile, Metrics
 from tests.conftest import redis_url
-from tests.helpers import serving
+from tests.helpers import serving, without_exploration
 
 DB = 7
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
@@ -228,6 +228,7 @@ async def test_through_the_service_the_trace_says_which_policy_or_budget_held_ba
         customer_id=pid, metrics=Metrics(orders=3, revenue=300), consents={
             "marketing_email": Consent(value=True, at=datetime.now(UTC))}).to_stored())
     async with serving(build(settings)) as client:
+        await without_exploration(client)
         assert (await client.put("/v1/offers", headers=admin, json=[
             {"offer_id": "news", "name": "News", "channels": ["email"], "value": 50, "cost": 1},
             {"offer_id": "gift", "name": "Gift", "channels": ["web"], "value": 50, "cost": 1,

@@ -149,3 +149,30 @@ def test_scores_are_finite_and_in_range_for_any_history(days, value, calls, late
     assert 0 <= s.churn_risk <= 1 and 0 <= s.clv.p_alive <= 1
     assert 1 <= s.rfm.r <= 5 and s.clv.expected_value is not None
     assert s.model_dump_json()  # every number is JSON (no inf, no NaN)
+
+
+def test_two_readers_of_the_same_partition_sketches_rank_alike():
+    """KLL merges flip coins; the population reads the partitions side by side, so two
+    services reading the same stored sketches give a customer the same scores."""
+    import random as _random
+
+    rng = _random.Random(3)
+    stored = []
+    for _ in range(8):
+        part = MetricSketches()
+        for _ in range(5000):
+            part.added.update(rng.expovariate(0.01))
+        for _ in range(500):
+            part.retracted.update(rng.expovariate(0.01))
+        stored.append(part.to_bytes())
+
+    def read() -> SketchPopulation:
+        return SketchPopulation.merged(
+            [{rfm.RECENCY: MetricSketches.from_bytes(a, r)} for a, r in stored])
+
+    one, two = read(), read()
+    for v in (1.0, 10.0, 50.0, 100.0, 250.0, 700.0):
+        assert one.share_below(rfm.RECENCY, v) == two.share_below(rfm.RECENCY, v)
+    assert one.size(rfm.RECENCY) == 8 * 4500
+    assert one.share_below(rfm.RECENCY, 100.0) == pytest.approx(1 - 2.718281828 ** -1,
+                                                                abs=0.03)

@@ -27,9 +27,9 @@ async def models_in_use(reader: CustomerReadModel, store: ModelStore) -> dict[st
     last_days = cuts(rfm.RECENCY)
     sizes = {m: population.size(m) for m in (rfm.RECENCY, rfm.VALUE)}
     sketch = population.metrics[rfm.RECENCY]
-    sketch_diag = {"k": SKETCH_K, "added": sketch.added.n, "retracted": sketch.retracted.n,
-                   "retained": sketch.added.num_retained + sketch.retracted.num_retained,
-                   "normalized_rank_error": round(sketch.added.normalized_rank_error(False), 5)}
+    sketch_diag = {"k": SKETCH_K, "added": sketch.added_n, "retracted": sketch.retracted_n,
+                   "retained": sketch.retained,
+                   "normalized_rank_error": round(sketch.rank_error(), 5)}
     history = [{"version": m.version, "fitted_at": m.fitted_at, "as_of": m.as_of,
                 "customers": m.customers} for m in await store.history()]
     models = [
@@ -40,7 +40,7 @@ async def models_in_use(reader: CustomerReadModel, store: ModelStore) -> dict[st
                         "gamma_gamma": clv.gamma_gamma.model_dump()},
          "diagnostics": clv.diagnostics},
         {"name": "rfm", "kind": "population quintiles (KLL sketches, live)",
-         "version": f"population-{sketch.added.n}-{sketch.retracted.n}", "fitted_at": None,
+         "version": f"population-{sketch.added_n}-{sketch.retracted_n}", "fitted_at": None,
          "as_of": None, "customers": sizes[rfm.RECENCY],
          "parameters": {
              "last_purchase_day_cuts": [None if d is None else
@@ -53,7 +53,7 @@ async def models_in_use(reader: CustomerReadModel, store: ModelStore) -> dict[st
          "fitted_at": clv.fitted_at, "as_of": clv.as_of, "customers": clv.customers,
          "parameters": asdict(policy.churn), "diagnostics": {}},
         {"name": "value_tier", "kind": "population quantiles of profit + expected profit",
-         "version": f"population-{sketch.added.n}-{sketch.retracted.n}", "fitted_at": None,
+         "version": f"population-{sketch.added_n}-{sketch.retracted_n}", "fitted_at": None,
          "as_of": None, "customers": sizes[rfm.VALUE],
          "parameters": {"best_share": policy.best_share, "worst_share": policy.worst_share,
                         "value_cuts": population.quantiles(

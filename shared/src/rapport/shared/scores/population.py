@@ -59,11 +59,59 @@ class MetricSketches:
 
 
 @dataclass
+class SketchSet:
+    """One metric's sketches of every partition, read without merging them: a KLL merge
+    flips coins, so two services merging the same sketches would rank a customer a
+    little differently (r 4 in one, r 5 in the other). Summing the partitions' ranks is
+    deterministic, and no less exact."""
+
+    parts: list[MetricSketches] = field(default_factory=list)
+
+    @property
+    def live(self) -> int:
+        return sum(p.live for p in self.parts)
+
+    @property
+    def added_n(self) -> int:
+        return sum(p.added.n for p in self.parts)
+
+    @property
+    def retracted_n(self) -> int:
+        return sum(p.retracted.n for p in self.parts)
+
+    @property
+    def retained(self) -> int:
+        return sum(p.added.num_retained + p.retracted.num_retained for p in self.parts)
+
+    def rank_error(self) -> float:
+        return max((p.added.normalized_rank_error(False) for p in self.parts
+                    if not p.added.is_empty()), default=0.0)
+
+    def bounds(self) -> tuple[float, float] | None:
+        filled = [p.added for p in self.parts if not p.added.is_empty()]
+        if not filled:
+            return None
+        return min(a.get_min_value() for a in filled), max(a.get_max_value() for a in filled)
+
+    def share_below(self, value: float, *, inclusive: bool = False) -> float:
+        live = self.live
+        if live <= 0:
+            return 0.0
+        below = 0.0
+        for p in self.parts:
+            if not p.added.is_empty():
+                below += p.added.n * p.added.get_rank(value, inclusive)
+            if not p.retracted.is_empty():
+                below -= p.retracted.n * p.retracted.get_rank(value, inclusive)
+        return min(1.0, max(0.0, below / live))
+
+
+@dataclass
 class SketchPopulation:
     """:class:`rapport.shared.scores.rfm.Population` over the sketches of every partition."""
 
-    metrics: dict[str, MetricSketches] = field(
-        default_factory=lambda: {m: MetricSketches() for m in METRICS})
+    metrics: dict[str, SketchSet] = field(
+        default_factory=lambda: {m: SketchSet() for m in METRICS})
 
     def share_below(self, metric: str, value: float) -> float:
         return self.metrics[metric].share_below(value)
@@ -78,11 +126,12 @@ class SketchPopulation:
     def quantiles(self, metric: str, shares: Iterable[float]) -> list[float | None]:
         """Approximate values at these shares of the live population (for ops)."""
         sketch = self.metrics[metric]
-        if sketch.live <= 0:
+        bounds = sketch.bounds()
+        if sketch.live <= 0 or bounds is None:
             return [None for _ in shares]
         out = []
         for share in shares:
-            lo, hi = sketch.added.get_min_value(), sketch.added.get_max_value()
+            lo, hi = bounds
             for _ in range(40):  # bisect share_below (the difference has no quantile call)
                 mid = (lo + hi) / 2
                 lo, hi = (mid, hi) if sketch.share_below(mid) < share else (lo, mid)
@@ -91,11 +140,12 @@ class SketchPopulation:
 
     @classmethod
     def merged(cls, parts: Iterable[Mapping[str, MetricSketches]]) -> SketchPopulation:
+        """The partitions' sketches side by side (see :class:`SketchSet`)."""
         pop = cls()
         for part in parts:
             for metric, sketches in part.items():
                 if metric in pop.metrics:
-                    pop.metrics[metric].merge(sketches)
+                    pop.metrics[metric].parts.append(sketches)
         return pop
 
 
