@@ -19,17 +19,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from rapport.scoring.bench import pct
+
 MAX_IN_FLIGHT = 256
 OPEN_POOL = 32
 """Connections the open loop sends on (a request due while all are busy waits)."""
 HEADERS = {"Authorization": "Bearer dev-channel", "Content-Type": "application/json"}
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass
