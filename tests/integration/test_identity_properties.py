@@ -525,3 +525,34 @@ async def test_the_guard_refuses_exactly_links_through_saturated_values(
     for ident in idents:
         raw = await redis.get(keys.identity_joins(fp.of(ident.type, ident.value)))
         assert int(raw or 0) == (ref.joins.get(ident, 0) if ident.type != "user_id" else 0)
+
+
+async def test_a_resend_goes_where_its_original_went_even_after_a_merge(
+        redis: Redis) -> None:
+    """The original reached the anonymous profile; a login then merged it into the
+    user's. A producer's resend resolved after that still goes to the anonymous profile,
+    which holds its fingerprint (or hands it over with everything): sent straight to
+    the user's profile before the hand-over, it would be counted twice."""
+    store = IdentityStore(redis, Fingerprints(SECRET), join_limit=LARGE, recent_window=3)
+    recent = keys.resolve_recent("it", "touchpoints", 0)
+
+    async def resolve_at(tp: Touchpoint) -> str | None:
+        req = request(tp)
+        [res] = await store.resolve_many([ResolveRequest(
+            req.founder, req.identities, req.received_ms, req.message_id,
+            recent_key=recent)])
+        return res.profile_id
+
+    browsing = touchpoint(0, MessageType.TRACK, anon="visitor")
+    assert await resolve_at(browsing) == "~a:visitor"
+    assert await resolve_at(touchpoint(1, MessageType.IDENTIFY, "bea", anon="visitor")) \
+        == "bea"
+    assert await resolve_at(browsing) == "~a:visitor", "the resend follows its original"
+    assert await resolve_at(touchpoint(2, MessageType.TRACK, anon="visitor")) == "bea"
+    # The window keeps two generations of ``recent_window`` ids, then forgets, within
+    # an hour at most.
+    for i in range(3, 9):
+        await resolve_at(touchpoint(i, MessageType.TRACK, anon="visitor"))
+    assert await resolve_at(browsing) == "bea"
+    assert 0 < await redis.ttl(recent + ":old") <= 3600
+    assert 0 < await redis.ttl(recent) <= 3600

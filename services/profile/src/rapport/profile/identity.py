@@ -20,19 +20,25 @@ from rapport.shared.profiles import Identity
 
 from .identities import MAX_IDENTITIES, PREVIOUS, profile_id_for
 
+RECENT_WINDOW = 20_000
+"""Message ids remembered per partition (in two generations of up to this many): a
+retrying producer's resend follows its original well within that."""
+
 # ARGV: prefix, join limit, identity cap, then a JSON list of [new profile id, founder
 # kind, founder value, received ms, message id, [kind, value, fingerprint, fingerprint as
 # an anonymous id (for an alias' previous id, else ""), ...], resolution
-# log key, record offset] for every touchpoint of a batch, resolved in order. Values are
+# log key, record offset, recent-messages key ("" = none)] for every touchpoint of a
+# batch, resolved in order, then the recent-messages window. Values are
 # only ever compared or concatenated after a fixed kind, never split: any character may
 # appear in an id. Returns a JSON list of [status, profile id, [merged ids], [refused ids]].
 _RESOLVE = """
 local prefix, limit, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local window = tonumber(ARGV[5])
 local function rank(pid)  -- profiles founded by a user id survive anonymous ones
   if string.sub(pid, 1, 3) == '~a:' then return 1 end
   return 0
 end
-local function resolve(newpid, fkind, fvalue, received, message_id, flat)
+local function resolve(newpid, fkind, fvalue, received, message_id, flat, recent)
 local ids = {}
 for i = 1, #flat, 4 do
   local id = {flat[i], flat[i + 1], flat[i + 2]}
@@ -49,6 +55,11 @@ if #ids == 0 then return {'unidentified', '', {}, {}} end
 for _, id in ipairs(ids) do
   local at = redis.call('GET', prefix .. ':erased:' .. id[3])
   if at and tonumber(at) >= received then return {'erased', '', {}, {}} end
+end
+if recent ~= '' then  -- a resend goes where its original went, merged since or not
+  local seen = redis.call('HGET', recent, message_id)
+    or redis.call('HGET', recent .. ':old', message_id)
+  if seen then return {'ok', seen, {}, {}} end
 end
 local owners, order = {}, {}
 for _, id in ipairs(ids) do
@@ -131,6 +142,12 @@ for _, id in ipairs(ids) do
     end
   end
 end
+if recent ~= '' then
+  redis.call('HSET', recent, message_id, survivor)
+  local held = redis.call('HLEN', recent)
+  if held == 1 then redis.call('EXPIRE', recent, 3600) end  -- kept an hour at most
+  if held >= window then redis.call('RENAME', recent, recent .. ':old') end
+end
 return {'ok', survivor, merged, refused}
 end
 local out = {}
@@ -141,7 +158,7 @@ for i, req in ipairs(cjson.decode(ARGV[4])) do
   if logged then
     out[i] = {'ok', logged, {}, {}}
   else
-    out[i] = resolve(req[1], req[2], req[3], req[4], req[5], req[6])
+    out[i] = resolve(req[1], req[2], req[3], req[4], req[5], req[6], req[9])
     if log ~= '' and out[i][1] == 'ok' then redis.call('HSET', log, pos, out[i][2]) end
   end
 end
@@ -187,6 +204,10 @@ class ResolveRequest:
     log_key: str = ""
     """Where the answer is logged until the record's batch is committed ("" = not)."""
     offset: int = -1
+    recent_key: str = ""
+    """Where message ids are remembered with their profile (:func:`keys.resolve_recent`):
+    a resend resolved after its original's profile merged away still goes to that
+    profile, which holds its fingerprint or hands it over with everything else."""
 
 
 def identity_of_key(key: str) -> Identity:
@@ -197,13 +218,15 @@ def identity_of_key(key: str) -> Identity:
 
 class IdentityStore:
     def __init__(self, redis: Redis, fingerprints: Fingerprints, *, join_limit: int,
-                 max_identities: int = MAX_IDENTITIES) -> None:
+                 max_identities: int = MAX_IDENTITIES, recent_window: int = RECENT_WINDOW
+                 ) -> None:
         self._redis = redis
         self._fp = fingerprints
         self._resolve = redis.register_script(_RESOLVE)
         self._erase = redis.register_script(_ERASE)
         self._limit = join_limit
         self._cap = max_identities
+        self._window = recent_window
 
     def fingerprint(self, ident: Identity) -> str:
         return self._fp.of(ident.type, ident.value)
@@ -233,9 +256,9 @@ class IdentityStore:
                 r.received_ms, r.message_id,
                 [part for ident in (r.identities if founder else [])
                  for part in self._encoded(ident)],
-                r.log_key, str(r.offset)])
+                r.log_key, str(r.offset), r.recent_key])
         raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, self._cap,
-                                                 orjson.dumps(batch)])
+                                                 orjson.dumps(batch), self._window])
         out = []
         for status, pid, _merged, refused in orjson.loads(raw):
             if status != "ok":

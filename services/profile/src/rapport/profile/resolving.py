@@ -85,6 +85,7 @@ class IdentityResolver:
             identities.founder(tp), identities.identities_of(tp),
             int(tp.received_at.timestamp() * 1000), tp.message_id,
             keys.resolve_log(self._store.group, r.topic, r.partition), r.offset,
+            keys.resolve_recent(self._store.group, r.topic, r.partition),
         ) for tp, r in decoded])
         outbox = StepOutbox(self._producer, self._resolved)
         sends, events = [], []
