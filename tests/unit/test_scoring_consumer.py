@@ -14,7 +14,6 @@ from tenacity import wait_none
 from rapport.scoring.consumers import ScoringConsumer
 from rapport.shared import topics
 from rapport.shared.deadletter import DeadLetters
-from rapport.shared.events import OfferOutcome
 from rapport.shared.profiles import CustomerProfile, Metrics
 from rapport.shared.scores.compute import ScoringPolicy
 from rapport.shared.scores.model import PRIOR
@@ -35,9 +34,9 @@ def good(pid: str) -> bytes:
 BAD_DAY = b'{"customer_id": "x", "purchases": {"days": {"monday": 3.0}}}'
 
 
-def record(offset: int, value: bytes | None, partition: int = 0, key: bytes | None = b"k",
-           topic: str = UPDATES) -> ConsumerRecord:
-    return ConsumerRecord(topic, partition, offset, 0, 0, key, value, None, 0, 0, ())
+def record(offset: int, value: bytes | None, partition: int = 0,
+           key: bytes | None = b"k") -> ConsumerRecord:
+    return ConsumerRecord(UPDATES, partition, offset, 0, 0, key, value, None, 0, 0, ())
 
 
 class Journal(list):
@@ -62,7 +61,7 @@ class FakeConsumer:
         return grouped
 
     def assignment(self):
-        return {TopicPartition(t, p) for t in (UPDATES, topics.OUTCOMES.name) for p in range(8)}
+        return {TopicPartition(UPDATES, p) for p in range(8)}
 
     async def commit(self, offsets):
         if self.commit_failures:
@@ -98,27 +97,8 @@ class FakeReader:
 
 
 class FakeStore:
-    def __init__(self, journal, failures=None):
-        self.journal = journal
-        self.failures = dict(failures or {})  # customer/offer id -> exceptions to raise first
-        self.counted = set()
-
     async def erased_markers(self, customer_ids):
         return [None for _ in customer_ids]
-
-    async def count_outcome(self, outcome):  # counted once, whatever follows
-        first = outcome.offer_id not in self.counted
-        self.counted.add(outcome.offer_id)
-        return first
-
-    async def offer_counts(self, offer_id):
-        pending = self.failures.get(offer_id)
-        if pending:
-            raise pending.pop(0)
-        return {"accepted": 1}
-
-    async def set_propensity(self, offer_id, value):
-        self.journal.append(("propensity", offer_id))
 
 
 class FakeProducer:
@@ -132,13 +112,13 @@ class FakeProducer:
         self.journal.append(("dead_letter", orjson.loads(value)))
 
 
-async def run(batches, *, store_failures=None, producer_failures=(), commit_failures=(),
+async def run(batches, *, population_failures=None, producer_failures=(), commit_failures=(),
               stop_after=None):
     journal = Journal()
     consumer = FakeConsumer(journal, batches, commit_failures)
-    store = FakeStore(journal, store_failures)
-    population = FakePopulation(journal, store.failures)
-    scorer = ScoringConsumer(consumer, store, FakeReader(), population,
+    # customer id -> exceptions to raise first
+    population = FakePopulation(journal, dict(population_failures or {}))
+    scorer = ScoringConsumer(consumer, FakeStore(), FakeReader(), population,
                              DeadLetters(FakeProducer(journal, producer_failures), "scoring"),
                              retry_wait=wait_none())
     consumer.scorer = scorer
@@ -168,7 +148,7 @@ async def test_transient_redis_failures_are_retried_without_skipping_or_committi
     flaky = {"b": [redis.exceptions.ConnectionError("down"), redis.exceptions.TimeoutError(),
                    ConnectionResetError()]}
     journal = await run([[record(0, good("a")), record(1, good("b")), record(2, good("c"))]],
-                        store_failures=flaky)
+                        population_failures=flaky)
     assert journal == [("scored", "a"), ("scored", "b"), ("scored", "c"), ("commit", {0: 3})]
 
 
@@ -204,11 +184,3 @@ async def test_commit_failures(failure, committed):
     journal = await run([[record(0, good("a"))]], commit_failures=[failure])
     assert (("commit", {0: 1}) in journal) is committed
     assert journal[0] == ("scored", "a")
-
-
-async def test_an_outcome_whose_propensity_failed_after_counting_still_updates_it():
-    outcome = OfferOutcome(decision_id="d", action_id="a", offer_id="o", customer_id="c",
-                           outcome="accepted", channel="web", occurred_at=NOW).to_bytes()
-    journal = await run([[record(0, outcome, topic=topics.OUTCOMES.name)]],
-                        store_failures={"o": [redis.exceptions.ConnectionError("blip")]})
-    assert journal == [("propensity", "o"), ("commit", {0: 1})]

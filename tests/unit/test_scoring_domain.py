@@ -1,4 +1,4 @@
-"""Scores stay finite whatever reaches them; propensities shrink small samples."""
+"""Scores stay finite whatever reaches them."""
 
 import math
 from datetime import UTC, datetime, timedelta
@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from rapport.scoring.domain import propensity
 from rapport.shared.profiles import CustomerProfile, Metrics
 from rapport.shared.scores.compute import score as compute_score
 from rapport.shared.scores.model import PRIOR
@@ -32,12 +31,6 @@ def profile(orders=0, revenue=0.0, last_order_days=None, first_days=365, returne
         p.purchases.add(m.first_order_at, 10.0)
         p.purchases.add(m.last_order_at, 10.0)
     return p
-
-
-def test_propensity_shrinks_small_samples_to_the_prior():
-    assert propensity(0, 0) == pytest.approx(0.05)
-    assert propensity(1, 1) < 0.1
-    assert propensity(500, 1000) == pytest.approx(0.5, abs=0.01)
 
 
 def test_five_hundred_purchase_days_long_ago_score_as_long_gone():

@@ -92,11 +92,6 @@ def offer_catalog() -> str:
     return f"{PREFIX}:offers:catalog"
 
 
-def offer_stats(offer_id: str) -> str:
-    """Hash of outcome counts per offer: ``viewed``, ``accepted``, ..."""
-    return f"{PREFIX}:offers:stats:{offer_id}"
-
-
 def decision_policies() -> str:
     """The decision policies and the traffic split (JSON, next-action's PUT /v1/policies)."""
     return f"{PREFIX}:next-action:policies"

@@ -75,8 +75,7 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
     app = create_app(service="scoring", title="Rapport scoring",
                      description="Customer scores at any moment: RFM by population "
                                  "quintiles, lifetime value (BG/NBD + Gamma-Gamma fitted on "
-                                 "the live population), churn risk, value tier and profit; "
-                                 "response propensities learnt from outcomes.",
+                                 "the live population), churn risk, value tier and profit.",
                      lifespan=lifespan, max_body_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.keyring = KeyRing.from_config(settings.api_keys, settings.api_keys_file,

@@ -1,6 +1,7 @@
 """Kafka side of scoring: keep the population sketches current from profile updates
-(a customer's point moves; a tombstone retracts it), learn offer response rates from
-outcomes. Scores themselves are not stored: they are computed when asked.
+(a customer's point moves; a tombstone retracts it). Scores themselves are not stored:
+they are computed when asked. (Offer outcomes are next-action's to learn from, see
+:mod:`rapport.next_action.learning`.)
 
 Delivery is at least once, and a batch's offsets are committed only once each of its
 records is applied or dead-lettered. A partition's population change is applied once
@@ -12,8 +13,8 @@ neither stop scoring nor kill it again on every restart.
 
 A stop lets the partition in hand finish and commits what was done, so a restart repeats
 nothing. A crash repeats the uncommitted rest of a batch: population changes are
-recognised by their stored offset, outcomes are counted once by their marker, and the
-records dead-lettered in that part are dead-lettered again, once per crash.
+recognised by their stored offset, and the records dead-lettered in that part are
+dead-lettered again, once per crash.
 """
 
 from __future__ import annotations
@@ -37,14 +38,12 @@ from tenacity.wait import wait_base
 from rapport.shared import topics
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
-from rapport.shared.events import OfferOutcome
 from rapport.shared.failures import transient
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.scores import compute
 from rapport.shared.scores.model import ClvModel
 from rapport.shared.scores.population import ListPopulation
 
-from . import domain
 from .population import Change, PopulationStore
 from .store import ScoringStore
 
@@ -85,8 +84,6 @@ class ScoringConsumer:
         self._dead_letters = dead_letters
         self._wait = retry_wait or wait_exponential(multiplier=0.1, max=10)
         self._stopping = asyncio.Event()
-        self._handlers: dict[str, Callable[[ConsumerRecord], Awaitable[str]]] = {
-            topics.OUTCOMES.name: self.on_outcome}
 
     async def on_profiles(self, partition: int, records: list[ConsumerRecord]) -> None:
         """A partition's profile updates: their points move in one step."""
@@ -113,20 +110,8 @@ class ScoringConsumer:
         marks = await self._store.erased_markers([i.decode() for i in ids])
         return {i: m for i, m in zip(ids, marks, strict=True) if m is not None}
 
-    async def on_outcome(self, record: ConsumerRecord) -> str:
-        outcome = OfferOutcome.from_bytes(record.value)
-        counted = await self._store.count_outcome(outcome)
-        # Recomputed for a repeat too: if the first attempt failed after counting (then
-        # retried or redelivered), the propensity would otherwise miss this outcome.
-        counts = await self._store.offer_counts(outcome.offer_id)
-        exposures = max(counts.get("viewed", 0), counts.get("accepted", 0)
-                        + counts.get("rejected", 0) + counts.get("ignored", 0))
-        await self._store.set_propensity(
-            outcome.offer_id, domain.propensity(counts.get("accepted", 0), exposures))
-        return "ok" if counted else "duplicate"
-
     def stop(self) -> None:
-        """Ask :meth:`run` to return after the record in hand, committing what is done."""
+        """Ask :meth:`run` to return after the partition in hand, committing what is done."""
         self._stopping.set()
 
     async def run(self) -> None:
@@ -134,28 +119,12 @@ class ScoringConsumer:
             batches = await self._retry("poll", self._consumer.getmany,
                                         timeout_ms=500, max_records=500)
             done: dict[TopicPartition, int] = {}
-            for tp, records in batches.items():
+            for tp, records in batches.items():  # profile updates: the only topic read
                 if self._stopping.is_set():
                     break
-                if tp.topic == topics.PROFILE_UPDATES.name:
-                    await self.on_profiles(tp.partition, records)
-                    done[tp] = records[-1].offset + 1
-                    continue
-                for record in records:
-                    if self._stopping.is_set():
-                        break
-                    await self._apply(record)
-                    done[tp] = record.offset + 1
+                await self.on_profiles(tp.partition, records)
+                done[tp] = records[-1].offset + 1
             await self._commit(done)
-
-    async def _apply(self, record: ConsumerRecord) -> None:
-        """Apply one record; if it cannot be applied for a reason of its own, set it aside."""
-        try:
-            outcome = await self._retry("apply", self._handlers[record.topic], record)
-        except Exception as exc:  # not transient, so the record's own fault
-            await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-            outcome = "dead_lettered"
-        CONSUMED.labels(record.topic, outcome).inc()
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         async def send(value: bytes | None, why: str) -> None:
@@ -193,7 +162,7 @@ class ScoringConsumer:
 
 def make_consumer(bootstrap: str, group_id: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        topics.PROFILE_UPDATES.name, topics.OUTCOMES.name,
+        topics.PROFILE_UPDATES.name,
         bootstrap_servers=bootstrap, group_id=group_id, client_id="rapport-scoring",
         enable_auto_commit=False, auto_offset_reset="earliest",
     )
@@ -201,7 +170,7 @@ def make_consumer(bootstrap: str, group_id: str) -> AIOKafkaConsumer:
 
 async def shutdown(scorer: ScoringConsumer, task: asyncio.Task[None],
                    grace_s: float = 10.0) -> None:
-    """Stop cleanly (the record in hand finishes, what is done is committed); cancel
+    """Stop cleanly (the partition in hand finishes, what is done is committed); cancel
     after ``grace_s``, e.g. while Redis is down, leaving the batch to be redelivered."""
     scorer.stop()
     if task.done():  # it had died already; readiness reported it
