@@ -4,6 +4,7 @@ segment membership are written as data, never evaluated as code."""
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -35,6 +36,15 @@ class Condition(BaseModel):
     op: Op
     value: Any = None
 
+    @cached_property
+    def _path(self) -> tuple[str, ...]:
+        """Split once (a decision tests every offer's conditions)."""
+        return tuple(self.field.split("."))
+
+    @cached_property
+    def _text(self) -> str:
+        return self._describe()
+
     @model_validator(mode="after")
     def _value_fits_op(self) -> Condition:
         if self.op in (Op.IN, Op.NOT_IN) and not isinstance(self.value, list):
@@ -45,12 +55,15 @@ class Condition(BaseModel):
         return self
 
     def describe(self) -> str:
+        return self._text
+
+    def _describe(self) -> str:
         if self.op in (Op.EXISTS, Op.MISSING):
             return f"{self.field} {self.op}"
         return f"{self.field} {self.op} {self.value!r}"
 
     def holds(self, facts: dict[str, Any]) -> bool:
-        actual = lookup(facts, self.field)
+        actual = _lookup(facts, self._path)
         if self.op is Op.EXISTS:
             return actual is not _MISSING and actual is not None
         if self.op is Op.MISSING:
@@ -80,9 +93,16 @@ class Condition(BaseModel):
 
 
 def lookup(facts: dict[str, Any], path: str) -> Any:
+    return _lookup(facts, tuple(path.split(".")))
+
+
+def _lookup(facts: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = facts
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
+    for part in path:
+        if type(node) is not dict:
+            if not isinstance(node, dict):
+                return _MISSING
+        node = node.get(part, _MISSING)
+        if node is _MISSING:
             return _MISSING
-        node = node[part]
     return node

@@ -15,8 +15,10 @@ class NextActionSettings(ScoredSettings):
     next_action_workers: int = Field(default=1, ge=1, le=64, description=(
         "HTTP worker processes (each with its own caches and learner consumer, in one "
         "consumer group; Prometheus sums them)"))
-    decision_ttl_s: int = Field(default=90 * 86400, gt=0,
-                                description="How long decisions stay available for outcomes")
+    decision_ttl_s: int = Field(default=14 * 86400, gt=0, description=(
+        "How long decisions (with their trace, ~7 KB each for 200 offers) stay in Redis "
+        "for outcomes and GET /v1/decisions: twice the outcome window; the decision log "
+        "topic keeps them as long as its retention"))
     outcome_window_s: float = Field(default=7 * 86400, gt=0, description=(
         "A made offer with no final outcome this long after the decision counts as ignored"))
     ignored_sweep_interval_s: float = Field(default=30.0, gt=0)

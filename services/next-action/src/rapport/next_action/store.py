@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -118,7 +119,7 @@ class NextActionStore:
         index = keys.decisions_of(self._fp.profile(decision.customer_id))
         due = decision.decided_at.timestamp() + self._window
         async with self._redis.pipeline(transaction=True) as tx:
-            tx.set(keys.decision(decision.decision_id), decision.model_dump_json(), ex=self._ttl)
+            tx.set(keys.decision(decision.decision_id), _packed(decision), ex=self._ttl)
             tx.sadd(index, decision.decision_id)
             tx.expire(index, self._ttl)
             if decision.actions:
@@ -128,10 +129,20 @@ class NextActionStore:
 
     async def decision(self, decision_id: str) -> Decision | None:
         raw = await self._redis.get(keys.decision(decision_id))
-        return None if raw is None else Decision.model_validate_json(raw)
+        return None if raw is None else _unpacked(raw)
 
     async def decisions(self, decision_ids: list[str]) -> list[Decision | None]:
         if not decision_ids:
             return []
         raws = await self._redis.mget([keys.decision(d) for d in decision_ids])
-        return [None if r is None else Decision.model_validate_json(r) for r in raws]
+        return [None if r is None else _unpacked(r) for r in raws]
+
+
+def _packed(decision: Decision) -> bytes:
+    """Deflated JSON without defaults: a 200-offer trace is ~68 KB plain, ~7 KB packed
+    (most of it the same few reasons), and fewer bytes to send costs less CPU too."""
+    return zlib.compress(decision.model_dump_json(exclude_defaults=True).encode(), 1)
+
+
+def _unpacked(raw: bytes) -> Decision:
+    return Decision.model_validate_json(raw if raw[:1] == b"{" else zlib.decompress(raw))
