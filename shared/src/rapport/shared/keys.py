@@ -29,12 +29,6 @@ def resolve_log(group: str, topic: str, partition: int) -> str:
     return f"{PREFIX}:resolve-log:{group}:{topic}:{partition}"
 
 
-def resolve_recent(group: str, topic: str, partition: int) -> str:
-    """Hash message id -> profile id of a partition's latest resolved touchpoints (two
-    generations, this and ``:old``): a resend goes where its original went."""
-    return f"{PREFIX}:resolve-recent:{group}:{topic}:{partition}"
-
-
 def profile_identities(customer_id: str) -> str:
     """Set of the identity keys that point at a profile (moved whole on a merge)."""
     return f"{PREFIX}:profile-identities:{customer_id}"
@@ -155,8 +149,7 @@ def profile_owned_patterns(group: str) -> list[str]:
         "profile", "identity", "profile-identities", "merged-into", "handed-over",
         "identity-joins",
         "erased", "erased-profile", "timeline", "segment", "demand")] + [
-        f"{PREFIX}:offset:{group}:*", f"{PREFIX}:resolve-log:{group}:*",
-        f"{PREFIX}:resolve-recent:{group}:*"]
+        f"{PREFIX}:offset:{group}:*", f"{PREFIX}:resolve-log:{group}:*"]
 
 
 # --- Demand (written by the profile service: stage 2 and its closer) -----------------

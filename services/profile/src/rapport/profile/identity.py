@@ -20,25 +20,19 @@ from rapport.shared.profiles import Identity
 
 from .identities import MAX_IDENTITIES, PREVIOUS, profile_id_for
 
-RECENT_WINDOW = 20_000
-"""Message ids remembered per partition (in two generations of up to this many): a
-retrying producer's resend follows its original well within that."""
-
 # ARGV: prefix, join limit, identity cap, then a JSON list of [new profile id, founder
 # kind, founder value, received ms, message id, [kind, value, fingerprint, fingerprint as
 # an anonymous id (for an alias' previous id, else ""), ...], resolution
-# log key, record offset, recent-messages key ("" = none)] for every touchpoint of a
-# batch, resolved in order, then the recent-messages window. Values are
+# log key, record offset] for every touchpoint of a batch, resolved in order. Values are
 # only ever compared or concatenated after a fixed kind, never split: any character may
 # appear in an id. Returns a JSON list of [status, profile id, [merged ids], [refused ids]].
 _RESOLVE = """
 local prefix, limit, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local window = tonumber(ARGV[5])
 local function rank(pid)  -- profiles founded by a user id survive anonymous ones
   if string.sub(pid, 1, 3) == '~a:' then return 1 end
   return 0
 end
-local function resolve(newpid, fkind, fvalue, received, message_id, flat, recent)
+local function resolve(newpid, fkind, fvalue, received, message_id, flat)
 local ids = {}
 for i = 1, #flat, 4 do
   local id = {flat[i], flat[i + 1], flat[i + 2]}
@@ -51,15 +45,10 @@ for i = 1, #flat, 4 do
   end
   ids[#ids + 1] = id
 end
-if #ids == 0 then return {'unidentified', '', {}, {}} end
+if #ids == 0 then return {'unidentified', '', {}, {}, ''} end
 for _, id in ipairs(ids) do
   local at = redis.call('GET', prefix .. ':erased:' .. id[3])
-  if at and tonumber(at) >= received then return {'erased', '', {}, {}} end
-end
-if recent ~= '' then  -- a resend goes where its original went, merged since or not
-  local seen = redis.call('HGET', recent, message_id)
-    or redis.call('HGET', recent .. ':old', message_id)
-  if seen then return {'ok', seen, {}, {}} end
+  if at and tonumber(at) >= received then return {'erased', '', {}, {}, ''} end
 end
 local owners, order = {}, {}
 for _, id in ipairs(ids) do
@@ -142,13 +131,21 @@ for _, id in ipairs(ids) do
     end
   end
 end
-if recent ~= '' then
-  redis.call('HSET', recent, message_id, survivor)
-  local held = redis.call('HLEN', recent)
-  if held == 1 then redis.call('EXPIRE', recent, 3600) end  -- kept an hour at most
-  if held >= window then redis.call('RENAME', recent, recent .. ':old') end
+-- The touchpoint goes to the survivor, unless its founder's own profile was merged
+-- away and not yet handed over: that profile keeps folding until its hand-over, which
+-- carries everything (a resend of what it folded included) ahead of anything sent to
+-- the survivor after it. Followed along a chain of merges, hand-over by hand-over.
+local route, hops = survivor, 0
+if newpid ~= survivor then
+  local pid = newpid
+  while hops < 16 do
+    local into = redis.call('GET', prefix .. ':merged-into:' .. pid)
+    if not into then break end
+    if redis.call('EXISTS', prefix .. ':handed-over:' .. pid) == 0 then route = pid; break end
+    pid, hops = into, hops + 1
+  end
 end
-return {'ok', survivor, merged, refused}
+return {'ok', survivor, merged, refused, route}
 end
 local out = {}
 for i, req in ipairs(cjson.decode(ARGV[4])) do
@@ -156,10 +153,10 @@ for i, req in ipairs(cjson.decode(ARGV[4])) do
   local log, pos = req[7], req[8]
   local logged = log ~= '' and redis.call('HGET', log, pos)
   if logged then
-    out[i] = {'ok', logged, {}, {}}
+    out[i] = {'ok', logged, {}, {}, logged}
   else
-    out[i] = resolve(req[1], req[2], req[3], req[4], req[5], req[6], req[9])
-    if log ~= '' and out[i][1] == 'ok' then redis.call('HSET', log, pos, out[i][2]) end
+    out[i] = resolve(req[1], req[2], req[3], req[4], req[5], req[6])
+    if log ~= '' and out[i][1] == 'ok' then redis.call('HSET', log, pos, out[i][5]) end
   end
 end
 return cjson.encode(out)
@@ -187,9 +184,13 @@ def _ids(value: object) -> list[str]:
 @dataclass(frozen=True)
 class Resolution:
     profile_id: str | None
-    """None when the touchpoint must be dropped (``status`` says why)."""
+    """The person's profile (None when the touchpoint must be dropped: ``status`` says
+    why)."""
     refused: list[str] = field(default_factory=list)
     status: str = "ok"
+    route: str | None = None
+    """Where the touchpoint is folded: the person's profile, or a profile of theirs
+    merged away but not yet handed over (it keeps folding until then)."""
     """``ok``, ``erased`` (its person was erased after it was received) or
     ``unidentified`` (no identifier that may identify anyone)."""
 
@@ -204,10 +205,6 @@ class ResolveRequest:
     log_key: str = ""
     """Where the answer is logged until the record's batch is committed ("" = not)."""
     offset: int = -1
-    recent_key: str = ""
-    """Where message ids are remembered with their profile (:func:`keys.resolve_recent`):
-    a resend resolved after its original's profile merged away still goes to that
-    profile, which holds its fingerprint or hands it over with everything else."""
 
 
 def identity_of_key(key: str) -> Identity:
@@ -218,15 +215,13 @@ def identity_of_key(key: str) -> Identity:
 
 class IdentityStore:
     def __init__(self, redis: Redis, fingerprints: Fingerprints, *, join_limit: int,
-                 max_identities: int = MAX_IDENTITIES, recent_window: int = RECENT_WINDOW
-                 ) -> None:
+                 max_identities: int = MAX_IDENTITIES) -> None:
         self._redis = redis
         self._fp = fingerprints
         self._resolve = redis.register_script(_RESOLVE)
         self._erase = redis.register_script(_ERASE)
         self._limit = join_limit
         self._cap = max_identities
-        self._window = recent_window
 
     def fingerprint(self, ident: Identity) -> str:
         return self._fp.of(ident.type, ident.value)
@@ -256,15 +251,15 @@ class IdentityStore:
                 r.received_ms, r.message_id,
                 [part for ident in (r.identities if founder else [])
                  for part in self._encoded(ident)],
-                r.log_key, str(r.offset), r.recent_key])
+                r.log_key, str(r.offset)])
         raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, self._cap,
-                                                 orjson.dumps(batch), self._window])
+                                                 orjson.dumps(batch)])
         out = []
-        for status, pid, _merged, refused in orjson.loads(raw):
+        for status, pid, _merged, refused, route in orjson.loads(raw):
             if status != "ok":
                 out.append(Resolution(None, status=status))
                 continue
-            out.append(Resolution(pid, _ids(refused)))
+            out.append(Resolution(pid, _ids(refused), route=route))
         return out
 
     async def outbox(self) -> dict[str, tuple[str, str]]:

@@ -85,7 +85,6 @@ class IdentityResolver:
             identities.founder(tp), identities.identities_of(tp),
             int(tp.received_at.timestamp() * 1000), tp.message_id,
             keys.resolve_log(self._store.group, r.topic, r.partition), r.offset,
-            keys.resolve_recent(self._store.group, r.topic, r.partition),
         ) for tp, r in decoded])
         outbox = StepOutbox(self._producer, self._resolved)
         sends, events = [], []
@@ -97,8 +96,8 @@ class IdentityResolver:
             if res.profile_id is None:
                 PROCESSED.labels("resolve", res.status).inc()
                 continue
-            outbox.add(ProfileStep(kind=StepKind.TOUCHPOINT, profile_id=res.profile_id),
-                       record.value)
+            outbox.add(ProfileStep(kind=StepKind.TOUCHPOINT, profile_id=res.route
+                                   or res.profile_id), record.value)
             for gone in res.refused:
                 REFUSED.inc()
                 events.append({"type": "link_refused", "profile_id": res.profile_id,
