@@ -1,5 +1,5 @@
-"""Profile entrypoint and wiring: one process runs both stream stages
-(faust-streaming) and the read API, sharing one event loop."""
+"""Profile entrypoint and wiring: one process runs both stream stages (one batch
+consumer of the group) and the read API, sharing one event loop."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from rapport.shared import redis_store
+from rapport.shared import batching, redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.sealing import TouchpointSeals
-from rapport.shared.service import add_readiness_check, create_app, serve
+from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
 from rapport.shared.vault import KeyVault, Sealer
 
 from . import api, domain, segments
@@ -31,7 +31,7 @@ from .erasure import Eraser
 from .identity import IdentityStore
 from .settings import ProfileSettings
 from .store import ProfileStore
-from .streams import IdentityResolver, ProfileFolder, build_stream_app
+from .streams import IdentityResolver, ProfileFolder, build_stages
 
 log = structlog.get_logger(__name__)
 STOP_TIMEOUT_S = 30.0
@@ -73,8 +73,12 @@ def build(settings: ProfileSettings | None = None, *,
             idle_s=settings.demand_idle_s, backfill_s=settings.demand_backfill_s,
             sketch_lg_k=settings.demand_sketch_lg_k,
             interval_s=settings.demand_close_interval_s)
-        stream_app = build_stream_app(
-            bootstrap=settings.kafka_bootstrap, group_id=settings.profile_group_id,
+        consumer = batching.make_consumer(settings.kafka_bootstrap, settings.profile_group_id,
+                                          client_id="rapport-profile",
+                                          session_timeout_s=settings.session_timeout_s)
+        await start_with_retry(consumer.start, "profile consumer")
+        stages = build_stages(
+            consumer, group_id=settings.profile_group_id,
             resolver=IdentityResolver(identities, store, producer,
                                       TouchpointSeals(sealer, fingerprints),
                                       settings.resolved_topic),
@@ -82,10 +86,11 @@ def build(settings: ProfileSettings | None = None, *,
                                  resolved_topic=settings.resolved_topic, demand=demand,
                                  timeline_length=settings.timeline_length,
                                  seals=sealer, fingerprints=fingerprints),
-            datadir=settings.profile_data_dir, touchpoints_topic=settings.touchpoints_topic,
-            resolved_topic=settings.resolved_topic,
-            session_timeout_s=settings.session_timeout_s)
-        await stream_app.start()
+            touchpoints_topic=settings.touchpoints_topic,
+            resolved_topic=settings.resolved_topic)
+        stages.subscribe()
+        streaming = asyncio.create_task(stages.run(), name="profile-stages")
+        await stages.until_joined(STOP_TIMEOUT_S)
         closing = asyncio.create_task(closer.run(), name="demand-closer")
         app.state.profiles = store
         app.state.reader = CustomerReadModel(redis)
@@ -94,6 +99,15 @@ def build(settings: ProfileSettings | None = None, *,
         app.state.eraser = Eraser(store, identities, redis, producer, fingerprints, vault)
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
+
+        async def stages_alive() -> None:
+            if streaming.done():
+                cause = None if streaming.cancelled() else streaming.exception()
+                raise NotReady("stopped") from cause
+            if not stages.joined.is_set():
+                raise NotReady("not yet given its partitions by the group")
+
+        add_readiness_check(app, "stages", stages_alive)
         try:
             yield
         finally:
@@ -101,12 +115,9 @@ def build(settings: ProfileSettings | None = None, *,
             closing.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(closing, STOP_TIMEOUT_S)
-            # faust's stop can wait on its consumer for ever; a bounded stop loses nothing
-            # (offsets live in Redis with the effects, the group reassigns the partitions).
-            try:
-                await asyncio.wait_for(stream_app.stop(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("stream_stop_timed_out", after_s=STOP_TIMEOUT_S)
+            await batching.shutdown(stages, streaming, STOP_TIMEOUT_S)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
             await producer.stop()
             await probe.close()
             await redis.aclose()

@@ -63,6 +63,10 @@ class FoldBatch:
     before: dict[str, list[str]] = field(default_factory=dict)
     handovers: list[ProfileStep] = field(default_factory=list)
     """Hand-overs to forward once sealed under the absorbed profile's key."""
+    late: list[tuple[str, bytes]] = field(default_factory=list)
+    """Steps of profiles handed over, forwarded to their survivor behind this batch's
+    hand-overs: a resend forwarded ahead of the hand-over carrying its original would
+    be counted twice."""
     updates: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Profile-updates bodies to publish once their personal fields are sealed."""
 
@@ -79,7 +83,7 @@ class FoldBatch:
         if pid in self.moved:
             if step.kind is not StepKind.MERGE_OUT:  # a repeated hand-over is dropped
                 into = self.moved[pid]
-                self.forward.add_encoded(into, orjson.dumps({**origin.raw, "profile_id": into}))
+                self.late.append((into, orjson.dumps({**origin.raw, "profile_id": into})))
                 PROCESSED.labels("fold", "forwarded").inc()
             return
         handler = _HANDLERS.get(step.kind)

@@ -1,11 +1,12 @@
-"""Kafka side of the profile service: two faust-streaming agents.
+"""Kafka side of the profile service: two stages on micro-batches
+(:mod:`rapport.shared.batching`).
 
 ``resolve_identities`` (:class:`~rapport.profile.resolving.IdentityResolver`) resolves
 each touchpoint's identifiers to one profile id in Redis, merging profiles that turn
 out to be one person, and re-keys the stream by profile id onto
 ``rapport.touchpoints.resolved.v1``: each record there packs, in order, the
 steps of one micro-batch bound for one partition (the partition owning their
-profiles), so stage 2 pays faust's per-record cost once per batch, not per event.
+profiles), so stage 2 decodes one record per batch, not one per event.
 
 ``fold_profiles`` (those steps) owns each person's state on exactly one
 partition: it folds touchpoints, hands merged profiles
@@ -22,17 +23,16 @@ record that fails on its own is set aside on the stream dead-letter topic
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import faust
 import orjson
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from rapport.shared import sealing, topics
+from rapport.shared.batching import BatchLoop, Consumer
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import ProfileStep
 from rapport.shared.privacy import Fingerprints
@@ -60,8 +60,7 @@ from .store import ProfileStore
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["PROCESSED", "IdentityResolver", "ProfileFolder", "build_stream_app",
-           "partition_of"]
+__all__ = ["PROCESSED", "IdentityResolver", "ProfileFolder", "build_stages", "partition_of"]
 
 LAG = Histogram("rapport_profile_freshness_seconds",
                 "From ingest's receipt to the profile being stored",
@@ -203,6 +202,8 @@ class ProfileFolder:
             sealing.HANDOVER_PERSONAL)
         for h, body in zip(batch.handovers, sealed, strict=True):
             batch.forward.add_encoded(h.profile_id, orjson.dumps(body))
+        for into, step in batch.late:  # behind the hand-overs
+            batch.forward.add_encoded(into, step)
         pids = list(batch.updates)
         bodies = await self._sealer.seal_many(
             [(sealing.profile_kid(self._fp, pid), batch.updates[pid]) for pid in pids],
@@ -224,47 +225,26 @@ def _json_steps(raw: bytes) -> list[dict[str, Any]] | None:
     return steps
 
 
-def build_stream_app(*, bootstrap: str, group_id: str, resolver: IdentityResolver,
-                     folder: ProfileFolder, datadir: Path, touchpoints_topic: str,
-                     resolved_topic: str,
-                     session_timeout_s: float = 30, max_batch: int = 500,
-                     batch_window_s: float = 0.02) -> faust.App:
-    (datadir / group_id).mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        group_id,
-        broker=";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",")),
-        store="memory://",
-        web_enabled=False,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=session_timeout_s,
-        broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
-        autodiscover=False,
-        datadir=str(datadir / group_id),
-    )
+def build_stages(consumer: Consumer, *, group_id: str, resolver: IdentityResolver,
+                 folder: ProfileFolder, touchpoints_topic: str, resolved_topic: str,
+                 max_batch: int = 2000) -> BatchLoop:
+    """Both stages on one consumer of the group: each poll's touchpoints to stage 1 and
+    its re-keyed steps to stage 2, concurrently; caches forgotten when partitions move."""
 
-    def source(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw")
+    def records(batch: list[ConsumerRecord]) -> list[Record]:
+        return [Record(r.topic, r.partition, r.offset, r.value) for r in batch]
 
-    def records(events: list[faust.EventT]) -> list[Record]:
-        return [Record(e.message.topic, e.message.partition, e.message.offset, e.value)
-                for e in events]
+    async def resolve_identities(batch: list[ConsumerRecord]) -> None:
+        await resolver.handle_batch(records(batch))
 
-    @app.agent(source(touchpoints_topic), name="resolve_identities")
-    async def resolve_identities(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(max_batch, within=batch_window_s):
-            await resolver.handle_batch(records(events))
+    async def fold_profiles(batch: list[ConsumerRecord]) -> None:
+        await folder.handle_batch(records(batch))
 
-    @app.agent(source(resolved_topic), name="fold_profiles")
-    async def fold_profiles(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(max_batch, within=batch_window_s):
-            await folder.handle_batch(records(events))
-
-    @app.on_rebalance_complete.connect
-    async def _rebalanced(sender: object, **_: object) -> None:
+    async def moved(_: set[TopicPartition]) -> None:
         resolver.guard.forget()
         folder.forget()
 
-    return app
+    return BatchLoop(consumer, {touchpoints_topic: resolve_identities,
+                                resolved_topic: fold_profiles},
+                     group=group_id, on_assigned=moved, on_revoked=moved,
+                     max_records=max_batch)
