@@ -34,6 +34,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Histogram
 
+from .fencing import Fenced
+
 log = structlog.get_logger(__name__)
 BATCHES = Histogram("rapport_batch_records", "Records per handled batch", ["group", "topic"],
                     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000))
@@ -148,15 +150,23 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         by_topic: dict[str, list[ConsumerRecord]] = {}
         for tp in sorted(polled, key=lambda t: (t.topic, t.partition)):
             by_topic.setdefault(tp.topic, []).extend(polled[tp])
+        topics = [topic for topic, records in by_topic.items() if records]
         async with self._busy:
-            await asyncio.gather(*(self._handled(topic, records)
-                                   for topic, records in by_topic.items() if records))
+            stored = await asyncio.gather(*(self._handled(t, by_topic[t]) for t in topics))
+        kept = {t for t, ok in zip(topics, stored, strict=True) if ok}
         await self._commit({tp: records[-1].offset + 1 for tp, records in polled.items()
-                            if records})
+                            if records and tp.topic in kept})
 
-    async def _handled(self, topic: str, records: list[ConsumerRecord]) -> None:
+    async def _handled(self, topic: str, records: list[ConsumerRecord]) -> bool:
+        """Whether the records' effects were stored (not when the batch was fenced:
+        its partitions have a newer owner, whose offsets are the ones to keep)."""
         BATCHES.labels(self._group, topic).observe(len(records))
-        await self._handlers[topic](records)
+        try:
+            await self._handlers[topic](records)
+        except Fenced as exc:
+            log.warning("batch_fenced", group=self._group, topic=topic, reason=str(exc))
+            return False
+        return True
 
     async def _commit(self, done: dict[TopicPartition, int]) -> None:
         # A partition a rebalance took is its new owner's to commit.

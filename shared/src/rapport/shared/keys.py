@@ -24,6 +24,12 @@ def applied_offset(group: str, topic: str, partition: int) -> str:
     return f"{PREFIX}:offset:{group}:{topic}:{partition}"
 
 
+def owner_epoch(group: str, topic: str, partition: int) -> str:
+    """Counter bumped by each new owner of a partition: a batch is stored only while
+    the epoch it was read under is still the latest (:mod:`rapport.shared.fencing`)."""
+    return f"{PREFIX}:offset:{group}:{topic}:{partition}:epoch"
+
+
 def resolve_log(group: str, topic: str, partition: int) -> str:
     """Hash offset -> profile id of the records of a partition resolved but not yet committed."""
     return f"{PREFIX}:resolve-log:{group}:{topic}:{partition}"

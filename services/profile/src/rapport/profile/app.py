@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from rapport.shared import batching, redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
+from rapport.shared.fencing import Fence
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.sealing import TouchpointSeals
 from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
@@ -50,8 +51,9 @@ def build(settings: ProfileSettings | None = None, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_store.connect(settings.redis_url)
+        fence = Fence(redis, settings.profile_group_id)
         store = ProfileStore(redis, group=settings.profile_group_id,
-                             timeline_length=settings.timeline_length)
+                             timeline_length=settings.timeline_length, fence=fence)
         vault = KeyVault(redis)
         sealer = Sealer(vault)
         identities = IdentityStore(redis, fingerprints, join_limit=settings.identity_join_limit)
@@ -87,7 +89,7 @@ def build(settings: ProfileSettings | None = None, *,
                                  timeline_length=settings.timeline_length,
                                  seals=sealer, fingerprints=fingerprints),
             touchpoints_topic=settings.touchpoints_topic,
-            resolved_topic=settings.resolved_topic)
+            resolved_topic=settings.resolved_topic, fence=fence)
         stages.subscribe()
         streaming = asyncio.create_task(stages.run(), name="profile-stages")
         await stages.until_joined(STOP_TIMEOUT_S)

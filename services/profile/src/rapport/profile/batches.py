@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import ProfileStep, step_records
+from rapport.shared.fencing import Fenced
 
 from .store import BatchEffects, ProfileStore
 
@@ -153,7 +154,7 @@ async def isolating(records: list[Record], attempt: Attempt, quarantine: Quarant
     try:
         await attempt(records, len(records) == 1)
         return
-    except TRANSIENT:
+    except (*TRANSIENT, Fenced):
         raise
     except Exception as exc:
         if len(records) == 1:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
 from rapport.shared import keys
 from rapport.shared.events import Touchpoint
+from rapport.shared.fencing import Fence
 from rapport.shared.profiles import CustomerProfile
 
 from .limits import MAX_TIMELINE_ENTRY_BYTES
@@ -56,10 +58,12 @@ class BatchEffects:
 
 
 class ProfileStore:
-    def __init__(self, redis: Redis, *, group: str, timeline_length: int = 100) -> None:
+    def __init__(self, redis: Redis, *, group: str, timeline_length: int = 100,
+                 fence: Fence | None = None) -> None:
         self._redis = redis
         self._group = group
         self._timeline_length = timeline_length
+        self._fence = fence
 
     async def load(self, customer_id: str) -> CustomerProfile | None:
         raw = await self._redis.get(keys.profile(customer_id))
@@ -108,8 +112,20 @@ class ProfileStore:
         return -1 if raw is None else int(raw)
 
     async def commit(self, fx: BatchEffects) -> None:
-        """Store a micro-batch's effects and the offsets they reflect, atomically."""
+        """Store a micro-batch's effects and the offsets they reflect, atomically, and
+        only while this worker still owns their partitions (:class:`Fence`)."""
+        while True:
+            try:
+                await self._commit(fx)
+                return
+            except WatchError:  # a new owner took a partition meanwhile: check again
+                continue
+
+    async def _commit(self, fx: BatchEffects) -> None:
         async with self._redis.pipeline(transaction=True) as tx:
+            if self._fence is not None:
+                await self._fence.check(tx, fx.offsets)
+                tx.multi()
             for pid, profile in fx.profiles.items():
                 tx.set(keys.profile(pid), fx.encoded.get(pid) or profile.to_stored())
             for pid, into in fx.handed_over.items():

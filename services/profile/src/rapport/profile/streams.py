@@ -35,6 +35,7 @@ from rapport.shared import sealing, topics
 from rapport.shared.batching import BatchLoop, Consumer
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import ProfileStep
+from rapport.shared.fencing import Fence, Fenced
 from rapport.shared.privacy import Fingerprints
 from rapport.shared.vault import Sealer
 
@@ -227,24 +228,41 @@ def _json_steps(raw: bytes) -> list[dict[str, Any]] | None:
 
 def build_stages(consumer: Consumer, *, group_id: str, resolver: IdentityResolver,
                  folder: ProfileFolder, touchpoints_topic: str, resolved_topic: str,
-                 max_batch: int = 2000) -> BatchLoop:
+                 fence: Fence, max_batch: int = 2000) -> BatchLoop:
     """Both stages on one consumer of the group: each poll's touchpoints to stage 1 and
-    its re-keyed steps to stage 2, concurrently; caches forgotten when partitions move."""
+    its re-keyed steps to stage 2, concurrently; caches forgotten when partitions move,
+    and a new owner epoch taken for each partition assigned (the stores check it)."""
 
     def records(batch: list[ConsumerRecord]) -> list[Record]:
         return [Record(r.topic, r.partition, r.offset, r.value) for r in batch]
 
-    async def resolve_identities(batch: list[ConsumerRecord]) -> None:
-        await resolver.handle_batch(records(batch))
-
-    async def fold_profiles(batch: list[ConsumerRecord]) -> None:
-        await folder.handle_batch(records(batch))
-
-    async def moved(_: set[TopicPartition]) -> None:
+    def forget() -> None:
         resolver.guard.forget()
         folder.forget()
 
+    async def resolve_identities(batch: list[ConsumerRecord]) -> None:
+        try:
+            await resolver.handle_batch(records(batch))
+        except Fenced:
+            forget()
+            raise
+
+    async def fold_profiles(batch: list[ConsumerRecord]) -> None:
+        try:
+            await folder.handle_batch(records(batch))
+        except Fenced:
+            forget()
+            raise
+
+    async def assigned(partitions: set[TopicPartition]) -> None:
+        forget()
+        await retrying(lambda: fence.acquire(partitions), "fence")
+
+    async def revoked(partitions: set[TopicPartition]) -> None:
+        forget()
+        fence.release(partitions)
+
     return BatchLoop(consumer, {touchpoints_topic: resolve_identities,
                                 resolved_topic: fold_profiles},
-                     group=group_id, on_assigned=moved, on_revoked=moved,
+                     group=group_id, on_assigned=assigned, on_revoked=revoked,
                      max_records=max_batch)
