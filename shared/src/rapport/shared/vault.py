@@ -76,9 +76,12 @@ def seal(key: bytes, kid: str, fields: dict[str, Any]) -> dict[str, str]:
     The kid is the associated data: an envelope copied under another person's kid
     does not open.
     """
-    _check_kid(kid)
+    return _seal_with(_aead(key), _check_kid(kid), fields)
+
+
+def _seal_with(aead: AESGCM, kid: str, fields: dict[str, Any]) -> dict[str, str]:
     nonce = os.urandom(NONCE_BYTES)
-    ciphertext = _aead(key).encrypt(nonce, orjson.dumps(fields), kid.encode())
+    ciphertext = aead.encrypt(nonce, orjson.dumps(fields), kid.encode())
     return {"kid": kid, "n": base64.b64encode(nonce).decode(),
             "c": base64.b64encode(ciphertext).decode()}
 
@@ -229,10 +232,11 @@ class Sealer:
         splits = [(kid, *_split(obj, personal)) for kid, obj in items]
         found = await self._vault.keys_for(
             (kid for kid, _, secret in splits if secret), create=True)
+        aeads = {kid: _aead(key) for kid, key in found.items()}  # kids checked by keys_for
         out = []
         for kid, clear, secret in splits:
             if secret:
-                clear[SEALED] = seal(found[kid], kid, secret)
+                clear[SEALED] = _seal_with(aeads[kid], kid, secret)
             out.append(clear)
         return out
 

@@ -124,8 +124,7 @@ class Intake:
         unique: dict[str, Body] = {}
         for tp in accepted:
             unique.setdefault(tp["message_id"], tp)
-        slot_of = {mid: dedup.slot(source, mid, now, self._settings.dedup_shards)
-                   for mid in unique}
+        slot_of = dedup.slots(source, unique, now, self._settings.dedup_shards)
         waiting = list(unique.items())
         fresh: list[tuple[str, Body]] = []
         deadline = time.monotonic() + self._settings.ack_timeout_s
