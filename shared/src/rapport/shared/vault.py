@@ -166,11 +166,13 @@ def unseal_fields(obj: dict[str, Any], key: bytes) -> dict[str, Any]:
 
 
 # Per kid, atomically: keep the key there if any, else store the fresh candidate; answer
-# the winner. One script for the batch, so racing writers all agree on one key.
+# the winner. One script for the batch, so racing writers all agree on one key. The
+# candidates come in one argument, KEY_BYTES each (one argument per batch, not per kid).
 _KEYS_FOR = """
 local out = {}
+local size = tonumber(ARGV[2])
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i], 'NX')
+  redis.call('SET', key, string.sub(ARGV[1], size * (i - 1) + 1, size * i), 'NX')
   out[i] = redis.call('GET', key)
 end
 return out
@@ -199,7 +201,7 @@ class KeyVault:
         names = [keys.vault_key(kid) for kid in wanted]
         if create:
             got = await self._create(keys=names,
-                                     args=[os.urandom(KEY_BYTES) for _ in wanted])
+                                     args=[os.urandom(KEY_BYTES * len(wanted)), KEY_BYTES])
         else:
             got = await self._redis.mget(names)
         found = {}

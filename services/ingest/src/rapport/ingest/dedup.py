@@ -18,6 +18,7 @@ from typing import NamedTuple
 from rapport.shared import keys
 
 DAY_S = 86_400
+FINGERPRINT_BYTES = 8
 
 
 class Slot(NamedTuple):
@@ -27,7 +28,8 @@ class Slot(NamedTuple):
 
 
 def fingerprint(source: str, message_id: str) -> bytes:
-    return hashlib.blake2b(f"{source}\x1f{message_id}".encode(), digest_size=8).digest()
+    return hashlib.blake2b(f"{source}\x1f{message_id}".encode(),
+                           digest_size=FINGERPRINT_BYTES).digest()
 
 
 def slot(source: str, message_id: str, now: datetime, shards: int) -> Slot:
