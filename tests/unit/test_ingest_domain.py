@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rapport.ingest.domain import Rejection, normalize
+from rapport.ingest.domain import Rejection, normalize, touchpoint_body
 from rapport.ingest.settings import Source
 from rapport.shared.events import Channel, MessageType, Touchpoint
 
@@ -24,6 +24,16 @@ def test_track_becomes_a_canonical_touchpoint():
     assert tp.channel is Channel.WEB and tp.source == "site"
     assert tp.timestamp == datetime(2026, 11, 23, 11, 59, tzinfo=UTC)
     assert Touchpoint.from_bytes(tp.to_bytes()) == tp
+
+
+def test_the_published_body_is_the_touchpoint_as_json():
+    raw = {"type": "track", "userId": "u1", "event": "E", "messageId": "m1",
+           "sentAt": "2026-11-23T11:59:30Z", "context": {"ip": "203.0.113.7"}}
+    body = touchpoint_body(raw, index=0, source=SOURCE, received_at=NOW)
+    tp = run(raw)
+    assert body == {k: v for k, v in tp.__dict__.items() if v is not None}
+    assert list(body) == [k for k in Touchpoint.model_fields if k in body]
+    assert Touchpoint.model_validate(body) == tp
 
 
 def test_context_channel_wins_over_source_default_only_when_known():

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from rapport.ingest.domain import normalize
+from rapport.ingest.domain import touchpoint_body
 from rapport.ingest.sealing import IngestSeals
 from rapport.ingest.settings import Source
 from rapport.shared.privacy import Fingerprints
@@ -36,7 +36,7 @@ class MemoryVault:
 
 
 def message(**fields):
-    return normalize({"type": "identify", "messageId": "m1", **fields}, index=0,
+    return touchpoint_body({"type": "identify", "messageId": "m1", **fields}, index=0,
                      source=Source(source="s"), received_at=NOW)
 
 

@@ -44,7 +44,18 @@ def _refused_character(value: str) -> str | None:
 
 def clean(value: str, *, max_length: int = MAX_ID_LENGTH) -> str:
     """An id as it is kept: NFKC, trimmed; raises :class:`InvalidIdentifier` when empty,
-    too long, or holding control, format or bidi characters."""
+    too long, or holding control, format or bidi characters (:func:`clean_unicode`).
+    Printable ASCII, nearly every id, takes a shortcut with the same result: NFKC leaves
+    it unchanged and it holds no such character (the full rule costs ~35 us an id)."""
+    if value.isascii() and value.isprintable():
+        text = value.strip()
+        if text and len(text) <= max_length:
+            return text
+    return clean_unicode(value, max_length=max_length)
+
+
+def clean_unicode(value: str, *, max_length: int = MAX_ID_LENGTH) -> str:
+    """:func:`clean` by the full rule, for any text."""
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:
         raise InvalidIdentifier("must not be empty")

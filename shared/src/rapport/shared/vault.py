@@ -76,9 +76,12 @@ def seal(key: bytes, kid: str, fields: dict[str, Any]) -> dict[str, str]:
     The kid is the associated data: an envelope copied under another person's kid
     does not open.
     """
-    _check_kid(kid)
+    return _seal_with(_aead(key), _check_kid(kid), fields)
+
+
+def _seal_with(aead: AESGCM, kid: str, fields: dict[str, Any]) -> dict[str, str]:
     nonce = os.urandom(NONCE_BYTES)
-    ciphertext = _aead(key).encrypt(nonce, orjson.dumps(fields), kid.encode())
+    ciphertext = aead.encrypt(nonce, orjson.dumps(fields), kid.encode())
     return {"kid": kid, "n": base64.b64encode(nonce).decode(),
             "c": base64.b64encode(ciphertext).decode()}
 
@@ -163,11 +166,13 @@ def unseal_fields(obj: dict[str, Any], key: bytes) -> dict[str, Any]:
 
 
 # Per kid, atomically: keep the key there if any, else store the fresh candidate; answer
-# the winner. One script for the batch, so racing writers all agree on one key.
+# the winner. One script for the batch, so racing writers all agree on one key. The
+# candidates come in one argument, KEY_BYTES each (one argument per batch, not per kid).
 _KEYS_FOR = """
 local out = {}
+local size = tonumber(ARGV[2])
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i], 'NX')
+  redis.call('SET', key, string.sub(ARGV[1], size * (i - 1) + 1, size * i), 'NX')
   out[i] = redis.call('GET', key)
 end
 return out
@@ -196,7 +201,7 @@ class KeyVault:
         names = [keys.vault_key(kid) for kid in wanted]
         if create:
             got = await self._create(keys=names,
-                                     args=[os.urandom(KEY_BYTES) for _ in wanted])
+                                     args=[os.urandom(KEY_BYTES * len(wanted)), KEY_BYTES])
         else:
             got = await self._redis.mget(names)
         found = {}
@@ -229,10 +234,11 @@ class Sealer:
         splits = [(kid, *_split(obj, personal)) for kid, obj in items]
         found = await self._vault.keys_for(
             (kid for kid, _, secret in splits if secret), create=True)
+        aeads = {kid: _aead(key) for kid, key in found.items()}  # kids checked by keys_for
         out = []
         for kid, clear, secret in splits:
             if secret:
-                clear[SEALED] = seal(found[kid], kid, secret)
+                clear[SEALED] = _seal_with(aeads[kid], kid, secret)
             out.append(clear)
         return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -45,6 +46,7 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         app.state.intake = intake
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
+        _tune_gc()
         try:
             yield
         finally:
@@ -60,6 +62,20 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(api.router)
     return app
+
+
+def _tune_gc() -> None:
+    """Each request parses thousands of objects that live until Kafka acknowledges them
+    (tens of ms), long enough to be promoted: with Python's default thresholds the
+    collector then ran full passes over every object of the process many times a second
+    (~20% of the CPU at saturation). What was loaded at start-up is frozen out of its
+    passes, and the youngest generation is collected less often; cycles are still freed."""
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
+
+
+GC_THRESHOLD = 20_000
+"""Allocations between collections of the youngest generation (Python's default: 700)."""
 
 
 def worker_app() -> FastAPI:

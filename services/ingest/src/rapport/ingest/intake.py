@@ -12,10 +12,8 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge
 
-from rapport.shared.events import Touchpoint
-
 from . import dedup
-from .domain import BatchContext, Rejection, normalize
+from .domain import BatchContext, Rejection, touchpoint_body
 from .publisher import TouchpointPublisher
 from .sealing import IngestSeals
 from .settings import IngestSettings, Source
@@ -26,6 +24,10 @@ log = structlog.get_logger(__name__)
 MESSAGES = Counter("rapport_ingest_messages_total", "Messages by outcome and reason",
                    ["source", "outcome", "reason"])
 IN_FLIGHT = Gauge("rapport_ingest_requests_in_flight", "Requests being ingested")
+
+
+Body = dict[str, Any]
+"""A touchpoint as its JSON object (:func:`~rapport.ingest.domain.touchpoint_body`)."""
 
 
 class Unavailable(Exception):
@@ -57,17 +59,17 @@ class Intake:
                      batch_sent_at: datetime | None = None) -> Outcome:
         with IN_FLIGHT.track_inprogress():
             received = datetime.now(UTC)
-            accepted: list[Touchpoint] = []
+            accepted: list[Body] = []
             rejected: list[Rejection] = []
             raw_rejected: list[Any] = []
             skew = timedelta(seconds=self._settings.max_future_skew_s)
             for i, raw in enumerate(messages):
                 try:
-                    result = normalize(raw, index=i, source=source, received_at=received,
-                                       batch_context=batch_context,
-                                       batch_sent_at=batch_sent_at,
-                                       max_message_bytes=self._settings.max_message_bytes,
-                                       max_future_skew=skew)
+                    result = touchpoint_body(raw, index=i, source=source, received_at=received,
+                                             batch_context=batch_context,
+                                             batch_sent_at=batch_sent_at,
+                                             max_message_bytes=self._settings.max_message_bytes,
+                                             max_future_skew=skew)
                 except Exception:  # a validation bug must not fail the rest of the batch
                     log.exception("message_validation_failed", index=i)
                     result = Rejection(i, None, ["message: could not be validated"],
@@ -101,7 +103,7 @@ class Intake:
                 MESSAGES.labels(source.source, "rejected", r.reason).inc()
             return Outcome(accepted=len(accepted), duplicates=duplicates, rejected=rejected)
 
-    async def _sealed(self, fresh: list[Touchpoint], slots: list[dedup.Slot],
+    async def _sealed(self, fresh: list[Body], slots: list[dedup.Slot],
                       rejected: list[Rejection], raw_rejected: list[Any], source: str,
                       ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
         """The records to publish, personal fields sealed under their person's key;
@@ -116,20 +118,19 @@ class Intake:
             raise Unavailable(f"key store unavailable: {type(exc).__name__}") from exc
         return records, letters
 
-    async def _claim(self, accepted: list[Touchpoint], source: str, now: datetime,
-                     ) -> tuple[list[Touchpoint], list[dedup.Slot], int]:
+    async def _claim(self, accepted: list[Body], source: str, now: datetime,
+                     ) -> tuple[list[Body], list[dedup.Slot], int]:
         """Keep the messages not seen before; wait out concurrent claims of the same ones."""
-        unique: dict[str, Touchpoint] = {}
+        unique: dict[str, Body] = {}
         for tp in accepted:
-            unique.setdefault(tp.message_id, tp)
-        waiting = list(unique.values())
-        slot_of = {tp.message_id: dedup.slot(source, tp.message_id, now,
-                                             self._settings.dedup_shards) for tp in waiting}
-        fresh: list[Touchpoint] = []
+            unique.setdefault(tp["message_id"], tp)
+        slot_of = dedup.slots(source, unique, now, self._settings.dedup_shards)
+        waiting = list(unique.items())
+        fresh: list[tuple[str, Body]] = []
         deadline = time.monotonic() + self._settings.ack_timeout_s
         try:
             while waiting:
-                claims = await self._dedup.claim([slot_of[tp.message_id] for tp in waiting])
+                claims = await self._dedup.claim([slot_of[mid] for mid, _ in waiting])
                 fresh.extend(tp for tp, c in zip(waiting, claims, strict=True)
                              if c is Claim.CLAIMED)
                 waiting = [tp for tp, c in zip(waiting, claims, strict=True)
@@ -140,13 +141,13 @@ class Intake:
                                           "request; retry", retry_after=1)
                     await asyncio.sleep(0.05)
         except Unavailable:
-            await self._release([slot_of[tp.message_id] for tp in fresh])
+            await self._release([slot_of[mid] for mid, _ in fresh])
             raise
         except Exception as exc:  # Redis down: we cannot promise not to publish twice
-            await self._release([slot_of[tp.message_id] for tp in fresh])
+            await self._release([slot_of[mid] for mid, _ in fresh])
             raise Unavailable(f"deduplication store unavailable: {type(exc).__name__}") from exc
-        slots = [slot_of[tp.message_id] for tp in fresh]
-        return fresh, slots, len(accepted) - len(fresh)
+        return [tp for _, tp in fresh], [slot_of[mid] for mid, _ in fresh], \
+            len(accepted) - len(fresh)
 
     async def _settle(self, sending: asyncio.Task[tuple[list[BaseException | None], bool]],
                       slots: list[dedup.Slot]) -> bool:

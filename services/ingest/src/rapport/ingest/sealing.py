@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 
 from rapport.shared import sealing
-from rapport.shared.events import Touchpoint
 from rapport.shared.privacy import Fingerprints
 from rapport.shared.vault import Sealer
 
@@ -43,10 +42,10 @@ class IngestSeals:
         self._fp = fingerprints
         self._touchpoints = sealing.TouchpointSeals(sealer, fingerprints)
 
-    async def touchpoints(self, accepted: Sequence[Touchpoint]) -> list[tuple[bytes, bytes]]:
-        """(Kafka key, value) of each touchpoint: keyed by its person's fingerprint."""
-        return await self._touchpoints.seal(
-            [{k: v for k, v in tp.__dict__.items() if v is not None} for tp in accepted])
+    async def touchpoints(self, bodies: Sequence[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
+        """(Kafka key, value) of each touchpoint, given as its JSON object
+        (:func:`~rapport.ingest.domain.touchpoint_body`): keyed by its person's fingerprint."""
+        return await self._touchpoints.seal(list(bodies))
 
     async def letters(self, fields: Sequence[dict[str, Any]],
                       messages: Sequence[Any]) -> list[bytes]:

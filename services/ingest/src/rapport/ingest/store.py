@@ -15,14 +15,15 @@ from enum import IntEnum
 
 from redis.asyncio import Redis
 
-from .dedup import DAY_S, Slot
+from .dedup import DAY_S, FINGERPRINT_BYTES, Slot
 
-# KEYS: current1, previous1, current2, previous2, ...; ARGV: now, stale, ttl, fp1, fp2, ...
+# KEYS: current1, previous1, current2, previous2, ...; ARGV: now, stale, ttl, fp1 .. fp2 ..
+# (the fingerprints in one argument, 8 bytes each: a request is one argument, not 100)
 _CLAIM = """
 local now, stale, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local out = {}
-for m = 1, #ARGV - 3 do
-  local fp = ARGV[m + 3]
+for m = 1, #KEYS / 2 do
+  local fp = string.sub(ARGV[4], 8 * m - 7, 8 * m)
   local state = 1
   for k = 2 * m, 2 * m - 1, -1 do
     local v = redis.call('HGET', KEYS[k], fp)
@@ -40,13 +41,14 @@ end
 return out
 """
 
-# KEYS: current1, current2, ...; ARGV: 'd' to confirm or '' to release, fp1, fp2, ...
+# KEYS: current1, current2, ...; ARGV: 'd' to confirm or '' to release, fp1 .. fp2 ..
 _SETTLE = """
 for m = 1, #KEYS do
+  local fp = string.sub(ARGV[2], 8 * m - 7, 8 * m)
   if ARGV[1] == 'd' then
-    redis.call('HSET', KEYS[m], ARGV[m + 1], 'd')
+    redis.call('HSET', KEYS[m], fp, 'd')
   else
-    redis.call('HDEL', KEYS[m], ARGV[m + 1])
+    redis.call('HDEL', KEYS[m], fp)
   end
 end
 return #KEYS
@@ -70,15 +72,21 @@ class DedupStore:
             return []
         keys = [k for s in slots for k in (s.current, s.previous)]
         args = [int(time.time() * 1000), self._stale_ms, 2 * DAY_S + 3600,
-                *(s.fingerprint for s in slots)]
+                _joined(slots)]
         return [Claim(int(r)) for r in await self._claim(keys=keys, args=args)]
 
     async def confirm(self, slots: Sequence[Slot]) -> None:
         if slots:
             await self._settle(keys=[s.current for s in slots],
-                               args=["d", *(s.fingerprint for s in slots)])
+                               args=["d", _joined(slots)])
 
     async def release(self, slots: Sequence[Slot]) -> None:
         if slots:
             await self._settle(keys=[s.current for s in slots],
-                               args=["", *(s.fingerprint for s in slots)])
+                               args=["", _joined(slots)])
+
+
+def _joined(slots: Sequence[Slot]) -> bytes:
+    if any(len(s.fingerprint) != FINGERPRINT_BYTES for s in slots):
+        raise ValueError(f"a dedup fingerprint is {FINGERPRINT_BYTES} bytes")
+    return b"".join(s.fingerprint for s in slots)
