@@ -33,7 +33,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Histogram
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from .failures import transient
 from .fencing import Fenced
 
 log = structlog.get_logger(__name__)
@@ -88,11 +90,13 @@ def by_partition(records: list[ConsumerRecord]) -> dict[int, list[ConsumerRecord
 
 class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     """Polls ``consumer`` for the topics of ``handlers`` and hands each topic's records
-    to its handler; different topics' batches are handled concurrently."""
+    to its handler; different topics' batches are handled concurrently (or one after
+    the other, in topic order, when ``sequential``)."""
 
     def __init__(self, consumer: Consumer, handlers: Mapping[str, Handler], *, group: str,
                  on_assigned: Ownership = _nothing, on_revoked: Ownership = _nothing,
-                 max_records: int = 2000, poll_ms: int = 20) -> None:
+                 max_records: int = 2000, poll_ms: int = 20, sequential: bool = False,
+                 commit_retry_s: float = 10.0) -> None:
         self._consumer = consumer
         self._handlers = dict(handlers)
         self._group = group
@@ -100,6 +104,8 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._revoked = on_revoked
         self._max = max_records
         self._poll_ms = poll_ms
+        self._sequential = sequential
+        self._commit_s = commit_retry_s
         self._stopping = asyncio.Event()
         self._busy = asyncio.Lock()
         self.joined = asyncio.Event()
@@ -152,7 +158,12 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             by_topic.setdefault(tp.topic, []).extend(polled[tp])
         topics = [topic for topic, records in by_topic.items() if records]
         async with self._busy:
-            stored = await asyncio.gather(*(self._handled(t, by_topic[t]) for t in topics))
+            if self._sequential:  # in topic order, e.g. decisions before their outcomes
+                stored = [await self._handled(t, by_topic[t]) for t in sorted(topics)]
+                topics = sorted(topics)
+            else:
+                stored = await asyncio.gather(*(self._handled(t, by_topic[t])
+                                                for t in topics))
         kept = {t for t, ok in zip(topics, stored, strict=True) if ok}
         await self._commit({tp: records[-1].offset + 1 for tp, records in polled.items()
                             if records and tp.topic in kept})
@@ -174,7 +185,11 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         if not mine:
             return
         try:
-            await self._consumer.commit(mine)
+            async for attempt in AsyncRetrying(
+                    retry=retry_if_exception(transient), wait=wait_exponential(0.1, max=2),
+                    stop=stop_after_delay(self._commit_s), reraise=True):
+                with attempt:
+                    await self._consumer.commit(mine)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             # Only a hint: the effects and their offsets are stored already, so a
             # redelivery is recognised.

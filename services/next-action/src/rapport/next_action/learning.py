@@ -21,6 +21,7 @@ from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from rapport.shared import topics
+from rapport.shared.batching import BatchLoop
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import DecisionLogged, OfferOutcome
 
@@ -60,31 +61,25 @@ class Learner:
     def __init__(self, consumer: AIOKafkaConsumer, store: NextActionStore,
                  learning: LearningStore, contacts: ContactBook,
                  dead_letters: DeadLetters, transient: Callable[[BaseException], bool]) -> None:
-        self._consumer = consumer
         self._store = store
         self._learning = learning
         self._contacts = contacts
         self._dead_letters = dead_letters
         self._transient = transient
-        self._stopping = asyncio.Event()
+        # One topic after the other, decisions first: an outcome finds its decision.
+        self._loop = BatchLoop(consumer, dict.fromkeys(
+            (topics.DECISIONS.name, topics.OUTCOMES.name, topics.TOUCHPOINTS.name),
+            self._on_batch), group="next-action-learner", max_records=1000, poll_ms=300,
+            sequential=True)
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._loop.stop()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            batches = await self._retry(self._consumer.getmany, timeout_ms=300,
-                                        max_records=1000)
-            if not batches:
-                continue
-            await self._retry(self.apply, [r for rs in batches.values() for r in rs])
-            done = {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
-            mine = {tp: o for tp, o in done.items() if tp in self._consumer.assignment()}
-            if mine:
-                try:
-                    await self._consumer.commit(mine)
-                except Exception as exc:  # a rebalance took them: redelivered, no harm
-                    log.warning("learner_commit_abandoned", error=repr(exc))
+        await self._loop.run()
+
+    async def _on_batch(self, records: list[ConsumerRecord]) -> None:
+        await self._retry(self.apply, records)
 
     async def apply(self, records: Sequence[ConsumerRecord]) -> None:
         said: list[tuple[str, str, str, str]] = []

@@ -3,7 +3,8 @@
 they are computed when asked. (Offer outcomes are next-action's to learn from, see
 :mod:`rapport.next_action.learning`.)
 
-Delivery is at least once, and a batch's offsets are committed only once each of its
+Consumption is :mod:`rapport.shared.batching`'s loop. Delivery is at least once, and a
+batch's offsets are committed only once each of its
 records is applied or dead-lettered. A partition's population change is applied once
 (its offset is stored with it, see :mod:`.population`). A failure of Redis or Kafka is
 the store's, not the record's: it is retried with backoff, holding the batch (nothing
@@ -11,7 +12,7 @@ skipped or committed). Any other failure is the record's own: it goes to the str
 dead-letter topic with the reason and the batch goes on, so one poison record can
 neither stop scoring nor kill it again on every restart.
 
-A stop lets the partition in hand finish and commits what was done, so a restart repeats
+A stop lets the batch in hand finish and commits what was done, so a restart repeats
 nothing. A crash repeats the uncommitted rest of a batch: population changes are
 recognised by their stored offset, and the records dead-lettered in that part are
 dead-lettered again, once per crash.
@@ -25,10 +26,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import (
-    CommitFailedError,
-    IllegalStateError,
     MessageSizeTooLargeError,
 )
 from prometheus_client import Counter
@@ -36,6 +35,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from tenacity.wait import wait_base
 
 from rapport.shared import topics
+from rapport.shared.batching import BatchLoop, by_partition
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.failures import transient
@@ -77,13 +77,13 @@ class ScoringConsumer:
     def __init__(self, consumer: AIOKafkaConsumer, store: ScoringStore,
                  reader: CustomerReadModel, population: PopulationStore,
                  dead_letters: DeadLetters, *, retry_wait: wait_base | None = None) -> None:
-        self._consumer = consumer
         self._store = store
         self._reader = reader
         self._population = population
         self._dead_letters = dead_letters
         self._wait = retry_wait or wait_exponential(multiplier=0.1, max=10)
-        self._stopping = asyncio.Event()
+        self._loop = BatchLoop(consumer, {topics.PROFILE_UPDATES.name: self._on_batch},
+                               group="scoring", max_records=500, poll_ms=500)
 
     async def on_profiles(self, partition: int, records: list[ConsumerRecord]) -> None:
         """A partition's profile updates: their points move in one step."""
@@ -111,20 +111,15 @@ class ScoringConsumer:
         return {i: m for i, m in zip(ids, marks, strict=True) if m is not None}
 
     def stop(self) -> None:
-        """Ask :meth:`run` to return after the partition in hand, committing what is done."""
-        self._stopping.set()
+        """Ask :meth:`run` to return after the batch in hand, committing what is done."""
+        self._loop.stop()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            batches = await self._retry("poll", self._consumer.getmany,
-                                        timeout_ms=500, max_records=500)
-            done: dict[TopicPartition, int] = {}
-            for tp, records in batches.items():  # profile updates: the only topic read
-                if self._stopping.is_set():
-                    break
-                await self.on_profiles(tp.partition, records)
-                done[tp] = records[-1].offset + 1
-            await self._commit(done)
+        await self._loop.run()
+
+    async def _on_batch(self, records: list[ConsumerRecord]) -> None:
+        for partition, mine in by_partition(records).items():
+            await self.on_profiles(partition, mine)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         async def send(value: bytes | None, why: str) -> None:
@@ -134,16 +129,6 @@ class ScoringConsumer:
             await self._retry("dead_letter", send, record.value, reason)
         except MessageSizeTooLargeError:
             await self._retry("dead_letter", send, None, f"{reason} (record too large to keep)")
-
-    async def _commit(self, done: dict[TopicPartition, int]) -> None:
-        # Partitions a rebalance took are redelivered to their new owner: not ours to commit.
-        mine = {tp: offset for tp, offset in done.items() if tp in self._consumer.assignment()}
-        if not mine:
-            return
-        try:
-            await self._retry("commit", self._consumer.commit, mine)
-        except (CommitFailedError, IllegalStateError) as exc:
-            log.warning("commit_abandoned_after_rebalance", error=repr(exc))
 
     async def _retry(self, call: str, fn: Callable[..., Awaitable[T]], *args: Any,
                      **kwargs: Any) -> T:
