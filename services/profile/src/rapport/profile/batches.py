@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -26,6 +26,10 @@ log = structlog.get_logger(__name__)
 
 PROCESSED = Counter("rapport_profile_records_total", "Records seen by the profile processors",
                     ["stage", "outcome"])
+FRESHNESS = Histogram("rapport_profile_freshness_seconds",
+                      "From ingest's receipt to a stage's effect being stored (resolve: "
+                      "handed to stage 2; fold: the profile stored)", ["stage"],
+                      buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
 TRANSIENT: tuple[type[BaseException], ...] = (
     RedisConnectionError, RedisTimeoutError, KafkaError, ConnectionError, TimeoutError)
 """Failures of the world, not of a record: the batch is retried, nothing is set aside."""

@@ -47,6 +47,7 @@ from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.localstack import Stack
 from rapport.shared.topics import TopicSpec
 
+from . import bench_stages
 from .rebuild import rebuild
 from .settings import ProfileSettings
 
@@ -419,10 +420,14 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
             stack.wait_services(services=("ingest", "profile"))
             for rate in rates:
                 console.print(f"Freshness: {rate:,.0f} events/s through ingest for {seconds}s ...")
+                before = bench_stages.scrape(stack.url("profile"))
                 lat = asyncio.run(freshness(stack, rate=rate, seconds=seconds))
                 rows.append((f"freshness at {rate:,.0f} ev/s, ingest 200 → GET: p50 / p99",
                              f"{pct(lat, .5):,.0f} / {pct(lat, .99):,.0f} ms "
                              f"({len(lat)} probes)"))
+                rows.append(("  per stage (ingest receipt → stored), p50 / p99",
+                             bench_stages.per_stage(before,
+                                                    bench_stages.scrape(stack.url("profile")))))
                 asyncio.run(drained(stack))  # a saturated pipeline catches up first
             stack.stop_services()
 

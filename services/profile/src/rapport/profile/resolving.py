@@ -5,6 +5,7 @@ the steps of one micro-batch bound for one partition."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from rapport.shared.sealing import TouchpointSeals
 
 from . import identities
 from .batches import (
+    FRESHNESS,
     PROCESSED,
     OffsetGuard,
     Quarantine,
@@ -117,6 +119,10 @@ class IdentityResolver:
                 done.setdefault((r.topic, r.partition), []).append(r.offset)
             await self._store.commit(BatchEffects(offsets=offsets, resolved=done))
             self.guard.advance(offsets)
+        now = datetime.now(UTC)
+        for tp, _ in decoded:
+            FRESHNESS.labels("resolve").observe(max(0.0, (now - tp.received_at)
+                                                    .total_seconds()))
 
     async def drain_outbox(self) -> None:
         """Publish decided merges (the hand-over step and the merge event), then forget them."""

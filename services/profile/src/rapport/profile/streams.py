@@ -28,7 +28,6 @@ from typing import Any
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
-from prometheus_client import Histogram
 from pydantic import ValidationError
 
 from rapport.shared import sealing, topics
@@ -41,6 +40,7 @@ from rapport.shared.vault import Sealer
 
 from . import domain, segments
 from .batches import (
+    FRESHNESS,
     PROCESSED,
     TRANSIENT,
     OffsetGuard,
@@ -63,9 +63,6 @@ log = structlog.get_logger(__name__)
 
 __all__ = ["PROCESSED", "IdentityResolver", "ProfileFolder", "build_stages", "partition_of"]
 
-LAG = Histogram("rapport_profile_freshness_seconds",
-                "From ingest's receipt to the profile being stored",
-                buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
 
 
 class ProfileFolder:
@@ -191,7 +188,8 @@ class ProfileFolder:
         PROCESSED.labels("fold", "applied").inc(len(batch.applied))
         done = datetime.now(UTC)
         for tp in batch.applied:
-            LAG.observe(max(0.0, (done - tp.received_at).total_seconds()))
+            FRESHNESS.labels("fold").observe(max(0.0, (done - tp.received_at)
+                                                  .total_seconds()))
 
 
     async def _seal_and_send(self, batch: FoldBatch) -> None:
