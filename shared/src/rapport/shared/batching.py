@@ -115,7 +115,8 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer.subscribe(sorted(self._handlers), listener=self)
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._busy:  # the batch in hand finishes (and commits) first
+        async with self._busy:  # the batch in hand finishes first (its commit is then
+            # refused or left out: the partition is no longer assigned)
             REBALANCES.labels(self._group, "revoked").inc(len(revoked))
             await self._revoked(set(revoked))
 
@@ -156,11 +157,10 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         by_topic: dict[str, list[ConsumerRecord]] = {}
         for tp in sorted(polled, key=lambda t: (t.topic, t.partition)):
             by_topic.setdefault(tp.topic, []).extend(polled[tp])
-        topics = [topic for topic, records in by_topic.items() if records]
+        topics = [topic for topic, records in by_topic.items() if records]  # sorted
         async with self._busy:
             if self._sequential:  # in topic order, e.g. decisions before their outcomes
-                stored = [await self._handled(t, by_topic[t]) for t in sorted(topics)]
-                topics = sorted(topics)
+                stored = [await self._handled(t, by_topic[t]) for t in topics]
             else:
                 stored = await asyncio.gather(*(self._handled(t, by_topic[t])
                                                 for t in topics))
