@@ -62,6 +62,7 @@ class Consumer(Protocol):
                       ) -> dict[TopicPartition, list[ConsumerRecord]]: ...
     async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None: ...
     def assignment(self) -> set[TopicPartition]: ...
+    async def topics(self) -> set[str]: ...
 
 
 def make_consumer(bootstrap: str, group_id: str, *, client_id: str,
@@ -113,6 +114,22 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def subscribe(self) -> None:
         self._consumer.subscribe(sorted(self._handlers), listener=self)
+
+    async def subscribe_when_visible(self, timeout_s: float) -> None:
+        """Subscribe once the broker's metadata shows every topic (bounded): a topic
+        missing from the first assignment is only picked up by a later rebalance,
+        while the others' records are worked without it."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                if set(self._handlers) <= await self._consumer.topics():
+                    break
+            except KafkaError:
+                pass
+            await asyncio.sleep(0.2)
+        else:
+            log.warning("topics_not_visible_yet", group=self._group, after_s=timeout_s)
+        self.subscribe()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._busy:  # the batch in hand finishes first (its commit is then
@@ -196,7 +213,11 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("commit_skipped", group=self._group, error=type(exc).__name__)
 
 
-async def shutdown(loop: BatchLoop, task: asyncio.Task[Any], grace_s: float = 10.0) -> None:
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+async def shutdown(loop: Stoppable, task: asyncio.Task[Any], grace_s: float = 10.0) -> None:
     """Stop cleanly (the batch in hand finishes and is committed); cancel after
     ``grace_s`` (e.g. while Redis is down), leaving the batch to be redelivered."""
     loop.stop()

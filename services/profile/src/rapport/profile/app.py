@@ -90,7 +90,7 @@ def build(settings: ProfileSettings | None = None, *,
                                  seals=sealer, fingerprints=fingerprints),
             touchpoints_topic=settings.touchpoints_topic,
             resolved_topic=settings.resolved_topic, fence=fence)
-        stages.subscribe()
+        await stages.subscribe_when_visible(STOP_TIMEOUT_S)
         streaming = asyncio.create_task(stages.run(), name="profile-stages")
         await stages.until_joined(STOP_TIMEOUT_S)
         closing = asyncio.create_task(closer.run(), name="demand-closer")

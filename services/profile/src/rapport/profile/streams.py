@@ -22,6 +22,7 @@ record that fails on its own is set aside on the stream dead-letter topic
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from rapport.shared import sealing, topics
-from rapport.shared.batching import BatchLoop, Consumer
+from rapport.shared.batching import BatchLoop, Consumer, Handler
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import ProfileStep
 from rapport.shared.fencing import Fence, Fenced
@@ -238,19 +239,14 @@ def build_stages(consumer: Consumer, *, group_id: str, resolver: IdentityResolve
         resolver.guard.forget()
         folder.forget()
 
-    async def resolve_identities(batch: list[ConsumerRecord]) -> None:
-        try:
-            await resolver.handle_batch(records(batch))
-        except Fenced:
-            forget()
-            raise
-
-    async def fold_profiles(batch: list[ConsumerRecord]) -> None:
-        try:
-            await folder.handle_batch(records(batch))
-        except Fenced:
-            forget()
-            raise
+    def stage(handle: Callable[[list[Record]], Awaitable[None]]) -> Handler:
+        async def handled(batch: list[ConsumerRecord]) -> None:
+            try:
+                await handle(records(batch))
+            except Fenced:  # what was cached may be the new owner's now
+                forget()
+                raise
+        return handled
 
     async def assigned(partitions: set[TopicPartition]) -> None:
         forget()
@@ -260,7 +256,7 @@ def build_stages(consumer: Consumer, *, group_id: str, resolver: IdentityResolve
         forget()
         fence.release(partitions)
 
-    return BatchLoop(consumer, {touchpoints_topic: resolve_identities,
-                                resolved_topic: fold_profiles},
+    return BatchLoop(consumer, {touchpoints_topic: stage(resolver.handle_batch),
+                                resolved_topic: stage(folder.handle_batch)},
                      group=group_id, on_assigned=assigned, on_revoked=revoked,
                      max_records=max_batch)

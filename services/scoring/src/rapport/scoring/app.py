@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from rapport.shared import redis_store
+from rapport.shared import batching, redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
@@ -17,7 +17,7 @@ from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
 
 from . import api
-from .consumers import ScoringConsumer, make_consumer, shutdown
+from .consumers import ScoringConsumer, make_consumer
 from .models import ModelStore
 from .population import PopulationStore
 from .refit import Refitter, publish_metrics
@@ -66,7 +66,7 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
             schedule.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await schedule
-            await shutdown(scorer, task)
+            await batching.shutdown(scorer, task)
             await consumer.stop()
             await producer.stop()
             await probe.close()

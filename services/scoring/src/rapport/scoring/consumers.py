@@ -20,7 +20,6 @@ dead-lettered again, once per crash.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -151,20 +150,3 @@ def make_consumer(bootstrap: str, group_id: str) -> AIOKafkaConsumer:
         bootstrap_servers=bootstrap, group_id=group_id, client_id="rapport-scoring",
         enable_auto_commit=False, auto_offset_reset="earliest",
     )
-
-
-async def shutdown(scorer: ScoringConsumer, task: asyncio.Task[None],
-                   grace_s: float = 10.0) -> None:
-    """Stop cleanly (the partition in hand finishes, what is done is committed); cancel
-    after ``grace_s``, e.g. while Redis is down, leaving the batch to be redelivered."""
-    scorer.stop()
-    if task.done():  # it had died already; readiness reported it
-        if not task.cancelled() and task.exception() is not None:
-            log.error("scoring_consumer_failed", error=repr(task.exception()))
-        return
-    try:
-        await asyncio.wait_for(task, timeout=grace_s)
-    except TimeoutError:
-        log.warning("scoring_consumer_cancelled", grace_s=grace_s)
-    except Exception as exc:  # it died while finishing
-        log.error("scoring_consumer_failed", error=repr(exc))
