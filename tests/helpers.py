@@ -127,3 +127,8 @@ async def without_exploration(client: httpx.AsyncClient) -> None:
     resp = await client.put("/v1/policies", json=NO_EXPLORATION,
                             headers={"Authorization": "Bearer dev-admin"})
     assert resp.status_code == 200, resp.text
+
+
+def facts_of(resolved: TopicSpec) -> TopicSpec:
+    """The demand facts topic of a test's own re-keyed stream (created beside it)."""
+    return TopicSpec(f"{resolved.name}.facts", partitions=resolved.partitions)

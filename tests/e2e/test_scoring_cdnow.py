@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rapport.shared import keys, redis_store
+from rapport.shared import redis_store
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile
 
 AGENT = {"Authorization": "Bearer dev-agent"}
@@ -88,8 +89,8 @@ async def wait_for_profiles(redis_url: str, customers: int, orders: int,
         deadline = time.monotonic() + timeout
         seen = (0, 0)
         while time.monotonic() < deadline:
-            found = [k async for k in redis.scan_iter(match=keys.profile(f"{PREFIX}*"),
-                                                       count=1000)]
+            pattern = ProfileLayout.profile_pattern(f"{PREFIX}*")
+            found = [k async for k in redis.scan_iter(match=pattern, count=1000)]
             total = 0
             for start in range(0, len(found), 500):
                 for raw in await redis.mget(found[start:start + 500]):

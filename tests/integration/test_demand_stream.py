@@ -27,7 +27,7 @@ from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.topics import TopicSpec
 from tests.conftest import redis_url
 from tests.demand_fakes import threshold_detectors
-from tests.helpers import end_offsets, eventually, read_since, serving
+from tests.helpers import end_offsets, eventually, facts_of, read_since, serving
 
 OPS = {"Authorization": "Bearer dev-ops"}
 AGENT = {"Authorization": "Bearer dev-agent"}
@@ -191,11 +191,12 @@ async def demand_settings(stack, tmp_path_factory, *, run: str, db: int, group: 
     """A profile worker's settings on this run's own topics, closing buckets quickly."""
     touchpoints = TopicSpec(f"it.touchpoints.{run}", partitions=PARTITIONS)
     resolved = TopicSpec(f"it.resolved.{run}", partitions=PARTITIONS)
-    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved])
+    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     settings = ProfileSettings(
         kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_url(stack, db), dev_keys=True,
         profile_group_id=f"{group}-{run}", touchpoints_topic=touchpoints.name,
-        resolved_topic=resolved.name, profile_data_dir=tmp_path_factory.mktemp("demand"),
+        resolved_topic=resolved.name, demand_facts_topic=facts_of(resolved).name,
+        profile_data_dir=tmp_path_factory.mktemp("demand"),
         demand_bucket_s=W, demand_lateness_s=lateness_s, demand_idle_s=3600,
         demand_close_interval_s=0.3, demand_forecast_s=forecast_s)
     return settings, touchpoints

@@ -318,7 +318,7 @@ async def test_resolution_matches_what_really_links(redis: Redis, batches) -> No
         stored = {k.decode() for k in await redis.smembers(keys.profile_identities(pid))}
         assert stored == ks, pid
     # Nothing else was linked (no placeholder, no stray key).
-    stored_keys = {k.decode() async for k in redis.scan_iter(f"{keys.PREFIX}:identity:*")}
+    stored_keys = {k.decode() async for k in redis.scan_iter(f"{keys.tagged(keys.IDS)}:identity:*")}
     assert stored_keys - {keys.merge_outbox()} == {
         keys.identity(i.type, i.value) for i in linked}
     # Every absorbed profile's merge marker leads to the profile it ended in.
@@ -544,7 +544,7 @@ async def test_a_merged_away_profile_gets_its_own_touchpoints_until_its_hand_ove
     assert login.route == login.profile_id == "bea"
     assert (resend.profile_id, resend.route) == ("bea", "~a:visitor")
     assert (later.profile_id, later.route) == ("bea", "~a:visitor")
-    await redis.set(keys.handed_over("~a:visitor"), "bea")  # stage 2's hand-over
+    await store.mark_handed_over({"~a:visitor": "bea"})  # stage 2 stored its hand-over
     after, = await resolve(store, [browsing])
     assert after.route == after.profile_id == "bea"
     # Along a chain: bea merged into ann (not handed over yet) sends to bea.

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from rapport.scoring.models import ModelStore
 from rapport.scoring.refit import Refitter
-from rapport.shared import keys
 from rapport.shared.customers import CustomerReadModel
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import Affinity, CustomerProfile
 
 DB = 12
@@ -40,8 +40,8 @@ def counted(summaries) -> Counter:
 
 async def test_the_lean_scan_reads_every_profile_as_validating_it_would(redis) -> None:
     people = profiles(4500)
-    await redis.mset({keys.profile(p.customer_id): p.to_stored() for p in people})
-    await redis.set(keys.profile("plain-json"), people[1].to_bytes())  # the topic's form
+    await redis.mset({ProfileLayout().profile(p.customer_id): p.to_stored() for p in people})
+    await redis.set(ProfileLayout().profile("plain-json"), people[1].to_bytes())  # the topic's form
     reader = CustomerReadModel(redis)
 
     lean = [s async for batch in reader.scan_purchase_summaries(AS_OF, count=500)
@@ -58,7 +58,8 @@ async def test_the_lean_scan_reads_every_profile_as_validating_it_would(redis) -
 
 
 async def test_closing_the_scan_early_leaves_no_task_behind(redis) -> None:
-    await redis.mset({keys.profile(p.customer_id): p.to_stored() for p in profiles(3000)})
+    laid = ProfileLayout()
+    await redis.mset({laid.profile(p.customer_id): p.to_stored() for p in profiles(3000)})
     scan = CustomerReadModel(redis).scan_purchase_summaries(AS_OF, count=200)
     first = await anext(scan)
     assert first

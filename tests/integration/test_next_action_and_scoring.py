@@ -12,8 +12,9 @@ from rapport.next_action.app import build as build_next_action
 from rapport.next_action.settings import NextActionSettings
 from rapport.scoring.app import build as build_scoring
 from rapport.scoring.settings import ScoringSettings
-from rapport.shared import keys, redis_store, topics
+from rapport.shared import redis_store, topics
 from rapport.shared.events import OfferOutcome
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import Consent, CustomerProfile, Metrics
 from tests.conftest import redis_url
 from tests.helpers import end_offsets, read_since, serving, without_exploration
@@ -56,7 +57,7 @@ async def test_decisions_use_the_profile_and_outcomes_reach_kafka(stack, next_ac
     await next_action.put("/v1/offers", json=OFFERS, headers=ADMIN)
     redis = redis_store.connect(redis_url(stack, 2))
     customer = f"it-{uuid.uuid4().hex[:8]}"
-    await redis.set(keys.profile(customer), CustomerProfile(
+    await redis.set(ProfileLayout().profile(customer), CustomerProfile(
         customer_id=customer, metrics=Metrics(orders=4, revenue=400)).to_bytes())
     await redis.aclose()
 
@@ -109,7 +110,7 @@ async def test_offers_see_the_facts_segments_see(stack, next_action):
     for consented in (True, False):
         pid = f"it-{uuid.uuid4().hex[:8]}"
         ids[consented] = pid
-        await redis.set(keys.profile(pid), CustomerProfile(
+        await redis.set(ProfileLayout().profile(pid), CustomerProfile(
             customer_id=pid, metrics=Metrics(orders=2, revenue=200),
             consents={"marketing_email": Consent(value=consented, at=now)}).to_stored())
     await redis.aclose()

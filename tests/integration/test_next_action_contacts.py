@@ -9,7 +9,8 @@ import pytest
 
 from rapport.next_action.app import build as build_next_action
 from rapport.next_action.settings import NextActionSettings
-from rapport.shared import keys, redis_store
+from rapport.shared import redis_store
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile, Metrics
 from tests.conftest import redis_url
 from tests.helpers import serving, without_exploration
@@ -32,7 +33,7 @@ async def next_action(stack):
 async def a_customer(stack) -> str:
     pid = f"it-{uuid.uuid4().hex[:8]}"
     redis = redis_store.connect(redis_url(stack, DB))
-    await redis.set(keys.profile(pid), CustomerProfile(
+    await redis.set(ProfileLayout().profile(pid), CustomerProfile(
         customer_id=pid, metrics=Metrics(orders=3, revenue=300)).to_stored())
     await redis.aclose()
     return pid

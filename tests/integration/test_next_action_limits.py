@@ -17,6 +17,7 @@ from rapport.next_action.settings import NextActionSettings
 from rapport.profile.erasure import Eraser
 from rapport.shared import keys
 from rapport.shared.events import Channel
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.privacy import DEV_PRIVACY_SECRET, Fingerprints
 from rapport.shared.profiles import Consent, CustomerProfile, Metrics
 from tests.conftest import redis_url
@@ -224,7 +225,7 @@ async def test_through_the_service_the_trace_says_which_policy_or_budget_held_ba
     settings = NextActionSettings(kafka_bootstrap=stack.kafka_bootstrap,
                                   redis_url=redis_url(stack, DB), dev_keys=True)
     pid = person()
-    await redis.set(keys.profile(pid), CustomerProfile(
+    await redis.set(ProfileLayout().profile(pid), CustomerProfile(
         customer_id=pid, metrics=Metrics(orders=3, revenue=300), consents={
             "marketing_email": Consent(value=True, at=datetime.now(UTC))}).to_stored())
     async with serving(build(settings)) as client:

@@ -14,6 +14,7 @@ from rapport.next_action.settings import NextActionSettings
 from rapport.shared import topics
 from rapport.shared.events import Channel, DecisionLogged, MessageType, Touchpoint
 from rapport.shared.kafka import durable_producer
+from rapport.shared.layout import ProfileLayout
 from tests.conftest import redis_url
 from tests.helpers import end_offsets, eventually, read_since, serving
 
@@ -163,14 +164,13 @@ async def test_outcomes_count_once_by_either_path_and_feed_the_report_and_evalua
 
 async def test_without_personalization_consent_the_profile_only_gates(stack, redis,
                                                                        next_action):
-    from rapport.shared import keys
     from rapport.shared.profiles import Consent, CustomerProfile, Metrics
     tag = uuid.uuid4().hex[:6]
     await next_action.put("/v1/offers", headers=ADMIN, json=catalog(tag))
     now = datetime.now(UTC)
     for consented in (True, False):
         pid = f"it-{tag}-{consented}"
-        await redis.set(keys.profile(pid), CustomerProfile(
+        await redis.set(ProfileLayout().profile(pid), CustomerProfile(
             customer_id=pid, metrics=Metrics(orders=4, revenue=400),
             consents={"personalization": Consent(value=consented, at=now)}).to_stored())
         made = await next_action.post("/v1/next-best-action", headers=CHANNEL,

@@ -18,7 +18,7 @@ from rapport.shared.events import MessageType, Touchpoint
 from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.topics import TopicSpec
 from tests.conftest import redis_url
-from tests.helpers import end_offsets, eventually, read_since, serving
+from tests.helpers import end_offsets, eventually, facts_of, read_since, serving
 
 AGENT = {"Authorization": "Bearer dev-agent"}
 ADMIN = {"Authorization": "Bearer dev-admin"}
@@ -40,6 +40,7 @@ def settings_for(stack, tmp, run: str, touchpoints: TopicSpec, resolved: TopicSp
                            redis_url=redis_url(stack, db), dev_keys=True,
                            profile_group_id=f"it-defects-{run}",
                            touchpoints_topic=touchpoints.name, resolved_topic=resolved.name,
+                           demand_facts_topic=facts_of(resolved).name,
                            profile_data_dir=tmp)
 
 
@@ -48,7 +49,7 @@ async def topics_and_producer(stack):
     run = uuid.uuid4().hex[:6]
     touchpoints = TopicSpec(f"it.def-touchpoints.{run}", partitions=4)
     resolved = TopicSpec(f"it.def-resolved.{run}", partitions=4)
-    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved])
+    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     producer = durable_producer(stack.kafka_bootstrap, client_id="it-defects",
                                 max_batch_size=256 * 1024)
     await producer.start()
@@ -179,7 +180,7 @@ async def test_one_poison_record_among_500_is_set_aside_through_a_restart(
     run = uuid.uuid4().hex[:6]
     touchpoints = TopicSpec(f"it.poison-touchpoints.{run}", partitions=2)
     resolved = TopicSpec(f"it.poison-resolved.{run}", partitions=2)
-    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved])
+    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     letters_from = await end_offsets(stack.kafka_bootstrap, topics.STREAM_DEAD_LETTER)
     settings = settings_for(stack, tmp_path_factory.mktemp("poison"), run, touchpoints,
                             resolved, db=5)

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 
-from rapport.profile.store import BatchEffects, ProfileStore
-from rapport.shared import keys
+from rapport.profile.store import BatchEffects, ProfileStore, offset_slots
 from rapport.shared.fencing import Fence, Fenced
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile
 from tests.conftest import ROOT
 from tests.helpers import eventually
@@ -41,15 +41,19 @@ def effects(name: str, offset: int) -> BatchEffects:
 
 
 async def test_a_stale_owner_stores_nothing_and_the_new_owner_goes_on(redis) -> None:
-    old_fence, new_fence = Fence(redis, "it-fence"), Fence(redis, "it-fence")
-    old = ProfileStore(redis, group="it-fence", fence=old_fence)
-    new = ProfileStore(redis, group="it-fence", fence=new_fence)
+    laid = ProfileLayout(1)
+    slots = offset_slots(laid, P0.topic)
+    old_fence, new_fence = Fence(redis, "it-fence", slots), Fence(redis, "it-fence", slots)
+    old = ProfileStore(redis, group="it-fence", layout=laid, resolved_topic=P0.topic,
+                       fence=old_fence)
+    new = ProfileStore(redis, group="it-fence", layout=laid, resolved_topic=P0.topic,
+                       fence=new_fence)
     await old_fence.acquire({P0})
     await old.commit(effects("first", 10))
     await new_fence.acquire({P0})  # the rebalance the old owner missed
     with pytest.raises(Fenced):
         await old.commit(effects("stale", 11))
-    assert await redis.get(keys.profile("stale")) is None
+    assert await redis.get(laid.profile("stale")) is None
     assert await old.applied_offset(P0.topic, 0) == 10
     await new.commit(effects("second", 11))
     assert await new.applied_offset(P0.topic, 0) == 11
@@ -66,7 +70,8 @@ async def test_a_worker_paused_across_a_rebalance_cannot_overwrite_its_successor
     await publish(settings.kafka_bootstrap, settings.touchpoints_topic, events)
     env = {**os.environ, **{f"RAPPORT_{k.upper()}": str(v) for k, v in settings.model_dump(
         include={"kafka_bootstrap", "redis_url", "profile_group_id", "touchpoints_topic",
-                 "resolved_topic", "profile_data_dir", "session_timeout_s"}).items()},
+                 "resolved_topic", "demand_facts_topic", "profile_data_dir",
+                 "session_timeout_s"}).items()},
            "RAPPORT_DEV_KEYS": "true"}
 
     def worker(name: str, port: int) -> subprocess.Popen:

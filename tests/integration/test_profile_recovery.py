@@ -25,13 +25,14 @@ from rapport.profile.app import build
 from rapport.profile.demand.series import Dimension, contribution
 from rapport.profile.rebuild import RebuildRefused, rebuild
 from rapport.profile.settings import ProfileSettings
-from rapport.shared import keys, redis_store
+from rapport.shared import keys, layout, redis_store
 from rapport.shared.events import Channel, MessageType, Touchpoint
 from rapport.shared.kafka import durable_producer, ensure_topics, topic_partitions
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.topics import TopicSpec
 from tests.conftest import ROOT, redis_url
-from tests.helpers import eventually, serving
+from tests.helpers import eventually, facts_of, serving
 
 T0 = datetime.now(UTC) - timedelta(days=20)
 ADMIN = {"Authorization": "Bearer dev-admin"}
@@ -151,9 +152,9 @@ async def caught_up(bootstrap: str, group: str, topics: list[str], timeout: floa
 
 async def stored_profiles(redis, run: str) -> dict[str, CustomerProfile]:
     out = {}
-    async for key in redis.scan_iter(match=keys.profile(f"{run}-*"), count=1000):
-        out[key.decode().removeprefix(keys.profile(""))] = CustomerProfile.from_bytes(
-            await redis.get(key))
+    async for key in redis.scan_iter(match=ProfileLayout.profile_pattern(f"{run}-*"),
+                                     count=1000):
+        out[ProfileLayout.profile_id_of(key)] = CustomerProfile.from_bytes(await redis.get(key))
     return out
 
 
@@ -216,7 +217,7 @@ async def demand_stored(redis) -> dict[str, int]:
 
 
 async def forget_demand(redis) -> None:
-    async for key in redis.scan_iter(match=f"{keys.PREFIX}:demand:*", count=1000):
+    async for key in redis.scan_iter(match=f"{keys.tagged(keys.DEMAND)}:demand:*", count=1000):
         await redis.unlink(key)
 
 
@@ -232,11 +233,12 @@ async def isolated(stack, tmp_path):
     run = uuid.uuid4().hex[:6]
     touchpoints = TopicSpec(f"it.touchpoints.{run}", partitions=4)
     resolved = TopicSpec(f"it.resolved.{run}", partitions=4)
-    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved])
+    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     settings = ProfileSettings(
         kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_url(stack, 2), dev_keys=True,
         profile_group_id=f"it-recovery-{run}", touchpoints_topic=touchpoints.name,
-        resolved_topic=resolved.name, profile_data_dir=tmp_path, session_timeout_s=6,
+        resolved_topic=resolved.name,
+        demand_facts_topic=facts_of(resolved).name, profile_data_dir=tmp_path, session_timeout_s=6,
         profile_port=free_port())
     redis = redis_store.connect(settings.redis_url)
     yield run, settings, redis
@@ -251,7 +253,8 @@ async def test_worker_killed_mid_stream_counts_every_event_once(isolated, tmp_pa
     await publish(settings.kafka_bootstrap, settings.touchpoints_topic, events)
     env = {**os.environ, **{f"RAPPORT_{k.upper()}": str(v) for k, v in settings.model_dump(
         include={"kafka_bootstrap", "redis_url", "profile_group_id", "touchpoints_topic",
-                 "resolved_topic", "profile_data_dir", "session_timeout_s", "profile_port"},
+                 "resolved_topic", "demand_facts_topic", "profile_data_dir", "session_timeout_s",
+                 "profile_port"},
     ).items()}, "RAPPORT_DEV_KEYS": "true"}
 
     def worker(name: str) -> subprocess.Popen:
@@ -309,7 +312,8 @@ async def test_redis_flushed_is_rebuilt_from_kafka_to_the_same_state(isolated):
         erased = await client.delete(f"/v1/customers/{gone}", headers=ADMIN)
         assert erased.status_code == 204
     before = await stored_profiles(redis, run)
-    timelines = {pid: await redis.zrange(keys.timeline(pid), 0, -1) for pid in before}
+    laid = await layout.current(redis)
+    timelines = {pid: await redis.zrange(laid.timeline(pid), 0, -1) for pid in before}
     segments = {pid: p.segments for pid, p in before.items()}
     assert gone not in before and len(before) == 119
 
@@ -326,7 +330,7 @@ async def test_redis_flushed_is_rebuilt_from_kafka_to_the_same_state(isolated):
     assert not changed, f"{len(changed)} profiles differ once rebuilt (after, before): " \
                         f"{dict(list(changed.items())[:3])}"
     assert {pid: p.segments for pid, p in after.items()} == segments
-    assert {pid: await redis.zrange(keys.timeline(pid), 0, -1) for pid in after} == timelines
+    assert {pid: await redis.zrange(laid.timeline(pid), 0, -1) for pid in after} == timelines
     truth = ground_truth(events)
     truth.pop(gone)
     assert_matches_truth(after, truth, run)

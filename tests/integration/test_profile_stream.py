@@ -16,7 +16,7 @@ from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.topics import TopicSpec
 from tests.conftest import redis_url
-from tests.helpers import end_offsets, eventually, read_since, serving
+from tests.helpers import end_offsets, eventually, facts_of, read_since, serving
 
 AGENT = {"Authorization": "Bearer dev-agent"}
 ADMIN = {"Authorization": "Bearer dev-admin"}
@@ -39,12 +39,14 @@ async def profile(stack, tmp_path_factory):
     run = uuid.uuid4().hex[:6]
     touchpoints = TopicSpec(f"it.touchpoints.{run}", partitions=4)
     resolved = TopicSpec(f"it.resolved.{run}", partitions=4)
-    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved])
+    await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     settings = ProfileSettings(kafka_bootstrap=stack.kafka_bootstrap,
                                redis_url=redis_url(stack, 1), dev_keys=True,
                                profile_group_id=f"it-profile-{run}",
                                touchpoints_topic=touchpoints.name,
-                               resolved_topic=resolved.name, identity_join_limit=3,
+                               resolved_topic=resolved.name,
+                               demand_facts_topic=facts_of(resolved).name,
+                               identity_join_limit=3,
                                profile_data_dir=tmp_path_factory.mktemp("profile"))
     producer = durable_producer(stack.kafka_bootstrap, client_id="it-producer")
     await producer.start()

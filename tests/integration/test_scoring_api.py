@@ -15,6 +15,7 @@ from rapport.scoring.evaluate import load_cdnow
 from rapport.scoring.settings import ScoringSettings
 from rapport.shared import keys, topics
 from rapport.shared.kafka import durable_producer
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile, Identity, Metrics
 from rapport.shared.scores.rfm import SEGMENTS
 from tests.conftest import redis_url
@@ -64,7 +65,7 @@ async def test_scores_at_any_moment_by_any_identifier_and_the_same_in_next_actio
     await producer.start()
     try:
         for p in [*crowd, star]:
-            await redis.set(keys.profile(p.customer_id), p.to_stored())
+            await redis.set(ProfileLayout().profile(p.customer_id), p.to_stored())
             await producer.send(topics.PROFILE_UPDATES.name, p.to_bytes(),
                                 key=p.customer_id.encode())
         await producer.flush()
@@ -133,7 +134,7 @@ async def test_fits_the_population_and_keeps_the_model_when_a_fit_is_impossible(
     histories = load_cdnow(CDNOW)
     async with redis.pipeline(transaction=False) as pipe:
         for cid, history in histories.items():
-            pipe.set(keys.profile(cid), CustomerProfile(customer_id=cid,
+            pipe.set(ProfileLayout().profile(cid), CustomerProfile(customer_id=cid,
                                                         purchases=history).to_stored())
         await pipe.execute()
     fitted = await scoring.post("/v1/models/clv/fit", json={"as_of": "1997-09-30T23:59:59Z"},

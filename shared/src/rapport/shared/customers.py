@@ -23,9 +23,11 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
-from . import identifiers, keys, topics
+from . import identifiers, keys, layout, topics
+from .layout import ProfileLayout
 from .profiles import CustomerProfile
 from .purchases import PurchaseBase, PurchaseSummary, day_before, summarise
+from .redis_store import get_many, scan_chunks
 from .scores.compute import Scores, ScoringPolicy, score
 from .scores.model import PRIOR, ClvModel
 from .scores.population import METRICS, MetricSketches, SketchPopulation
@@ -38,8 +40,11 @@ LOOKUP_ORDER = ("user_id", "anonymous_id", "email", "phone", "loyalty_id")
 class CustomerReadModel:
     def __init__(self, redis: Redis, policy: ScoringPolicy | None = None, *,
                  cache_s: float = 2.0, partitions: int = topics.PROFILE_UPDATES.partitions,
-                 ) -> None:
+                 layout: ProfileLayout | None = None) -> None:
+        """``layout``: where profiles are (default: as the profile service recorded it)."""
         self._redis = redis
+        self._layout = layout
+        self._layout_read: tuple[float, ProfileLayout] | None = None
         self.policy = policy or ScoringPolicy()
         self._cache_s = cache_s
         self._partitions = partitions
@@ -58,8 +63,16 @@ class CustomerReadModel:
         raw = await self._redis.get(keys.identity(kind, norm))
         return None if raw is None else raw.decode()
 
+    async def layout(self) -> ProfileLayout:
+        if self._layout is not None:
+            return self._layout
+        now = time.monotonic()
+        if self._layout_read is None or now - self._layout_read[0] > 30 * self._cache_s:
+            self._layout_read = (now, await layout.current(self._redis))
+        return self._layout_read[1]
+
     async def profile(self, customer_id: str) -> CustomerProfile | None:
-        raw = await self._redis.get(keys.profile(customer_id))
+        raw = await self._redis.get((await self.layout()).profile(customer_id))
         return None if raw is None else CustomerProfile.from_bytes(raw)
 
     async def find(self, identifier: str) -> CustomerProfile | None:
@@ -75,9 +88,8 @@ class CustomerReadModel:
 
     async def scan_profiles(self, count: int = 1000) -> AsyncIterator[list[CustomerProfile]]:
         """Every profile, in batches (for fits and rebuilds; order unspecified)."""
-        pattern = keys.profile("*")
-        async for chunk in _chunks(self._redis.scan_iter(match=pattern, count=count), count):
-            raws = await self._redis.mget(chunk)
+        async for chunk in scan_chunks(self._redis, ProfileLayout.profile_pattern(), count):
+            raws = await get_many(self._redis, chunk)
             yield [CustomerProfile.from_bytes(r) for r in raws if r is not None]
 
     async def scan_purchase_summaries(self, as_of: datetime, count: int = 2000,
@@ -91,28 +103,28 @@ class CustomerReadModel:
         the next one is fetched, so the event loop keeps serving meanwhile (the thread
         gives up the interpreter every few milliseconds, and while inflating)."""
         as_of_day = day_before(as_of)
-        pattern = keys.profile("*")
+        chunks = scan_chunks(self._redis, ProfileLayout.profile_pattern(), count)
 
-        async def fetch(cursor: int) -> tuple[int, list[bytes | None]]:
-            next_cursor, found = await self._redis.scan(cursor, match=pattern, count=count)
-            return int(next_cursor), (await self._redis.mget(found) if found else [])
+        async def fetch() -> list[bytes | None] | None:
+            found = await anext(chunks, None)
+            return None if found is None else await get_many(self._redis, found)
 
-        cursor, raws = await fetch(0)
-        pending: asyncio.Future[tuple[int, list[bytes | None]]] | None = None
+        pending: asyncio.Future[list[bytes | None] | None] | None = None
         try:
-            while True:
-                pending = asyncio.ensure_future(fetch(cursor)) if cursor else None
+            raws = await fetch()
+            while raws is not None:
+                pending = asyncio.ensure_future(fetch())
                 batch = await asyncio.to_thread(purchase_summaries, raws, as_of_day)
                 if batch:
                     yield batch
-                if pending is None:  # SCAN's cursor 0: every key was seen
-                    return
-                cursor, raws = await pending
+                raws = await pending
+                pending = None
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
             elif pending is not None and not pending.cancelled():
                 pending.exception()  # retrieved: a failed prefetch nobody awaits is no news
+            await chunks.aclose()
 
     # --- scores ---------------------------------------------------------------------
 
@@ -260,14 +272,3 @@ def encode_sketches(sketches: dict[str, MetricSketches]) -> dict[str, bytes]:
     for metric, pair in sketches.items():
         out[f"{metric}|added"], out[f"{metric}|retracted"] = pair.to_bytes()
     return out
-
-
-async def _chunks(it: AsyncIterator[bytes], size: int) -> AsyncIterator[list[bytes]]:
-    chunk: list[bytes] = []
-    async for item in it:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

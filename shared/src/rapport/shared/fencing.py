@@ -10,7 +10,7 @@ and the check then refuses it (:class:`Fenced`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiokafka import TopicPartition
 from prometheus_client import Counter
@@ -28,10 +28,17 @@ class Fenced(Exception):
 
 
 class Fence:
-    def __init__(self, redis: Redis, group: str) -> None:
+    def __init__(self, redis: Redis, group: str,
+                 slot_of: Callable[[str, int], str]) -> None:
+        """``slot_of(topic, partition)``: the hash tag of the partition's offsets (its
+        epoch lives beside them, in the slot its batches write)."""
         self._redis = redis
         self._group = group
+        self._slot_of = slot_of
         self._epochs: dict[tuple[str, int], int] = {}
+
+    def _key(self, topic: str, partition: int) -> str:
+        return keys.owner_epoch(self._group, topic, partition, self._slot_of(topic, partition))
 
     async def acquire(self, partitions: Iterable[TopicPartition]) -> None:
         """Become the newest owner of ``partitions`` (on assignment)."""
@@ -40,7 +47,7 @@ class Fence:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for topic, partition in parts:
-                pipe.incr(keys.owner_epoch(self._group, topic, partition))
+                pipe.incr(self._key(topic, partition))
             epochs = await pipe.execute()
         self._epochs.update(zip(parts, (int(e) for e in epochs), strict=True))
 
@@ -54,7 +61,7 @@ class Fence:
         parts = sorted(set(partitions))
         if not parts:
             return
-        names = [keys.owner_epoch(self._group, t, p) for t, p in parts]
+        names = [self._key(t, p) for t, p in parts]
         await tx.watch(*names)
         stored = await tx.mget(names)
         for part, raw in zip(parts, stored, strict=True):

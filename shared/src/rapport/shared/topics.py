@@ -38,6 +38,11 @@ ERASURES = TopicSpec("rapport.erasures.v1", partitions=1, compacted=True)
 """Erased identifiers (fingerprints, no personal data) with the time of erasure; replayed
 into Redis before any rebuild so erased people never come back."""
 
+DEMAND_FACTS = TopicSpec("rapport.demand-facts.v1", partitions=8)
+"""What each stage-2 batch applied that demand counts (touchpoints' contributions,
+audience changes), keyed by the re-keyed stream's partition: demand's own consumer
+group counts it, off the profile path."""
+
 SEGMENT_EVENTS = TopicSpec("rapport.segment-events.v1", partitions=8)
 """Customers entering and leaving segments, keyed by profile id."""
 
@@ -67,5 +72,5 @@ PRODUCER_PERF = TopicSpec("rapport.bench.producer-perf.v1", partitions=8)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, RESOLVED, IDENTITY_EVENTS,
                                      ERASURES, PROFILE_UPDATES, SEGMENT_EVENTS, OUTCOMES,
-                                     DECISIONS,
+                                     DECISIONS, DEMAND_FACTS,
                                      DEMAND_ALERTS, STREAM_DEAD_LETTER)

@@ -33,7 +33,7 @@ from rich.table import Table
 from rapport.scoring.bench import cpu_seconds as _own_cpu_seconds
 from rapport.scoring.bench import ensure_redis_benchmark
 from rapport.scoring.bench_data import as_of_now
-from rapport.shared import keys
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.localstack import Stack
 
 from .bench_data import asks, catalog, train_model, write_customers, write_model
@@ -78,7 +78,7 @@ def redis_limits(redis_url: str, port: int, requests: int) -> Rows:
     Redis calls are made of), one client and 50."""
     client = redis.Redis.from_url(redis_url)
     try:
-        key = next(iter(client.scan_iter(match=keys.profile("*"), count=100)))
+        key = next(iter(client.scan_iter(match=ProfileLayout.profile_pattern(), count=100)))
         size = len(client.get(key) or b"")
         sha = client.script_load("return redis.call('HGET', KEYS[1], 'x')")
     finally:

@@ -23,6 +23,7 @@ from rapport.scoring.bench_data import (
     write_population,
 )
 from rapport.shared import identifiers, keys
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import Consent
 from rapport.shared.purchases import day_before
 
@@ -107,7 +108,7 @@ def write_customers(redis_url: str, run: str, count: int, as_of: datetime,
                     "marketing_email": Consent(value=rng.random() < 0.85, at=at),
                     "personalization": Consent(value=rng.random() < 0.9, at=at),
                     "marketing_sms": Consent(value=rng.random() < 0.3, at=at)}
-                stored[keys.profile(cid)] = profile.to_stored()
+                stored[ProfileLayout().profile(cid)] = profile.to_stored()
                 for ident in profile.identities:
                     norm = identifiers.normalize(ident.type, ident.value)
                     if norm is not None:

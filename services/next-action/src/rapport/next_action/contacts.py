@@ -246,7 +246,8 @@ class ContactBook:
                      offer: Offer | None = None) -> bool:
         """Record an outcome once (True when it was new); a new acceptance of ``offer``
         counts against its budget when that counts acceptances."""
-        marker = keys.outcome_seen(decision_id, action_id, f"contact-{outcome}")
+        marker = keys.contact_outcome_seen(self._fp.profile(customer_id), decision_id,
+                                           action_id, outcome)
         done = await self._outcome(keys=[keys.contacts(self._fp.profile(customer_id)), marker],
                                    args=[offer_id, outcome, int(at.timestamp()), KEEP_S,
                                          MARKER_TTL_S])

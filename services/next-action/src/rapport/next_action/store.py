@@ -16,6 +16,7 @@ from redis.exceptions import WatchError
 
 from rapport.shared import keys
 from rapport.shared.privacy import Fingerprints
+from rapport.shared.redis_store import get_many
 
 from .catalog import Catalog
 from .domain import Decision
@@ -118,14 +119,17 @@ class NextActionStore:
         each action's due time for an outcome (past it, it counts as ignored)."""
         index = keys.decisions_of(self._fp.profile(decision.customer_id))
         due = decision.decided_at.timestamp() + self._window
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.set(keys.decision(decision.decision_id), _packed(decision), ex=self._ttl)
-            tx.sadd(index, decision.decision_id)
-            tx.expire(index, self._ttl)
+        # Three slots on a cluster, in this order: the index first (erasure finds the
+        # decision as soon as it exists), the due times last (an outcome is only ever
+        # awaited for a decision that is stored).
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(index, decision.decision_id)
+            pipe.expire(index, self._ttl)
+            pipe.set(keys.decision(decision.decision_id), _packed(decision), ex=self._ttl)
             if decision.actions:
-                tx.zadd(keys.outcomes_due(), {f"{decision.decision_id}|{a.action_id}": due
-                                              for a in decision.actions})
-            await tx.execute()
+                pipe.zadd(keys.outcomes_due(), {f"{decision.decision_id}|{a.action_id}": due
+                                                for a in decision.actions})
+            await pipe.execute()
 
     async def decision(self, decision_id: str) -> Decision | None:
         raw = await self._redis.get(keys.decision(decision_id))
@@ -134,7 +138,7 @@ class NextActionStore:
     async def decisions(self, decision_ids: list[str]) -> list[Decision | None]:
         if not decision_ids:
             return []
-        raws = await self._redis.mget([keys.decision(d) for d in decision_ids])
+        raws = await get_many(self._redis, [keys.decision(d) for d in decision_ids])
         return [None if r is None else _unpacked(r) for r in raws]
 
 

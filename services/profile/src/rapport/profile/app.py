@@ -10,13 +10,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
-from rapport.shared import batching, redis_store
+from rapport.shared import batching, layout, redis_store
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
+from rapport.shared.deadletter import DeadLetters
 from rapport.shared.fencing import Fence
-from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
+from rapport.shared.kafka import (
+    KafkaProbe,
+    durable_producer,
+    start_with_retry,
+    topic_partitions,
+)
 from rapport.shared.sealing import TouchpointSeals
 from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
 from rapport.shared.vault import KeyVault, Sealer
@@ -26,12 +33,13 @@ from .demand import api as demand_api
 from .demand.clock import Buckets
 from .demand.closer import DemandCloser
 from .demand.closing import ClosePolicy, DetectorKind, spike_detectors
+from .demand.counting import DemandCounter
 from .demand.stage import DemandStage
 from .demand.store import DemandStore
 from .erasure import Eraser
 from .identity import IdentityStore
 from .settings import ProfileSettings
-from .store import ProfileStore
+from .store import ProfileStore, offset_slots
 from .streams import IdentityResolver, ProfileFolder, build_stages
 
 log = structlog.get_logger(__name__)
@@ -51,19 +59,22 @@ def build(settings: ProfileSettings | None = None, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_store.connect(settings.redis_url)
-        fence = Fence(redis, settings.profile_group_id)
-        store = ProfileStore(redis, group=settings.profile_group_id,
+        producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-profile",
+                                    linger_ms=2, compression="lz4", max_batch_size=256 * 1024)
+        await start_with_retry(producer.start, "profile producer")
+        laid_out = layout.ProfileLayout(await _partitions(settings.kafka_bootstrap,
+                                                          settings.resolved_topic))
+        await layout.adopt(redis, laid_out)
+        slots = offset_slots(laid_out, settings.resolved_topic)
+        fence = Fence(redis, settings.profile_group_id, slots)
+        store = ProfileStore(redis, group=settings.profile_group_id, layout=laid_out,
+                             resolved_topic=settings.resolved_topic,
                              timeline_length=settings.timeline_length, fence=fence)
         vault = KeyVault(redis)
         sealer = Sealer(vault)
         identities = IdentityStore(redis, fingerprints, join_limit=settings.identity_join_limit)
-        producer = durable_producer(settings.kafka_bootstrap, client_id="rapport-profile",
-                                    linger_ms=2, compression="lz4", max_batch_size=256 * 1024)
-        await start_with_retry(producer.start, "profile producer")
         probe = KafkaProbe(settings.kafka_bootstrap)
         demand_store = DemandStore(redis, audience_size=settings.demand_audience_size)
-        demand = DemandStage(demand_store, buckets, lateness_s=settings.demand_lateness_s,
-                             sketch_lg_k=settings.demand_sketch_lg_k, half_life_days=half_life)
         closer = DemandCloser(
             demand_store, producer, buckets=buckets, kind=detectors or spike_detectors(),
             policy=ClosePolicy(
@@ -85,17 +96,22 @@ def build(settings: ProfileSettings | None = None, *,
                                       TouchpointSeals(sealer, fingerprints),
                                       settings.resolved_topic),
             folder=ProfileFolder(store, identities, producer, segment_defs,
-                                 resolved_topic=settings.resolved_topic, demand=demand,
+                                 resolved_topic=settings.resolved_topic,
+                                 demand_facts=settings.demand_facts_topic
+                                 if settings.demand_enabled else None,
                                  timeline_length=settings.timeline_length,
                                  seals=sealer, fingerprints=fingerprints),
             touchpoints_topic=settings.touchpoints_topic,
             resolved_topic=settings.resolved_topic, fence=fence)
         await stages.subscribe_when_visible(STOP_TIMEOUT_S)
         streaming = asyncio.create_task(stages.run(), name="profile-stages")
+        counting = await _demand_counting(settings, demand_store, buckets, identities,
+                                          producer) if settings.demand_enabled else None
         await stages.until_joined(STOP_TIMEOUT_S)
-        closing = asyncio.create_task(closer.run(), name="demand-closer")
+        closing = asyncio.create_task(closer.run() if settings.demand_enabled
+                                      else asyncio.sleep(0), name="demand-closer")
         app.state.profiles = store
-        app.state.reader = CustomerReadModel(redis)
+        app.state.reader = CustomerReadModel(redis, layout=laid_out)
         app.state.demand = demand_api.DemandReads(
             demand_store, store, buckets, prefix, settings.demand_lateness_s, half_life)
         app.state.eraser = Eraser(store, identities, redis, producer, fingerprints, vault)
@@ -118,6 +134,8 @@ def build(settings: ProfileSettings | None = None, *,
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(closing, STOP_TIMEOUT_S)
             await batching.shutdown(stages, streaming, STOP_TIMEOUT_S)
+            if counting is not None:
+                await counting.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
             await producer.stop()
@@ -136,6 +154,53 @@ def build(settings: ProfileSettings | None = None, *,
     app.include_router(api.router)
     app.include_router(demand_api.router)
     return app
+
+
+async def _partitions(bootstrap: str, topic: str) -> int:
+    """How many partitions the re-keyed stream has (what profiles are laid out by);
+    waits a while for a topic being created."""
+    for _ in range(int(STOP_TIMEOUT_S / 0.5)):
+        with contextlib.suppress(KafkaError):
+            found = (await topic_partitions(bootstrap, [topic])).get(topic)
+            if found:
+                return len(found)
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"topic {topic} not found: create the topics first (`rapport topics`)")
+
+
+class _Counting:
+    """Demand counting's own consumer group, in this process (its loop and consumer)."""
+
+    def __init__(self, loop: batching.BatchLoop, consumer: object,
+                 task: asyncio.Task[None]) -> None:
+        self.loop, self._consumer, self.task = loop, consumer, task
+
+    async def stop(self) -> None:
+        await batching.shutdown(self.loop, self.task, STOP_TIMEOUT_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._consumer.stop(),  # type: ignore[attr-defined]
+                                   STOP_TIMEOUT_S)
+
+
+async def _demand_counting(settings: ProfileSettings, store: DemandStore, buckets: Buckets,
+                           identities: IdentityStore, producer: object) -> _Counting:
+    group = settings.demand_group_id or f"{settings.profile_group_id}-demand"
+    counter = DemandCounter(
+        DemandStage(store, buckets, lateness_s=settings.demand_lateness_s,
+                    sketch_lg_k=settings.demand_sketch_lg_k),
+        store, identities, DeadLetters(producer, "demand"))  # type: ignore[arg-type]
+    consumer = batching.make_consumer(settings.kafka_bootstrap, group,
+                                      client_id="rapport-profile-demand",
+                                      session_timeout_s=settings.session_timeout_s)
+    await start_with_retry(consumer.start, "demand consumer")
+
+    async def moved(_: object) -> None:
+        counter.forget()
+
+    loop = batching.BatchLoop(consumer, {settings.demand_facts_topic: counter.handle_batch},
+                              group=group, on_assigned=moved, on_revoked=moved)
+    await loop.subscribe_when_visible(STOP_TIMEOUT_S)
+    return _Counting(loop, consumer, asyncio.create_task(loop.run(), name="demand-counting"))
 
 
 def main() -> None:

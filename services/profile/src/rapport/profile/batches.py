@@ -5,7 +5,6 @@ poison record aside instead of stalling (or silently dropping) the rest of its b
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import ProfileStep, step_records
 from rapport.shared.fencing import Fenced
+from rapport.shared.layout import partition_of
 
 from .store import BatchEffects, ProfileStore
 
@@ -71,11 +71,6 @@ class OffsetGuard:
 
     def advance(self, offsets: dict[tuple[str, int], int]) -> None:
         self._applied.update(offsets)
-
-
-def partition_of(profile_id: str, partitions: int) -> int:
-    """The partition of the re-keyed stream that owns a profile (stable across processes)."""
-    return zlib.crc32(profile_id.encode()) % partitions
 
 
 class StepOutbox:

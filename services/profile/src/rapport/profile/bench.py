@@ -41,7 +41,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from rapport.shared import keys, redis_store
+from rapport.shared import keys, layout, redis_store
 from rapport.shared.events import Channel, MessageType, Touchpoint
 from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.localstack import Stack
@@ -227,10 +227,11 @@ async def redis_footprint(redis_url: str, run: str, sample: int = 500) -> dict[s
     try:
         kinds: dict[str, list[int]] = {"profile": [], "timeline": [], "identifiers": []}
         found = 0
-        async for key in redis.scan_iter(match=keys.profile(f"{run}-u*"), count=1000):
-            pid = key.decode().removeprefix(keys.profile(""))
+        laid = await layout.current(redis)
+        async for key in redis.scan_iter(match=laid.profile_pattern(f"{run}-u*"), count=1000):
+            pid = laid.profile_id_of(key)
             kinds["profile"].append(await redis.memory_usage(key) or 0)
-            kinds["timeline"].append(await redis.memory_usage(keys.timeline(pid)) or 0)
+            kinds["timeline"].append(await redis.memory_usage(laid.timeline(pid)) or 0)
             idents = [keys.profile_identities(pid), *(
                 k.decode() for k in await redis.smembers(keys.profile_identities(pid)))]
             kinds["identifiers"].append(sum([await redis.memory_usage(k) or 0 for k in idents]))
@@ -239,7 +240,7 @@ async def redis_footprint(redis_url: str, run: str, sample: int = 500) -> dict[s
                 break
         out = {k: statistics.mean(v) if v else 0.0 for k, v in kinds.items()}
         out["json bytes"] = statistics.mean([
-            len(await redis.get(keys.profile(f"{run}-u{i}")) or b"") for i in range(50)])
+            len(await redis.get(laid.profile(f"{run}-u{i}")) or b"") for i in range(50)])
         return out
     finally:
         await redis.aclose()

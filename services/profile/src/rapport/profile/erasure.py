@@ -69,25 +69,34 @@ class Eraser:
         await self._forget(profile, everyone)
 
     async def _forget(self, profile: CustomerProfile, everyone: list[Identity]) -> None:
+        """Everything else of the person, slot by slot (single-key writes, so a Redis
+        Cluster takes them), the profile itself last: an erasure cut short is done again
+        by asking again, as long as the profile is there to be found."""
         pid = profile.customer_id
+        layout = self._store.layout
         ids = customer_ids(profile, everyone)
         indexes = [keys.decisions_of(self._fp.profile(c)) for c in sorted(ids)]
         async with self._redis.pipeline(transaction=False) as pipe:
             for index in indexes:
                 pipe.smembers(index)
             decided = await pipe.execute()
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.delete(keys.profile(pid), keys.timeline(pid))
+        async with self._redis.pipeline(transaction=False) as pipe:
             for absorbed in profile.merged_from:  # their ids would still name the person
-                tx.delete(keys.merged_into(absorbed), keys.handed_over(absorbed),
-                          keys.profile(absorbed), keys.timeline(absorbed))
+                for key in (keys.merged_into(absorbed), keys.handed_over(keys.IDS, absorbed),
+                            layout.handed_over(absorbed), layout.profile(absorbed),
+                            layout.timeline(absorbed)):
+                    pipe.delete(key)
             for segment in profile.segments:
-                tx.srem(keys.segment_members(segment), pid)
+                pipe.srem(keys.segment_members(layout.slot(pid), segment), pid)
             for category in profile.affinities:  # the audiences of demand spikes
-                tx.zrem(keys.demand_audience(category), pid)
-            tx.delete(*(keys.contacts(self._fp.profile(c)) for c in sorted(ids)))
+                pipe.zrem(keys.demand_audience(category), pid)
+            for c in sorted(ids):
+                pipe.delete(keys.contacts(self._fp.profile(c)))
             for index, members in zip(indexes, decided, strict=True):
-                if members:
-                    tx.delete(*(keys.decision(m.decode()) for m in members))
-                tx.delete(index)
+                for m in members:
+                    pipe.delete(keys.decision(m.decode()))
+                pipe.delete(index)
+            await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.delete(layout.profile(pid), layout.timeline(pid))  # one slot
             await tx.execute()

@@ -23,7 +23,7 @@ from rapport.shared.profiles import CustomerProfile
 
 from . import domain, limits, segments
 from .batches import PROCESSED, Record, StepOutbox
-from .demand.stage import Applied
+from .demand.facts import Applied
 from .store import BatchEffects, ProfileStore, timeline_entry
 
 
@@ -102,7 +102,7 @@ class FoldBatch:
         self.state[pid] = fold(current, tp, customer_id=pid, processed_at=self.now,
                                policy=self.policy)
         if fresh:
-            self.demand.append(Applied(origin.clock, tp, pid))
+            self.demand.append(Applied(origin.clock, tp, pid, origin.record.offset))
         self.fx.timelines.setdefault(pid, []).append(timeline_entry(tp))
         self.changed.add(pid)
         self.applied.append(tp)

@@ -209,7 +209,7 @@ class ResolveRequest:
 
 def identity_of_key(key: str) -> Identity:
     """The identifier an identity key names (its kind never holds a colon)."""
-    kind, _, value = key.removeprefix(f"{keys.PREFIX}:identity:").partition(":")
+    kind, _, value = key.removeprefix(f"{keys.tagged(keys.IDS)}:identity:").partition(":")
     return Identity(type=kind, value=value)
 
 
@@ -252,7 +252,8 @@ class IdentityStore:
                 [part for ident in (r.identities if founder else [])
                  for part in self._encoded(ident)],
                 r.log_key, str(r.offset)])
-        raw = await self._resolve(keys=[], args=[keys.PREFIX, self._limit, self._cap,
+        raw = await self._resolve(keys=[keys.merge_outbox()],  # routes it to {ids}
+                                   args=[keys.tagged(keys.IDS), self._limit, self._cap,
                                                  orjson.dumps(batch)])
         out = []
         for status, pid, _merged, refused, route in orjson.loads(raw):
@@ -279,8 +280,8 @@ class IdentityStore:
                     at_ms: int) -> list[Identity]:
         """Forget a person's identifiers and remember (by keyed fingerprint only) that
         they were erased; returns every identifier that was the person's."""
-        members = await self._erase(keys=[], args=[
-            keys.PREFIX, profile_id, at_ms, self._fp.profile(profile_id)])
+        members = await self._erase(keys=[keys.merge_outbox()], args=[
+            keys.tagged(keys.IDS), profile_id, at_ms, self._fp.profile(profile_id)])
         everyone = [*identities]
         everyone += [i for i in map(identity_of_key, (m.decode() for m in members))
                      if i not in everyone]
@@ -290,6 +291,11 @@ class IdentityStore:
     async def remember_erasures(self, erased: dict[str, int]) -> None:
         if erased:
             await self._redis.mset({keys.erased_identity(fp): at for fp, at in erased.items()})
+
+    async def mark_handed_over(self, handed: dict[str, str]) -> None:
+        """Copy stored hand-overs (merged-away profile -> survivor) beside the graph."""
+        await self._redis.mset({keys.handed_over(keys.IDS, pid): into
+                                for pid, into in handed.items()})
 
     async def erased_profiles(self, profile_ids: list[str]) -> dict[str, int]:
         """Erased profile ids among these, with the time (ms) they were erased."""

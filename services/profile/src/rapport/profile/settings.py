@@ -22,6 +22,14 @@ class ProfileSettings(CommonSettings):
                                    description="Where ingest writes touchpoints")
     resolved_topic: str = Field(default=topics.RESOLVED.name,
                                 description="Re-keyed stream between the two stages")
+    demand_facts_topic: str = Field(default=topics.DEMAND_FACTS.name,
+                                    description="What stage 2 tells demand counting")
+    demand_enabled: bool = Field(
+        default=True, description="Count demand (stage 2 publishes facts, the demand "
+                                  "consumer counts them, the closer detects spikes)")
+    demand_group_id: str | None = Field(
+        default=None, description="Consumer group of demand counting (default: the "
+                                  "profile group's id + '-demand')")
     identity_join_limit: int = Field(
         default=5, ge=1, description="How many profiles one identifier value (email, phone, "
                                      "loyalty id, device) may join before links are refused")

@@ -1,7 +1,9 @@
 """Redis adapter for profiles, timelines, segment membership and applied offsets.
 
 A micro-batch's effects go in one MULTI/EXEC with the Kafka offsets they
-reflect, so a redelivered record is recognised and never counted twice.
+reflect, so a redelivered record is recognised and never counted twice. A stage-2
+batch holds one partition, whose keys share one slot (:mod:`rapport.shared.layout`);
+stage 1's offsets live with the identity graph, in ``{ids}``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from redis.exceptions import WatchError
 from rapport.shared import keys
 from rapport.shared.events import Touchpoint
 from rapport.shared.fencing import Fence
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile
 
 from .limits import MAX_TIMELINE_ENTRY_BYTES
@@ -57,22 +60,34 @@ class BatchEffects:
     """More writes queued into the same transaction (the batch's demand)."""
 
 
+def offset_slots(layout: ProfileLayout, resolved_topic: str) -> Callable[[str, int], str]:
+    """Where a partition's offsets (and owner epoch) live: with its profiles (the re-keyed
+    stream's partitions) or with the identity graph (stage 1's, which it writes)."""
+    def slot_of(topic: str, partition: int) -> str:
+        return layout.partition_slot(partition) if topic == resolved_topic else keys.IDS
+    return slot_of
+
+
 class ProfileStore:
-    def __init__(self, redis: Redis, *, group: str, timeline_length: int = 100,
+    def __init__(self, redis: Redis, *, group: str, layout: ProfileLayout,
+                 resolved_topic: str, timeline_length: int = 100,
                  fence: Fence | None = None) -> None:
         self._redis = redis
         self._group = group
+        self.layout = layout
+        self.slot_of = offset_slots(layout, resolved_topic)
         self._timeline_length = timeline_length
         self._fence = fence
 
     async def load(self, customer_id: str) -> CustomerProfile | None:
-        raw = await self._redis.get(keys.profile(customer_id))
+        raw = await self._redis.get(self.layout.profile(customer_id))
         return None if raw is None else CustomerProfile.from_bytes(raw)
 
     async def load_many(self, customer_ids: list[str]) -> list[CustomerProfile | None]:
+        """Profiles of one partition (one slot: one MGET on a cluster too)."""
         if not customer_ids:
             return []
-        raws = await self._redis.mget([keys.profile(c) for c in customer_ids])
+        raws = await self._redis.mget([self.layout.profile(c) for c in customer_ids])
         return [None if r is None else CustomerProfile.from_bytes(r) for r in raws]
 
     async def resolve(self, kind: str, value: str) -> str | None:
@@ -81,26 +96,30 @@ class ProfileStore:
         return None if raw is None else raw.decode()
 
     async def timeline(self, customer_id: str, limit: int) -> list[dict[str, object]]:
-        rows = await self._redis.zrevrange(keys.timeline(customer_id), 0, limit - 1)
+        rows = await self._redis.zrevrange(self.layout.timeline(customer_id), 0, limit - 1)
         return [orjson.loads(r) for r in rows]
 
     async def timeline_entries(self, customer_id: str) -> list[tuple[float, str]]:
-        rows = await self._redis.zrange(keys.timeline(customer_id), 0, -1, withscores=True)
+        rows = await self._redis.zrange(self.layout.timeline(customer_id), 0, -1,
+                                        withscores=True)
         return [(score, member.decode()) for member, score in rows]
 
     async def segment_counts(self, names: Iterable[str]) -> dict[str, int]:
+        """Members per segment: the sum over the partitions' sets."""
         names = list(names)
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.scard(keys.segment_members(name))
+                for key in self.layout.segment_keys(name):
+                    pipe.scard(key)
             counts = await pipe.execute()
-        return dict(zip(names, counts, strict=True))
+        per = self.layout.partitions
+        return {name: sum(counts[i * per:(i + 1) * per]) for i, name in enumerate(names)}
 
     async def handed_over(self, profile_ids: list[str]) -> dict[str, str]:
-        """Which of these profiles were merged away, and to which profile."""
+        """Which of these profiles (of one partition) were merged away, and to which."""
         if not profile_ids:
             return {}
-        raws = await self._redis.mget([keys.handed_over(p) for p in profile_ids])
+        raws = await self._redis.mget([self.layout.handed_over(p) for p in profile_ids])
         return {p: r.decode() for p, r in zip(profile_ids, raws, strict=True) if r is not None}
 
     @property
@@ -108,7 +127,8 @@ class ProfileStore:
         return self._group
 
     async def applied_offset(self, topic: str, partition: int) -> int:
-        raw = await self._redis.get(keys.applied_offset(self._group, topic, partition))
+        raw = await self._redis.get(keys.applied_offset(
+            self._group, topic, partition, self.slot_of(topic, partition)))
         return -1 if raw is None else int(raw)
 
     async def commit(self, fx: BatchEffects) -> None:
@@ -126,25 +146,37 @@ class ProfileStore:
             if self._fence is not None:
                 await self._fence.check(tx, fx.offsets)
                 tx.multi()
+            layout = self.layout
             for pid, profile in fx.profiles.items():
-                tx.set(keys.profile(pid), fx.encoded.get(pid) or profile.to_stored())
+                tx.set(layout.profile(pid), fx.encoded.get(pid) or profile.to_stored())
             for pid, into in fx.handed_over.items():
-                tx.delete(keys.profile(pid), keys.timeline(pid))
-                tx.set(keys.handed_over(pid), into)
+                tx.delete(layout.profile(pid), layout.timeline(pid))
+                tx.set(layout.handed_over(pid), into)
             for pid, entries in fx.timelines.items():
                 if pid in fx.handed_over or not entries:
                     continue
-                tx.zadd(keys.timeline(pid), {member: score for score, member in entries})
-                tx.zremrangebyrank(keys.timeline(pid), 0, -self._timeline_length - 1)
+                key = layout.timeline(pid)
+                tx.zadd(key, {member: score for score, member in entries})
+                tx.zremrangebyrank(key, 0, -self._timeline_length - 1)
             for segment, members in fx.joined.items():
-                tx.sadd(keys.segment_members(segment), *members)
+                for slot, part in _by_slot(layout, members).items():
+                    tx.sadd(keys.segment_members(slot, segment), *part)
             for segment, members in fx.left.items():
-                tx.srem(keys.segment_members(segment), *members)
+                for slot, part in _by_slot(layout, members).items():
+                    tx.srem(keys.segment_members(slot, segment), *part)
             for (topic, partition), offset in fx.offsets.items():
-                tx.set(keys.applied_offset(self._group, topic, partition), offset)
+                tx.set(keys.applied_offset(self._group, topic, partition,
+                                           self.slot_of(topic, partition)), offset)
             for (topic, partition), done in fx.resolved.items():
                 if done:
                     tx.hdel(keys.resolve_log(self._group, topic, partition), *map(str, done))
             for queue in fx.also:
                 queue(tx)
             await tx.execute()
+
+
+def _by_slot(layout: ProfileLayout, members: Iterable[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for pid in members:
+        out.setdefault(layout.slot(pid), []).append(pid)
+    return out

@@ -22,6 +22,7 @@ record that fails on its own is set aside on the stream dead-letter topic
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -54,7 +55,7 @@ from .batches import (
     reason_of,
     retrying,
 )
-from .demand.stage import DemandStage
+from .demand import facts
 from .folding import FoldBatch, Origin
 from .identity import IdentityStore
 from .resolving import IdentityResolver
@@ -73,12 +74,14 @@ class ProfileFolder:
                  producer: AIOKafkaProducer, segment_defs: list[segments.Segment],
                  policy: domain.FoldPolicy = domain.DEFAULT_POLICY,
                  resolved_topic: str = topics.RESOLVED.name,
-                 demand: DemandStage | None = None, timeline_length: int = 100, *,
+                 demand_facts: str | None = None, timeline_length: int = 100, *,
                  seals: Sealer, fingerprints: Fingerprints) -> None:
+        """``demand_facts``: the topic the batches' demand facts go to (None: none)."""
         self._sealer = seals
         self._fp = fingerprints
         self._resolved = resolved_topic
-        self._demand = demand
+        self._facts = demand_facts
+        self._half_life = policy.affinity_half_life_days
         self._store = store
         self._identities = identities
         self._producer = producer
@@ -91,14 +94,21 @@ class ProfileFolder:
     def forget(self) -> None:
         """Partitions may have moved (or a batch failed): forget what was cached."""
         self.guard.forget()
-        if self._demand is not None:
-            self._demand.forget()
 
     async def handle_batch(self, records: list[Record]) -> None:
-        """Apply a batch, whatever it holds: Redis or Kafka failing is waited out, a
-        step or record failing on its own is set aside on the dead-letter topic."""
-        await retrying(lambda: isolating(records, self._attempt, self._quarantine),
-                       "fold", self.forget)
+        """Apply a batch, whatever it holds, one partition at a time concurrently (each
+        stored in its own transaction: its keys share a slot): Redis or Kafka failing is
+        waited out, a step or record failing on its own is set aside on the dead-letter
+        topic. The first failure of a partition is raised once all are done."""
+        parts: dict[int, list[Record]] = {}
+        for r in records:
+            parts.setdefault(r.partition, []).append(r)
+        done = await asyncio.gather(*(
+            retrying(lambda rs=rs: isolating(rs, self._attempt, self._quarantine),
+                     "fold", self.forget) for rs in parts.values()), return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _steps(self, fresh: list[Record]) -> list[tuple[ProfileStep, Origin]]:
         """The batch's steps, their sealed parts opened (one round trip each for the
@@ -169,6 +179,7 @@ class ProfileFolder:
                                             f"profile cannot be stored: {reason_of(exc)}")
         await self._seal_and_send(batch)
         fx = batch.fx
+        self._send_facts(batch, fresh)
         batch.sends.extend(await batch.forward.sends())
         await acked(batch.sends)
         # An erasure that landed while this batch was folding wins over it.
@@ -177,21 +188,33 @@ class ProfileFolder:
                 fx.profiles.pop(pid, None)
                 fx.encoded.pop(pid, None)
                 fx.timelines.pop(pid, None)
-        demand_fx = None
-        if self._demand is not None:
-            demand_fx = await self._demand.effects(batch.demand, fx.profiles, batch.gone)
-            fx.also.append(lambda tx: self._demand.stage(tx, demand_fx))
         fx.offsets = OffsetGuard.offsets(fresh)
         await self._store.commit(fx)
         self.guard.advance(fx.offsets)
-        if demand_fx is not None:
-            self._demand.committed(demand_fx)
+        # Stage 1 routes by a copy in {ids}, written once the hand-over is stored (and
+        # again whenever a late step shows a copy missing): until then it routes to the
+        # merged-away profile, whose late steps this stage forwards behind the hand-over.
+        copies = {**{pid: into for pid, into in batch.moved.items() if batch.late},
+                  **fx.handed_over}
+        if copies:
+            await self._identities.mark_handed_over(copies)
         PROCESSED.labels("fold", "applied").inc(len(batch.applied))
         done = datetime.now(UTC)
         for tp in batch.applied:
             FRESHNESS.labels("fold").observe(max(0.0, (done - tp.received_at)
                                                   .total_seconds()))
 
+
+    def _send_facts(self, batch: FoldBatch, fresh: list[Record]) -> None:
+        """What demand counts of this batch (one partition's), ahead of its commit."""
+        if self._facts is None or not fresh:
+            return
+        member = f"{fresh[0].topic}:{fresh[0].partition}"
+        told = facts.of_batch(member, batch.demand, batch.fx.profiles, batch.gone,
+                              self._half_life)
+        if told:
+            batch.sends.append(self._producer.send(self._facts, facts.encode(told),
+                                                   key=member.encode()))
 
     async def _seal_and_send(self, batch: FoldBatch) -> None:
         """Hand-overs and profile updates leave with their personal fields sealed."""

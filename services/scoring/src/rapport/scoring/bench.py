@@ -48,7 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rapport.ingest.bench import WrkResult, ensure_wrk, run_wrk
-from rapport.shared import keys, redis_store
+from rapport.shared import layout, redis_store
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.localstack import Stack
 from rapport.shared.purchases import day_before
@@ -291,8 +291,9 @@ async def profile_size(redis_url: str, ids: list[str]) -> tuple[float, float]:
     redis = redis_store.connect(redis_url)
     try:
         sample = ids[:: max(1, len(ids) // 500)]
-        raws = await redis.mget([keys.profile(c) for c in sample])
-        usage = [await redis.memory_usage(keys.profile(c)) or 0 for c in sample]
+        laid = await layout.current(redis)
+        raws = await redis.mget([laid.profile(c) for c in sample])
+        usage = [await redis.memory_usage(laid.profile(c)) or 0 for c in sample]
         return sum(len(r) for r in raws if r) / len(sample), sum(usage) / len(sample)
     finally:
         await redis.aclose()

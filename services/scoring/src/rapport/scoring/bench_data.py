@@ -18,6 +18,7 @@ from rich.progress import Progress
 
 from rapport.shared import keys, redis_store, topics
 from rapport.shared.customers import encode_sketches
+from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.purchases import EPOCH
 from rapport.shared.scores import rfm
@@ -147,7 +148,7 @@ def _write_chunk(job: tuple[str, str, int, int, int, int]) -> tuple[int, np.ndar
     stored: dict[str, bytes] = {}
     for k, days in enumerate(histories):
         cid = customer_id(run, start + k)
-        stored[keys.profile(cid)] = synthetic_profile(cid, days, rng).to_stored()
+        stored[ProfileLayout().profile(cid)] = synthetic_profile(cid, days, rng).to_stored()
         points[k] = (max(days), len(days), sum(days.values()))
     client.mset(stored)
     client.close()

@@ -67,7 +67,8 @@ class PopulationStore:
 
     async def apply(self, partition: int, changes: Sequence[Change]) -> int:
         """Apply a partition's changes not yet applied; the number applied."""
-        offset_key = keys.applied_offset(self._group, topics.PROFILE_UPDATES.name, partition)
+        offset_key = keys.applied_offset(self._group, topics.PROFILE_UPDATES.name, partition,
+                                         keys.population_slot(partition))
         sketch_key, points_key = keys.population_sketches(partition), \
             keys.population_points(partition)
         while True:

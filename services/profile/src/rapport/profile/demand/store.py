@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
 from rapport.shared import keys
 
@@ -94,8 +95,38 @@ class DemandStore:
             raws = await pipe.execute()
         return {w: r for w, r in zip(wanted, raws, strict=True) if r is not None}
 
+    async def counted(self, members: list[str]) -> dict[str, int]:
+        """Per partition member, the highest source offset whose facts are counted."""
+        if not members:
+            return {}
+        raws = await self._redis.hmget(keys.demand_counted(), members)
+        return {m: -1 if r is None else int(r) for m, r in zip(members, raws, strict=True)}
+
+    async def commit(self, fx: DemandEffects, expected: dict[str, int],
+                     counted: dict[str, int]) -> bool:
+        """Store a batch's demand and how far it counted, unless another worker counted
+        any of its partitions meanwhile (then False: nothing is stored)."""
+        marker = keys.demand_counted()
+        async with self._redis.pipeline(transaction=True) as tx:
+            await tx.watch(marker)
+            members = sorted(expected)
+            now = await tx.hmget(marker, members) if members else []
+            if any((-1 if r is None else int(r)) != expected[m]
+                   for m, r in zip(members, now, strict=True)):
+                await tx.unwatch()
+                return False
+            tx.multi()
+            self.stage(tx, fx)
+            if counted:
+                tx.hset(marker, mapping=counted)
+            try:
+                await tx.execute()
+            except WatchError:
+                return False
+        return True
+
     def stage(self, tx: Pipeline, fx: DemandEffects) -> None:
-        """Queue a batch's demand effects in the batch's own transaction."""
+        """Queue a batch's demand effects in a transaction (all in ``{demand}``)."""
         for (width, start), counts in fx.counts.items():
             key = keys.demand_counts(width, start)
             for name, amount in counts.items():
