@@ -22,9 +22,10 @@ async def ingest(stack):
 
 
 @pytest.fixture
-async def redis(stack, request) -> AsyncIterator[Redis]:
-    """The Redis database the test module names (``DB``), emptied first."""
-    client = redis_store.connect(redis_url(stack, request.module.DB))
+async def redis(redis_target, request) -> AsyncIterator[Redis]:
+    """The Redis database the test module names (``DB``; or the local Redis Cluster, for
+    a module with ``CLUSTER = True``), emptied first."""
+    client = redis_store.connect(redis_target.url(request.module.DB))
     await client.flushdb()
     yield client
     await client.aclose()

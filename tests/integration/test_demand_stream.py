@@ -29,6 +29,8 @@ from tests.conftest import redis_url
 from tests.demand_fakes import threshold_detectors
 from tests.helpers import end_offsets, eventually, facts_of, read_since, serving
 
+CLUSTER = True  # run on the single Redis and on the local Redis Cluster
+
 OPS = {"Authorization": "Bearer dev-ops"}
 AGENT = {"Authorization": "Bearer dev-agent"}
 PARTITIONS = 4
@@ -186,6 +188,7 @@ async def group_caught_up(bootstrap: str, group: str, names: list[str]) -> None:
 
 
 async def demand_settings(stack, tmp_path_factory, *, run: str, db: int, group: str,
+                          target=None,
                           forecast_s: int, lateness_s: int = LATENESS,
                           ) -> tuple[ProfileSettings, TopicSpec]:
     """A profile worker's settings on this run's own topics, closing buckets quickly."""
@@ -193,7 +196,8 @@ async def demand_settings(stack, tmp_path_factory, *, run: str, db: int, group: 
     resolved = TopicSpec(f"it.resolved.{run}", partitions=PARTITIONS)
     await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     settings = ProfileSettings(
-        kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_url(stack, db), dev_keys=True,
+        kafka_bootstrap=stack.kafka_bootstrap, dev_keys=True,
+        redis_url=target.url(db) if target else redis_url(stack, db),
         profile_group_id=f"{group}-{run}", touchpoints_topic=touchpoints.name,
         resolved_topic=resolved.name, demand_facts_topic=facts_of(resolved).name,
         profile_data_dir=tmp_path_factory.mktemp("demand"),
@@ -203,10 +207,11 @@ async def demand_settings(stack, tmp_path_factory, *, run: str, db: int, group: 
 
 
 @pytest.fixture(scope="module")
-async def demand(stack, tmp_path_factory):
+async def demand(stack, tmp_path_factory, redis_target):
     run = uuid.uuid4().hex[:6]
     settings, touchpoints = await demand_settings(stack, tmp_path_factory, run=run, db=6,
-                                                  group="it-demand", forecast_s=3600)
+                                                  target=redis_target, group="it-demand",
+                                                  forecast_s=3600)
     redis = redis_store.connect(settings.redis_url)
     await redis.flushdb()
     producer = durable_producer(stack.kafka_bootstrap, client_id="it-demand")
@@ -365,6 +370,9 @@ async def test_late_events_are_counted_as_late_and_a_redelivery_counts_nothing_t
     names = [settings.touchpoints_topic, settings.resolved_topic]
     await demand["stop"]()
     await rewind(settings.kafka_bootstrap, settings.profile_group_id, names)
+    # Demand's own group too: every fact is read again, and counted no second time.
+    await rewind(settings.kafka_bootstrap, f"{settings.profile_group_id}-demand",
+                 [settings.demand_facts_topic])
     app = build(settings, detectors=threshold_detectors(warmup=3, ratio=3.0))
     async with serving(app) as again:
         await group_caught_up(settings.kafka_bootstrap, settings.profile_group_id, names)

@@ -27,6 +27,8 @@ from rapport.shared.identifiers import PLACEHOLDERS
 from rapport.shared.privacy import Fingerprints
 from rapport.shared.profiles import Identity
 
+CLUSTER = True  # run on the single Redis and on the local Redis Cluster
+
 DB = 11
 SECRET = "identity-property-test-secret"
 LARGE = 10**6

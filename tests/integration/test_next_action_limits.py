@@ -7,6 +7,7 @@ import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from rapport.next_action.app import build
 from rapport.next_action.catalog import Offer
@@ -268,6 +269,7 @@ async def test_erasure_forgets_the_whole_contact_history(redis):
     await book.record(pid, "d", "a1", "a", "accepted", NOW)
     await book.record(pid, "d", "a2", "b", "rejected", NOW)
     assert len(await redis.hgetall(keys.contacts(FP.profile(pid)))) == 6  # made, sent, ...
-    eraser = Eraser(None, None, redis, None, FP, None)  # only its forgetting, on Redis
+    store = SimpleNamespace(layout=ProfileLayout())  # only its forgetting, on Redis
+    eraser = Eraser(store, None, redis, None, FP, None)
     await eraser._forget(CustomerProfile(customer_id=pid), [])
     assert not await redis.exists(keys.contacts(FP.profile(pid)))

@@ -17,8 +17,9 @@ from rapport.shared import topics
 from rapport.shared.events import MessageType, Touchpoint
 from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.topics import TopicSpec
-from tests.conftest import redis_url
 from tests.helpers import end_offsets, eventually, facts_of, read_since, serving
+
+CLUSTER = True  # run on the single Redis and on the local Redis Cluster
 
 AGENT = {"Authorization": "Bearer dev-agent"}
 ADMIN = {"Authorization": "Bearer dev-admin"}
@@ -34,10 +35,11 @@ def tp(run: str, i: int, *, user: str | None = None, anon: str | None = None,
                       **kw)
 
 
-def settings_for(stack, tmp, run: str, touchpoints: TopicSpec, resolved: TopicSpec,
+def settings_for(target, tmp, run: str, touchpoints: TopicSpec, resolved: TopicSpec,
                  db: int = 4) -> ProfileSettings:
+    stack = target.stack
     return ProfileSettings(kafka_bootstrap=stack.kafka_bootstrap,
-                           redis_url=redis_url(stack, db), dev_keys=True,
+                           redis_url=target.url(db), dev_keys=True,
                            profile_group_id=f"it-defects-{run}",
                            touchpoints_topic=touchpoints.name, resolved_topic=resolved.name,
                            demand_facts_topic=facts_of(resolved).name,
@@ -58,9 +60,10 @@ async def topics_and_producer(stack):
 
 
 @pytest.fixture(scope="module")
-async def profile(stack, tmp_path_factory, topics_and_producer):
+async def profile(redis_target, tmp_path_factory, topics_and_producer):
     run, touchpoints, resolved, producer = topics_and_producer
-    settings = settings_for(stack, tmp_path_factory.mktemp("p"), run, touchpoints, resolved)
+    settings = settings_for(redis_target, tmp_path_factory.mktemp("p"), run, touchpoints,
+                            resolved)
     async with serving(build(settings)) as client:
         async def publish(*tps: Touchpoint) -> None:
             for t in tps:
@@ -175,14 +178,14 @@ async def test_ids_with_a_slash_are_read_and_erased(profile):
 
 
 async def test_one_poison_record_among_500_is_set_aside_through_a_restart(
-        stack, tmp_path_factory, topics_and_producer):
+        stack, tmp_path_factory, topics_and_producer, redis_target):
     _, _, _, producer = topics_and_producer
     run = uuid.uuid4().hex[:6]
     touchpoints = TopicSpec(f"it.poison-touchpoints.{run}", partitions=2)
     resolved = TopicSpec(f"it.poison-resolved.{run}", partitions=2)
     await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     letters_from = await end_offsets(stack.kafka_bootstrap, topics.STREAM_DEAD_LETTER)
-    settings = settings_for(stack, tmp_path_factory.mktemp("poison"), run, touchpoints,
+    settings = settings_for(redis_target, tmp_path_factory.mktemp("poison"), run, touchpoints,
                             resolved, db=5)
     users = [f"pz-{run}-{i}" for i in range(500)]
     good = [tp(run, i, user=u, mtype=MessageType.TRACK, event="Order Completed",

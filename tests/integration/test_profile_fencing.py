@@ -31,6 +31,8 @@ from tests.integration.test_profile_recovery import (
     stored_profiles,
 )
 
+CLUSTER = True  # run on the single Redis and on the local Redis Cluster
+
 DB = 10
 P0 = TopicPartition("it.fencing", 0)
 

@@ -31,8 +31,10 @@ from rapport.shared.kafka import durable_producer, ensure_topics, topic_partitio
 from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.topics import TopicSpec
-from tests.conftest import ROOT, redis_url
+from tests.conftest import ROOT
 from tests.helpers import eventually, facts_of, serving
+
+CLUSTER = True  # run on the single Redis and on the local Redis Cluster
 
 T0 = datetime.now(UTC) - timedelta(days=20)
 ADMIN = {"Authorization": "Bearer dev-admin"}
@@ -228,14 +230,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def isolated(stack, tmp_path):
+async def isolated(stack, tmp_path, redis_target):
     """Topics, consumer group and Redis database of this test alone."""
     run = uuid.uuid4().hex[:6]
     touchpoints = TopicSpec(f"it.touchpoints.{run}", partitions=4)
     resolved = TopicSpec(f"it.resolved.{run}", partitions=4)
     await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     settings = ProfileSettings(
-        kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_url(stack, 2), dev_keys=True,
+        kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_target.url(2), dev_keys=True,
         profile_group_id=f"it-recovery-{run}", touchpoints_topic=touchpoints.name,
         resolved_topic=resolved.name,
         demand_facts_topic=facts_of(resolved).name, profile_data_dir=tmp_path, session_timeout_s=6,

@@ -15,8 +15,9 @@ from rapport.shared.events import Channel, MessageType, Touchpoint
 from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.topics import TopicSpec
-from tests.conftest import redis_url
 from tests.helpers import end_offsets, eventually, facts_of, read_since, serving
+
+CLUSTER = True  # run on the single Redis and on the local Redis Cluster
 
 AGENT = {"Authorization": "Bearer dev-agent"}
 ADMIN = {"Authorization": "Bearer dev-admin"}
@@ -35,13 +36,13 @@ def tp(run: str, i: int, event: str | None = "Product Viewed", *, user: str | No
 
 
 @pytest.fixture(scope="module")
-async def profile(stack, tmp_path_factory):
+async def profile(stack, tmp_path_factory, redis_target):
     run = uuid.uuid4().hex[:6]
     touchpoints = TopicSpec(f"it.touchpoints.{run}", partitions=4)
     resolved = TopicSpec(f"it.resolved.{run}", partitions=4)
     await ensure_topics(stack.kafka_bootstrap, [touchpoints, resolved, facts_of(resolved)])
     settings = ProfileSettings(kafka_bootstrap=stack.kafka_bootstrap,
-                               redis_url=redis_url(stack, 1), dev_keys=True,
+                               redis_url=redis_target.url(1), dev_keys=True,
                                profile_group_id=f"it-profile-{run}",
                                touchpoints_topic=touchpoints.name,
                                resolved_topic=resolved.name,
@@ -65,12 +66,18 @@ async def get(client, identifier: str, **params):
 
 async def until_profile(client, identifier: str, touchpoints: int, timeout: float = 90,
                         merged: int = 0):
+    seen: list = [None]
+
     async def check():
-        body = await get(client, identifier)
+        body = seen[0] = await get(client, identifier)
         done = body and body["metrics"]["touchpoints"] == touchpoints \
             and len(body["merged_from"]) >= merged
         return body if done else None
-    return await eventually(check, timeout=timeout)
+    try:
+        return await eventually(check, timeout=timeout)
+    except AssertionError as exc:
+        last = seen[0] and {k: seen[0][k] for k in ("metrics", "merged_from", "identities")}
+        raise AssertionError(f"{exc}; the profile last seen: {last}") from None
 
 
 async def test_one_person_across_channels_becomes_one_profile(profile):

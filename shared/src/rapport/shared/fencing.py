@@ -63,7 +63,7 @@ class Fence:
             return
         names = [self._key(t, p) for t, p in parts]
         await tx.watch(*names)
-        stored = await tx.mget(names)
+        stored = await tx.execute_command("MGET", *names)  # (a cluster pipeline refuses mget)
         for part, raw in zip(parts, stored, strict=True):
             mine = self._epochs.get(part)
             if mine is None or raw is None or int(raw) != mine:

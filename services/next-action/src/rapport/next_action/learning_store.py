@@ -118,7 +118,8 @@ class LearningStore:
                     continue
 
     async def _apply(self, pipe, finals, logged, final_marks, log_marks) -> Applied:  # type: ignore[no-untyped-def]
-        seen = await pipe.mget(*final_marks, *log_marks) if final_marks or log_marks else []
+        seen = await pipe.execute_command("MGET", *final_marks, *log_marks) \
+            if final_marks or log_marks else []  # (one slot; a cluster pipeline refuses mget)
         done = Applied()
         accepted_of: dict[str, list[str]] = {}
         for f in finals:
