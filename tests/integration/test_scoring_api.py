@@ -81,7 +81,7 @@ async def test_scores_at_any_moment_by_any_identifier_and_the_same_in_next_actio
         population, which ranks everyone, no longer moves."""
         for partition, end in ends.items():
             raw = await redis.get(keys.applied_offset(group, topics.PROFILE_UPDATES.name,
-                                                      partition))
+                                                      partition, keys.population_slot(partition)))
             if end and (raw is None or int(raw) < end - 1):
                 return False
         return True

@@ -38,7 +38,8 @@ async def test_a_batch_applies_once_and_a_moved_customer_is_counted_once(redis):
     sketch = await live(redis)
     assert sketch.live == 1
     assert await redis.hget(keys.population_points(0), FP.profile("b")) is None
-    offset = keys.applied_offset("it-pop", topics.PROFILE_UPDATES.name, 0)
+    offset = keys.applied_offset("it-pop", topics.PROFILE_UPDATES.name, 0,
+                                 keys.population_slot(0))
     assert int(await redis.get(offset)) == 3
 
 

@@ -21,6 +21,7 @@ from rapport.shared.events import Touchpoint
 from rapport.shared.fencing import Fence
 from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile
+from rapport.shared.redis_store import get_many
 
 from .limits import MAX_TIMELINE_ENTRY_BYTES
 
@@ -84,10 +85,9 @@ class ProfileStore:
         return None if raw is None else CustomerProfile.from_bytes(raw)
 
     async def load_many(self, customer_ids: list[str]) -> list[CustomerProfile | None]:
-        """Profiles of one partition (one slot: one MGET on a cluster too)."""
         if not customer_ids:
             return []
-        raws = await self._redis.mget([self.layout.profile(c) for c in customer_ids])
+        raws = await get_many(self._redis, [self.layout.profile(c) for c in customer_ids])
         return [None if r is None else CustomerProfile.from_bytes(r) for r in raws]
 
     async def resolve(self, kind: str, value: str) -> str | None:
@@ -116,10 +116,10 @@ class ProfileStore:
         return {name: sum(counts[i * per:(i + 1) * per]) for i, name in enumerate(names)}
 
     async def handed_over(self, profile_ids: list[str]) -> dict[str, str]:
-        """Which of these profiles (of one partition) were merged away, and to which."""
+        """Which of these profiles were merged away, and to which."""
         if not profile_ids:
             return {}
-        raws = await self._redis.mget([self.layout.handed_over(p) for p in profile_ids])
+        raws = await get_many(self._redis, [self.layout.handed_over(p) for p in profile_ids])
         return {p: r.decode() for p, r in zip(profile_ids, raws, strict=True) if r is not None}
 
     @property
