@@ -114,3 +114,26 @@ async def test_a_stop_ends_the_loop_after_the_batch_in_hand():
     consumer.loop = loop
     await asyncio.wait_for(loop.run(), 5)
     assert handled == [1] and consumer.commits == [{(A, 0): 2}]
+
+
+async def test_a_replay_reads_its_partitions_from_the_start_and_commits_nothing():
+    seen: list[int] = []
+
+    async def handler(records):
+        seen.extend(r.offset for r in records)
+
+    class Replayed(FakeConsumer):
+        def assign(self, partitions):
+            self.assigned = set(partitions)
+
+        async def seek_to_beginning(self, *partitions):
+            self.rewound = set(partitions)
+
+    consumer = Replayed([[rec(A, 0, 0), rec(A, 0, 1)], [rec(A, 0, 2)]])
+    loop = BatchLoop(consumer, {A: handler}, group="g")
+    consumer.loop = loop
+    await loop.replay([TopicPartition(A, 0)])
+    assert loop.joined.is_set() and consumer.rewound == {TopicPartition(A, 0)}
+    await asyncio.wait_for(loop.run(), 5)
+    assert seen == [0, 1, 2]
+    assert consumer.commits == []

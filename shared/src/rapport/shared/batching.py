@@ -107,6 +107,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._poll_ms = poll_ms
         self._sequential = sequential
         self._commit_s = commit_retry_s
+        self._commits = True
         self._stopping = asyncio.Event()
         self._busy = asyncio.Lock()
         self.joined = asyncio.Event()
@@ -114,6 +115,14 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def subscribe(self) -> None:
         self._consumer.subscribe(sorted(self._handlers), listener=self)
+
+    async def replay(self, partitions: list[TopicPartition]) -> None:
+        """Read ``partitions`` from their start outside any group, for state rebuilt in
+        memory from a topic on every start: assigned, not subscribed, never committed."""
+        self._commits = False
+        self._consumer.assign(partitions)  # type: ignore[attr-defined]
+        await self._consumer.seek_to_beginning(*partitions)  # type: ignore[attr-defined]
+        self.joined.set()
 
     async def subscribe_when_visible(self, timeout_s: float) -> None:
         """Subscribe once the broker's metadata shows every topic (bounded): a topic
@@ -199,7 +208,7 @@ class BatchLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _commit(self, done: dict[TopicPartition, int]) -> None:
         # A partition a rebalance took is its new owner's to commit.
         mine = {tp: offset for tp, offset in done.items() if tp in self._consumer.assignment()}
-        if not mine:
+        if not mine or not self._commits:
             return
         try:
             async for attempt in AsyncRetrying(

@@ -16,9 +16,10 @@ from typing import Any
 
 import orjson
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from rapport.shared import topics
+from rapport.shared.batching import BatchLoop
 
 log = structlog.get_logger(__name__)
 
@@ -53,23 +54,29 @@ class SpikeWatch:
     def categories(self) -> frozenset[str]:
         return frozenset(self._active.values())
 
+    def apply(self, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            try:
+                self._active = fold(self._active, orjson.loads(record.value))
+            except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
+                log.warning("spike_record_unreadable", offset=record.offset,
+                            error=repr(exc))
+
     async def run(self) -> None:
+        """The alerts topic replayed from its start (the shared batch loop, no group)."""
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap,
                                     enable_auto_commit=False,
                                     client_id="rapport-next-action-spikes")
         await consumer.start()
+
+        async def handle(records: list[ConsumerRecord]) -> None:
+            self.apply(records)
+
         try:
-            tp = TopicPartition(topics.DEMAND_ALERTS.name, 0)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-                for record in batches.get(tp, []):
-                    try:
-                        self._active = fold(self._active, orjson.loads(record.value))
-                    except (orjson.JSONDecodeError, AttributeError, TypeError) as exc:
-                        log.warning("spike_record_unreadable", offset=record.offset,
-                                    error=repr(exc))
+            loop = BatchLoop(consumer, {topics.DEMAND_ALERTS.name: handle},
+                             group="next-action-spikes", max_records=500, poll_ms=1000)
+            await loop.replay([TopicPartition(topics.DEMAND_ALERTS.name, 0)])
+            await loop.run()
         finally:
             await consumer.stop()
 
