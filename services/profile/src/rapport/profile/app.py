@@ -63,7 +63,8 @@ def build(settings: ProfileSettings | None = None, *,
         probe = KafkaProbe(settings.kafka_bootstrap)
         demand_store = DemandStore(redis, audience_size=settings.demand_audience_size)
         demand = DemandStage(demand_store, buckets, lateness_s=settings.demand_lateness_s,
-                             sketch_lg_k=settings.demand_sketch_lg_k, half_life_days=half_life)
+                             sketch_lg_k=settings.demand_sketch_lg_k,
+                             half_life_days=half_life) if settings.demand_enabled else None
         closer = DemandCloser(
             demand_store, producer, buckets=buckets, kind=detectors or spike_detectors(),
             policy=ClosePolicy(
@@ -93,7 +94,8 @@ def build(settings: ProfileSettings | None = None, *,
         await stages.subscribe_when_visible(STOP_TIMEOUT_S)
         streaming = asyncio.create_task(stages.run(), name="profile-stages")
         await stages.until_joined(STOP_TIMEOUT_S)
-        closing = asyncio.create_task(closer.run(), name="demand-closer")
+        closing = (asyncio.create_task(closer.run(), name="demand-closer")
+                   if settings.demand_enabled else None)
         app.state.profiles = store
         app.state.reader = CustomerReadModel(redis)
         app.state.demand = demand_api.DemandReads(
@@ -114,9 +116,10 @@ def build(settings: ProfileSettings | None = None, *,
             yield
         finally:
             closer.stop()
-            closing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(closing, STOP_TIMEOUT_S)
+            if closing is not None:
+                closing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(closing, STOP_TIMEOUT_S)
             await batching.shutdown(stages, streaming, STOP_TIMEOUT_S)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)

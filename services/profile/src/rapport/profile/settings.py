@@ -31,6 +31,9 @@ class ProfileSettings(CommonSettings):
         default=30, ge=6, description="How long a silent (crashed) worker keeps its "
                                       "partitions before the group hands them over")
     timeline_length: int = Field(default=100, ge=1, le=1000)
+    demand_enabled: bool = Field(
+        default=True, description="Count demand (buckets, sketches, spikes) in stage 2; off, "
+                                  "profiles are folded without it and no bucket is closed")
     demand_bucket_s: int = Field(
         default=300, ge=10, le=3600,
         description="Base demand bucket (event time, seconds); must divide an hour. Buckets "
