@@ -43,13 +43,19 @@ def quantile(before: dict[float, float], after: dict[float, float], q: float) ->
     return lower
 
 
-def per_stage(before: Buckets, after: Buckets) -> str:
-    """``resolve p50/p99, fold p50/p99`` in ms, for the bench's table."""
-    parts = []
+def stage_ms(before: Buckets, after: Buckets) -> dict[str, dict[str, float]]:
+    """stage -> {"p50": ms, "p99": ms} of what the load added (stages observed only)."""
+    out = {}
     for stage in ("resolve", "fold"):
         if stage not in after:
             continue
         p50, p99 = (quantile(before.get(stage, {}), after[stage], q) for q in (.5, .99))
         if p50 is not None and p99 is not None:
-            parts.append(f"{stage} {p50 * 1000:,.0f} / {p99 * 1000:,.0f} ms")
-    return "; ".join(parts) or "no observations"
+            out[stage] = {"p50": p50 * 1000, "p99": p99 * 1000}
+    return out
+
+
+def per_stage(before: Buckets, after: Buckets) -> str:
+    """``resolve p50/p99, fold p50/p99`` in ms, for the bench's table."""
+    return "; ".join(f"{stage} {q['p50']:,.0f} / {q['p99']:,.0f} ms"
+                     for stage, q in stage_ms(before, after).items()) or "no observations"
