@@ -32,10 +32,15 @@ def _n(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _ms(p50: float | None, p99: float | None) -> str:
+def _ms(p50: float | None, p99: float | None, top: float | None = None) -> str:
+    """``p50 / p99 ms``; ``≥`` marks a quantile at ``top``, a histogram's largest bound."""
     if p50 is None or p99 is None:
         return MISSING
-    return f"{p50:,.0f} / {p99:,.0f} ms"
+
+    def one(v: float) -> str:
+        return f"{'≥' if top is not None and v >= top else ''}{v:,.0f}"
+
+    return f"{one(p50)} / {one(p99)} ms"
 
 
 def _has(figures: dict[str, Any] | None, *names: str) -> bool:
@@ -101,7 +106,7 @@ def _freshness(f: dict[str, Any] | None) -> list[Row]:
         for stage in ("resolve", "fold"):
             q = (m.get("stages") or {}).get(stage)
             out.append(Row(f"  {stage} (ingest receipt → stored), p50 / p99",
-                           _ms(q["p50"], q["p99"]) if q else MISSING, NONE, NONE,
+                           _ms(q["p50"], q["p99"], q.get("top")) if q else MISSING, NONE, NONE,
                            "" if q else "stage not observed"))
     return out
 
@@ -129,7 +134,20 @@ def _demand(f: dict[str, Any] | None) -> list[Row]:
                 f"back to back, {runs} runs" if runs else "back to back"),
             Row("demand's cost to the profile path", f"{cost:.1%}",
                 f"goal < {DEMAND_GOAL:.0%}", NONE,
-                "meets the goal" if cost < DEMAND_GOAL else "OVER the goal")]
+                "meets the goal" if cost < DEMAND_GOAL else "OVER the goal"),
+            *_demand_redis(f)]
+
+
+def _demand_redis(f: dict[str, Any]) -> list[Row]:
+    """Redis's own work per event folded, demand on next to off (when measured)."""
+    names = [f"demand_{s}_redis_{w}_per_event" for s in ("on", "off")
+             for w in ("cpu_us", "commands")]
+    if not _has(f, *names):
+        return []
+    cpu_on, calls_on, cpu_off, calls_off = (f[n] for n in names)
+    return [Row("  Redis CPU per event folded, demand on", f"{cpu_on:,.0f} µs",
+                f"{cpu_off:,.0f} µs (demand off)", f"{cpu_on / max(cpu_off, 1e-9):.2f}x",
+                f"commands per event {calls_on:.2f} vs {calls_off:.2f}")]
 
 
 def rows(figures: dict[str, dict[str, Any] | None]) -> list[Row]:

@@ -94,14 +94,30 @@ def fold_rate(workers: Workers, total: int, what: str) -> tuple[float, float]:
 
 
 def flush(redis_url: str) -> None:
+    """Empty Redis and zero its command statistics."""
     async def go() -> None:
         redis = redis_store.connect(redis_url)
         try:
             await redis.flushall()
+            await redis.config_resetstat()
         finally:
             await redis.aclose()
 
     asyncio.run(go())
+
+
+def redis_work(redis_url: str) -> tuple[float, int]:
+    """(CPU seconds Redis has used, commands it ran since the last ``flush``)."""
+    async def go() -> tuple[float, int]:
+        redis = redis_store.connect(redis_url)
+        try:
+            cpu, stats = await redis.info("cpu"), await redis.info("commandstats")
+            calls = sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+            return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), calls
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
 
 
 def demand_cost(settings: dict[str, str], *, source: str, total: int, logs: Path,
@@ -114,12 +130,14 @@ def demand_cost(settings: dict[str, str], *, source: str, total: int, logs: Path
     order = [on for r in range(rounds) for on in ((True, False) if r % 2 == 0
                                                   else (False, True))]
     runs: dict[bool, list[float]] = {True: [], False: []}
+    redis: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     stacks: dict[str, str] = {}
     for on in order:
         run = uuid.uuid4().hex[:6]
         resolved = TopicSpec(f"bench.resolved.{run}", partitions=8)
         asyncio.run(ensure_topics(settings["RAPPORT_KAFKA_BOOTSTRAP"], [resolved]))
         flush(redis_url)
+        cpu0, _ = redis_work(redis_url)
         workers = Workers({**settings, "RAPPORT_TOUCHPOINTS_TOPIC": source,
                            "RAPPORT_RESOLVED_TOPIC": resolved.name,
                            "RAPPORT_PROFILE_GROUP_ID": f"bench-demand-{run}",
@@ -137,10 +155,17 @@ def demand_cost(settings: dict[str, str], *, source: str, total: int, logs: Path
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on interrupt
             spy.wait(60)
+        cpu1, calls = redis_work(redis_url)
         workers.stop()
         runs[on].append(rate)
-        console.print(f"  demand {name}: {rate:,.0f} events/s")
+        redis[on].append(((cpu1 - cpu0) * 1e6 / total, calls / total))
+        console.print(f"  demand {name}: {rate:,.0f} events/s; Redis "
+                      f"{redis[on][-1][0]:,.0f} µs CPU, {redis[on][-1][1]:.2f} commands "
+                      "per event")
     on_rate, off_rate = statistics.mean(runs[True]), statistics.mean(runs[False])
     return {"demand_on_per_s": on_rate, "demand_off_per_s": off_rate,
             "demand_cost": 1 - on_rate / off_rate, "demand_runs_on": runs[True],
-            "demand_runs_off": runs[False], "demand_pyspy": stacks}
+            "demand_runs_off": runs[False], "demand_pyspy": stacks,
+            **{f"demand_{'on' if on else 'off'}_redis_{what}_per_event":
+               statistics.mean(r[i] for r in redis[on])
+               for on in (True, False) for i, what in enumerate(("cpu_us", "commands"))}}
