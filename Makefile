@@ -57,14 +57,20 @@ PROFILE_BENCH_ARGS ?=
 SCORING_BENCH_ARGS ?=
 NEXT_ACTION_BENCH_ARGS ?=
 NAB_DATA ?= ../shared/data/nab-dev
+# Each bench leaves its headline figures in .bench/; a bench that fails does not stop the
+# others, and `bench summary` (last) prints them in one table, marking what is missing.
 bench: $(VENV)/.synced
-	$(RAPPORT) bench ingest $(BENCH_ARGS)
-	$(RAPPORT) bench profile $(PROFILE_BENCH_ARGS)
-	$(RAPPORT) bench scoring $(SCORING_BENCH_ARGS)
-	$(RAPPORT) bench next-action $(NEXT_ACTION_BENCH_ARGS)
-	@if [ -d "$(NAB_DATA)/data" ]; then \
-	  $(RAPPORT) eval-spikes --data $(NAB_DATA)/data --windows $(NAB_DATA)/combined_windows.json; \
-	else echo "no NAB corpus at $(NAB_DATA): spike detector not scored"; fi
+	@rm -rf .bench; rc=0; \
+	$(RAPPORT) bench ingest $(BENCH_ARGS) || rc=1; \
+	$(RAPPORT) bench profile $(PROFILE_BENCH_ARGS) || rc=1; \
+	$(RAPPORT) bench scoring $(SCORING_BENCH_ARGS) || rc=1; \
+	$(RAPPORT) bench next-action $(NEXT_ACTION_BENCH_ARGS) || rc=1; \
+	if [ -d "$(NAB_DATA)/data" ]; then \
+	  $(RAPPORT) eval-spikes --data $(NAB_DATA)/data --windows $(NAB_DATA)/combined_windows.json \
+	    || rc=1; \
+	else echo "no NAB corpus at $(NAB_DATA): spike detector not scored"; fi; \
+	$(RAPPORT) bench summary || rc=1; \
+	exit $$rc
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .

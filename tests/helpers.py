@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
-from rapport.shared.topics import TopicSpec
+from rapport.shared.topics import TopicSpec, facts_beside
 
 T = TypeVar("T")
 
@@ -131,4 +131,4 @@ async def without_exploration(client: httpx.AsyncClient) -> None:
 
 def facts_of(resolved: TopicSpec) -> TopicSpec:
     """The demand facts topic of a test's own re-keyed stream (created beside it)."""
-    return TopicSpec(f"{resolved.name}.facts", partitions=resolved.partitions)
+    return facts_beside(resolved)

@@ -5,7 +5,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rapport.profile.bench_stages import quantile
+from rapport.profile.bench_stages import per_stage, quantile, stage_ms
 
 INF = math.inf
 
@@ -33,3 +33,12 @@ def test_a_quantile_lies_within_the_histograms_range(adds: list[int], q: float) 
     assert (got is None) == (total == 0)
     if got is not None:
         assert 0.0 <= got <= 1.0
+
+
+def test_stage_quantiles_in_ms_mark_those_at_the_largest_bound() -> None:
+    before = {"fold": {0.1: 0, 30.0: 0, INF: 0}}
+    after = {"fold": {0.1: 50, 30.0: 60, INF: 100}, "resolve": {0.1: 10, 30.0: 10, INF: 10}}
+    got = stage_ms(before, after)
+    assert got["fold"]["p50"] == 100.0 and got["fold"]["top"] == 30_000
+    assert got["fold"]["p99"] == 30_000  # in the +Inf bucket: at least the largest bound
+    assert per_stage(before, after) == "resolve 50 / 99 ms; fold 100 / ≥30,000 ms"

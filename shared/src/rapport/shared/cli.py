@@ -157,6 +157,11 @@ _BENCH_DEFAULTS = {  # the options the targets share, with each target's default
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.target == "summary":
+        from . import bench_summary
+
+        bench_summary.main()
+        return 0
     for name, default in _BENCH_DEFAULTS[args.target].items():
         if getattr(args, name) is None:
             setattr(args, name, default)
@@ -164,7 +169,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from rapport.profile import bench as profile_bench  # the workspace installs all
 
         profile_bench.main(events=args.events, customers=args.customers,
-                           profiles=args.profiles, rates=args.rate, seconds=args.seconds)
+                           profiles=args.profiles, rates=args.rate, seconds=args.seconds,
+                           demand_rounds=args.demand_rounds, pyspy=args.pyspy)
         return 0
     if args.target == "scoring":
         from rapport.scoring import bench as scoring_bench  # the workspace installs all
@@ -350,7 +356,9 @@ def parser() -> argparse.ArgumentParser:
     o.set_defaults(func=cmd_offers)
 
     b = sub.add_parser("bench", help="measure a service against the physical limit (prints)")
-    b.add_argument("target", choices=["ingest", "profile", "scoring", "next-action"])
+    b.add_argument("target", choices=["ingest", "profile", "scoring", "next-action",
+                                       "summary"],
+                   help="summary: one table of the figures the other benches left in .bench/")
     b.add_argument("--workers", type=int, default=None,
                    help="worker processes of ingest (2) or next-action (1)")
     b.add_argument("--connections", type=int, default=None,
@@ -375,6 +383,11 @@ def parser() -> argparse.ArgumentParser:
                         "scoring: score reads/s, open loop (200,2000); next-action: "
                         "decisions/s, open loop (500) (comma-separated)")
     b.add_argument("--offers", type=int, default=200, help="next-action: catalog size")
+    b.add_argument("--demand-rounds", type=int, default=2,
+                   help="profile: demand on/off runs of one worker each (on, off, off, on, "
+                        "...; 0: skip)")
+    b.add_argument("--pyspy", default=None,
+                   help="profile: py-spy's path, to record the demand on and off workers")
     b.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("profiles", help="profile maintenance: rebuild from Kafka after "

@@ -70,6 +70,11 @@ DEMAND_ALERTS = TopicSpec("rapport.demand-alerts.v1", partitions=1)
 PRODUCER_PERF = TopicSpec("rapport.bench.producer-perf.v1", partitions=8)
 """Scratch topic for Kafka's own ProducerPerformance in ``make bench`` (bench stack only)."""
 
+def facts_beside(resolved: TopicSpec) -> TopicSpec:
+    """The demand facts topic of a re-keyed stream of one's own (tests, benches)."""
+    return TopicSpec(f"{resolved.name}.facts", partitions=resolved.partitions)
+
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, RESOLVED, IDENTITY_EVENTS,
                                      ERASURES, PROFILE_UPDATES, SEGMENT_EVENTS, OUTCOMES,
                                      DECISIONS, DEMAND_FACTS,

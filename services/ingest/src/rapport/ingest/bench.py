@@ -30,6 +30,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from rapport.shared import topics
+from rapport.shared.bench_figures import Figures
 from rapport.shared.kafka import ensure_topics
 from rapport.shared.localstack import Stack
 from rapport.shared.simulate import Population
@@ -116,8 +117,10 @@ def run_wrk(url: str, script: Path, *, connections: int, seconds: int,
                      errors.group(1) if errors else "none")
 
 
-def producer_perf(stack: Stack, payload_file: Path, records: int) -> tuple[float, float]:
-    """(records/s, MB/s) of Kafka's ProducerPerformance with ingest's producer settings."""
+def producer_perf(stack: Stack, payload_file: Path,
+                  records: int) -> tuple[float, float, float | None, float | None]:
+    """(records/s, MB/s, p50 ms, p99 ms) of Kafka's ProducerPerformance with ingest's
+    producer settings (its latency is send to ack, per record)."""
     asyncio.run(ensure_topics(stack.kafka_bootstrap, [topics.PRODUCER_PERF]))
     out = subprocess.run(stack.java(
         "org.apache.kafka.tools.ProducerPerformance", "--topic", topics.PRODUCER_PERF.name,
@@ -127,7 +130,9 @@ def producer_perf(stack: Stack, payload_file: Path, records: int) -> tuple[float
         "batch.size=262144", heap="512m"), capture_output=True, text=True, check=True).stdout
     last = [line for line in out.splitlines() if "records sent" in line][-1]
     rate = re.search(r"([\d.]+) records/sec \(([\d.]+) MB/sec\)", last)
-    return float(rate.group(1)), float(rate.group(2))  # type: ignore[union-attr]
+    p50, p99 = (re.search(rf"([\d.]+) ms {q}th", last) for q in ("50", "99"))
+    return (float(rate.group(1)), float(rate.group(2)),  # type: ignore[union-attr]
+            float(p50.group(1)) if p50 else None, float(p99.group(1)) if p99 else None)
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -157,6 +162,7 @@ def main(*, workers: int, connections: int, seconds: int, sustain: int,
          perf_records: int) -> None:
     ensure_wrk()
     stack = Stack("bench", say=lambda m: console.print(f"[dim]{m}[/]"))
+    figures = Figures("ingest", stack.root)
     stack.wipe()
     try:
         stack.up(services=False)
@@ -170,7 +176,9 @@ def main(*, workers: int, connections: int, seconds: int, sustain: int,
         script.write_text(wrk_script(events, "dev-write-key", uuid.uuid4().hex[:8]))
 
         console.print(f"Kafka ProducerPerformance: {perf_records:,} touchpoint records ...")
-        perf_rate, perf_mb = producer_perf(stack, payload_file, perf_records)
+        perf_rate, perf_mb, perf_p50, perf_p99 = producer_perf(stack, payload_file, perf_records)
+        figures.update(perf_records_per_s=perf_rate, perf_p50_ms=perf_p50,
+                       perf_p99_ms=perf_p99)
 
         stack.start_services(("ingest",), {"RAPPORT_INGEST_WORKERS": str(workers),
                                            "RAPPORT_LOG_LEVEL": "WARNING"})
@@ -182,6 +190,9 @@ def main(*, workers: int, connections: int, seconds: int, sustain: int,
         run_wrk(url, script, connections=connections, seconds=5)  # warm-up
         console.print(f"wrk: {seconds}s, {connections} connections, {workers} ingest workers ...")
         peak = run_wrk(url, script, connections=connections, seconds=seconds)
+        figures.update(events_per_s=peak.requests_per_s * EVENTS_PER_REQUEST,
+                       p50_ms=peak.p50_ms, p99_ms=peak.p99_ms, non_2xx=peak.non_2xx,
+                       workers=workers, connections=connections)
         light = run_wrk(url, script, connections=max(1, connections // 8), seconds=seconds)
         rss_start = tree_rss_mb(pid)
         samples = _sustain(url, script, pid, connections=max(1, connections // 2),
@@ -197,6 +208,9 @@ def main(*, workers: int, connections: int, seconds: int, sustain: int,
                       f"{sum(map(len, payloads)) / len(payloads):,.0f} B")
         table.add_row("Kafka ProducerPerformance (limit)",
                       f"{perf_rate:,.0f} records/s ({perf_mb:.1f} MB/s)")
+        if perf_p50 is not None and perf_p99 is not None:
+            table.add_row("Kafka ProducerPerformance: latency p50 / p99",
+                          f"{perf_p50:.0f} / {perf_p99:.0f} ms")
         for name, r in (("ingest at saturation", peak), ("ingest, light load", light)):
             eps = r.requests_per_s * EVENTS_PER_REQUEST
             table.add_row(f"{name}: events/s", f"{eps:,.0f}")

@@ -108,8 +108,8 @@ def build(settings: ProfileSettings | None = None, *,
         counting = await _demand_counting(settings, demand_store, buckets, identities,
                                           producer) if settings.demand_enabled else None
         await stages.until_joined(STOP_TIMEOUT_S)
-        closing = asyncio.create_task(closer.run() if settings.demand_enabled
-                                      else asyncio.sleep(0), name="demand-closer")
+        closing = (asyncio.create_task(closer.run(), name="demand-closer")
+                   if settings.demand_enabled else None)
         app.state.profiles = store
         app.state.reader = CustomerReadModel(redis, layout=laid_out)
         app.state.demand = demand_api.DemandReads(
@@ -130,9 +130,10 @@ def build(settings: ProfileSettings | None = None, *,
             yield
         finally:
             closer.stop()
-            closing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(closing, STOP_TIMEOUT_S)
+            if closing is not None:
+                closing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(closing, STOP_TIMEOUT_S)
             await batching.shutdown(stages, streaming, STOP_TIMEOUT_S)
             if counting is not None:
                 await counting.stop()

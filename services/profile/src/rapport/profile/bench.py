@@ -9,13 +9,17 @@ in the same run, on the ``bench`` stack (its own Kafka and Redis).
   folding a pre-filled topic: events per second per worker, from the service's
   own counters;
 - Redis bytes per typical profile (``MEMORY USAGE`` of every key it owns);
-- freshness: ingest and profile running, background load through ingest at a
-  steady rate, and probe customers whose touchpoint is timed from ingest's 200
-  to the change being visible on ``GET /v1/customers/{id}``;
+- demand's cost: one worker folds the same events with demand counting on and
+  off (``RAPPORT_DEMAND_ENABLED``), back to back, from an empty Redis each time;
+- freshness: ingest and profile running, background load through ingest at
+  each rate and at 80% of one worker's folding rate, and probe customers whose
+  touchpoint is timed from ingest's 200 to the change being visible on
+  ``GET /v1/customers/{id}``;
 - scale: N single-touchpoint profiles built, Redis memory, then Redis flushed
   and the same profiles rebuilt with ``rebuild``: its time.
 
-It prints figures; it asserts nothing.
+It prints figures and leaves the headline ones in ``.bench/profile.json`` (for
+``rapport bench summary``); it asserts nothing.
 """
 
 from __future__ import annotations
@@ -24,36 +28,34 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import faust
-import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from rapport.shared import keys, layout, redis_store
+from rapport.shared.bench_figures import Figures
 from rapport.shared.events import Channel, MessageType, Touchpoint
 from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.localstack import Stack
-from rapport.shared.topics import TopicSpec
+from rapport.shared.topics import TopicSpec, facts_beside
 
 from . import bench_stages
+from .bench_freshness import drained, freshness, pct
+from .bench_limits import faust_ceiling, getmany_limit
+from .bench_workers import Workers, demand_cost, fold_rate
 from .rebuild import rebuild
 from .settings import ProfileSettings
 
 console = Console()
 PARTITIONS = 8
-AGENT = {"Authorization": "Bearer dev-agent"}
+SATURATED = 0.8
+"""Freshness is also measured at this share of one worker's folding rate."""
 
 
 def synthetic(run: str, customers: int, per_customer: int, seed: int = 7) -> list[bytes]:
@@ -106,121 +108,6 @@ async def fill(bootstrap: str, topic: str, records: list[bytes]) -> None:
         await producer.stop()
 
 
-async def getmany_limit(bootstrap: str, topic: str, total: int,
-                        decode: Callable[[bytes], object]) -> float:
-    """Events per second of a bare consumer that only decodes."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)
-    await consumer.start()
-    try:
-        seen, start = 0, time.perf_counter()
-        while seen < total:
-            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
-                for r in records:
-                    decode(r.value)
-                seen += len(records)
-        return total / (time.perf_counter() - start)
-    finally:
-        await consumer.stop()
-
-
-async def faust_ceiling(bootstrap: str, topic: str, total: int, datadir: Path) -> float:
-    """Events per second of a faust-streaming agent that does nothing but count."""
-    app = faust.App(f"bench-faust-{uuid.uuid4().hex[:6]}", broker=f"kafka://{bootstrap}",
-                    store="memory://", web_enabled=False, topic_allow_declare=False,
-                    topic_disable_leader=True, consumer_auto_offset_reset="earliest",
-                    autodiscover=False, datadir=str(datadir))
-    source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw")
-    state = {"seen": 0, "first": 0.0, "last": 0.0}
-    done = asyncio.Event()
-
-    @app.agent(source)
-    async def count(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(500, within=0.02):
-            if not state["seen"]:
-                state["first"] = time.perf_counter()
-            state["seen"] += len(events)
-            state["last"] = time.perf_counter()
-            if state["seen"] >= total:
-                done.set()
-
-    await app.start()
-    try:
-        await asyncio.wait_for(done.wait(), timeout=900)
-    finally:
-        await app.stop()
-    return (state["seen"] - 500) / max(1e-9, state["last"] - state["first"])
-
-
-def metric(url: str, name: str, labels: str) -> float:
-    try:
-        text = httpx.get(f"{url}/metrics", timeout=5).text
-    except httpx.HTTPError:
-        return 0.0
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and labels in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-class Workers:
-    """``python -m rapport.profile`` processes of one consumer group."""
-
-    def __init__(self, settings: dict[str, str], logs: Path) -> None:
-        self.settings, self.logs = settings, logs
-        self.procs: list[tuple[subprocess.Popen, str]] = []
-
-    def start(self, n: int) -> None:
-        for _ in range(n):
-            port = 28100 + len(self.procs)
-            env = {**os.environ, **self.settings, "RAPPORT_PROFILE_PORT": str(port),
-                   "RAPPORT_LOG_LEVEL": "WARNING",
-                   "RAPPORT_PROFILE_DATA_DIR": str(self.logs / f"w{len(self.procs)}")}
-            log = open(self.logs / f"profile-w{len(self.procs)}.log", "ab")
-            proc = subprocess.Popen([sys.executable, "-m", "rapport.profile"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
-            self.procs.append((proc, f"http://127.0.0.1:{port}"))
-
-    def applied(self) -> float:
-        return sum(metric(url, "rapport_profile_records_total", 'outcome="applied",stage="fold"')
-                   for _, url in self.procs)
-
-    def stop(self) -> None:
-        for proc, _ in self.procs:
-            proc.terminate()
-        for proc, _ in self.procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.procs.clear()
-
-
-def fold_rate(workers: Workers, total: int, what: str) -> tuple[float, float]:
-    """(events/s from first to last applied, seconds in all) while the workers catch up."""
-    start = time.monotonic()
-    first_at = last_at = None
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(what, total=total)
-        while True:
-            applied = workers.applied()
-            now = time.monotonic()
-            if applied and first_at is None:
-                first_at, first_n = now, applied
-            bar.update(task, completed=applied)
-            if applied >= total:
-                last_at = now
-                break
-            if now - start > 3600:
-                raise RuntimeError(f"{what}: only {applied:,.0f}/{total:,} after an hour")
-            time.sleep(0.25)
-    assert first_at is not None
-    return (total - first_n) / max(1e-9, last_at - first_at), last_at - start
-
-
 async def redis_footprint(redis_url: str, run: str, sample: int = 500) -> dict[str, float]:
     """Mean bytes per profile of every key the profile service keeps for it."""
     redis = redis_store.connect(redis_url)
@@ -254,83 +141,6 @@ async def used_memory(redis_url: str) -> int:
         await redis.aclose()
 
 
-async def freshness(stack: Stack, *, rate: float, seconds: float,
-                    probes_per_s: float = 10) -> list[float]:
-    """ms from ingest's 200 to the probe's touchpoint visible on the profile API."""
-    ingest, profile = stack.url("ingest"), stack.url("profile")
-    run = uuid.uuid4().hex[:6]
-    batch = 50
-    background = synthetic(f"{run}bg", customers=5000, per_customer=1)
-    bodies = [orjson.loads(r.partition(b"\0")[2]) for r in background]
-    latencies: list[float] = []
-
-    def segment(tp: dict, i: int) -> dict:
-        return {"type": tp["type"], "userId": tp["user_id"] or f"x{i}",
-                "event": tp.get("event") or "Product Viewed", "messageId": f"{run}-bg-{i}",
-                "timestamp": tp["timestamp"], "properties": tp["properties"]}
-
-    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=64)) as http:
-        async def load() -> None:
-            interval, i, nxt = batch / rate, 0, time.monotonic()
-            end = nxt + seconds
-            pending: set[asyncio.Task] = set()
-            while nxt < end:
-                msgs = [segment(bodies[(i + j) % len(bodies)], i + j) for j in range(batch)]
-                i += batch
-                task = asyncio.create_task(http.post(f"{ingest}/v1/batch",
-                                                     json={"batch": msgs},
-                                                     auth=("dev-write-key", "")))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                nxt += interval
-                await asyncio.sleep(max(0.0, nxt - time.monotonic()))
-            await asyncio.gather(*pending)
-
-        async def probe(n: int) -> None:
-            user = f"{run}-probe-{n}"
-            resp = await http.post(f"{ingest}/v1/track", auth=("dev-write-key", ""), json={
-                "userId": user, "event": "Product Viewed", "messageId": f"{run}-p-{n}",
-                "properties": {"category": "shoes"}})
-            t0 = time.perf_counter()
-            if resp.status_code != 200:
-                return
-            while (waited := time.perf_counter() - t0) < 60:
-                r = await http.get(f"{profile}/v1/customers/{user}", headers=AGENT)
-                if r.status_code == 200:
-                    latencies.append((time.perf_counter() - t0) * 1000)
-                    return
-                # Fine-grained while it should be visible, coarser after: polling every
-                # 2 ms made the probes themselves the profile service's main load.
-                await asyncio.sleep(0.005 if waited < 0.1 else 0.05 if waited < 2 else 0.25)
-
-        async def probes() -> None:
-            tasks, n = [], 0
-            await asyncio.sleep(min(5.0, seconds / 4))  # into the steady state
-            end = time.monotonic() + seconds - min(5.0, seconds / 4)
-            while time.monotonic() < end:
-                tasks.append(asyncio.create_task(probe(n)))
-                n += 1
-                await asyncio.sleep(1 / probes_per_s)
-            await asyncio.gather(*tasks)
-
-        await asyncio.gather(load(), probes())
-    return latencies
-
-
-async def drained(stack: Stack, timeout: float = 900) -> None:
-    """Wait until a touchpoint sent now is visible: the backlog is gone."""
-    user = f"drain-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(timeout=10) as http:
-        await http.post(f"{stack.url('ingest')}/v1/track", auth=("dev-write-key", ""),
-                        json={"userId": user, "event": "Product Viewed"})
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            r = await http.get(f"{stack.url('profile')}/v1/customers/{user}", headers=AGENT)
-            if r.status_code == 200:
-                return
-            await asyncio.sleep(0.5)
-
-
 class Rows(list[tuple[str, str]]):
     """Figures, printed as soon as measured (a long run that fails keeps what it got)."""
 
@@ -344,37 +154,34 @@ class Rows(list[tuple[str, str]]):
         return self
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main(*, events: int, customers: int, profiles: int, rates: list[float],
-         seconds: int) -> None:
+         seconds: int, demand_rounds: int = 2, pyspy: str | None = None) -> None:
     stack = Stack("bench", say=lambda m: console.print(f"[dim]{m}[/]"))
     stack.wipe()
     rows = Rows()
+    figures = Figures("profile", stack.root)
     logs = Path(tempfile.mkdtemp(prefix="rapport-bench-profile-"))
+    port = stack.profile.service_ports["profile"] + 98  # the workers' (28100 unshifted)
     try:
         stack.up(services=False)
         bootstrap = stack.kafka_bootstrap
         run = uuid.uuid4().hex[:6]
         source = TopicSpec(f"bench.touchpoints.{run}", partitions=PARTITIONS)
         resolved = TopicSpec(f"bench.resolved.{run}", partitions=PARTITIONS)
-        asyncio.run(ensure_topics(bootstrap, [source, resolved]))
+        asyncio.run(ensure_topics(bootstrap, [source, resolved, facts_beside(resolved)]))
         console.print(f"Generating {events:,} touchpoints of {customers:,} customers ...")
         records = synthetic(run, customers, max(1, events // customers))
         total = len(records)
         asyncio.run(fill(bootstrap, source.name, records))
         size = statistics.mean(len(r.partition(b"\0")[2]) for r in records[:1000])
         rows.append(("touchpoint record (mean)", f"{size:,.0f} B"))
+        figures["events"] = total
 
         console.print("Limits: aiokafka getmany loop, faust agent that only counts ...")
         raw = asyncio.run(getmany_limit(bootstrap, source.name, total, orjson.loads))
         model = asyncio.run(getmany_limit(bootstrap, source.name, total, Touchpoint.from_bytes))
         fst = asyncio.run(faust_ceiling(bootstrap, source.name, total, logs))
+        figures.update(getmany_orjson_per_s=raw, getmany_model_per_s=model, faust_per_s=fst)
         rows += [("limit: aiokafka getmany + orjson decode", f"{raw:,.0f} events/s"),
                  ("limit: aiokafka getmany + pydantic Touchpoint", f"{model:,.0f} events/s"),
                  ("limit: faust take_events(500), count only", f"{fst:,.0f} events/s")]
@@ -382,11 +189,13 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
         settings = {"RAPPORT_KAFKA_BOOTSTRAP": bootstrap, "RAPPORT_REDIS_URL": stack.redis_url,
                     "RAPPORT_DEV_KEYS": "true", "RAPPORT_TOUCHPOINTS_TOPIC": source.name,
                     "RAPPORT_RESOLVED_TOPIC": resolved.name,
+                    "RAPPORT_DEMAND_FACTS_TOPIC": facts_beside(resolved).name,
                     "RAPPORT_PROFILE_GROUP_ID": f"bench-profile-{run}"}
-        workers = Workers(settings, logs)
+        workers = Workers(settings, logs, port)
         workers.start(1)
         one, _ = fold_rate(workers, total, "1 profile worker")
         workers.stop()
+        figures["one_worker_per_s"] = one
         rows.append(("profile: 1 worker, events folded/s", f"{one:,.0f}"))
         rows.append(("profile / getmany+orjson limit", f"{one / raw:.1%}"))
         rows.append(("profile / faust count-only ceiling (stage 1 pays it per event)",
@@ -399,41 +208,41 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
         rows.append(("Redis per profile: identifier keys", f"{foot['identifiers']:,.0f} B"))
         every = sum(v for k, v in foot.items() if k != "json bytes")
         rows.append(("Redis per profile: all", f"{every:,.0f} B"))
+        figures.update(redis_bytes_per_profile=every, redis_json_bytes=foot["json bytes"],
+                       touchpoints_per_profile=per)
+
+        if demand_rounds > 0:
+            console.print("Demand's cost: the same events folded with demand on and off ...")
+            figures.update(demand_cost(settings, source=source.name, total=total, logs=logs,
+                                       base_port=port, redis_url=stack.redis_url,
+                                       rounds=demand_rounds, pyspy=pyspy))
+            rows.append(("profile: 1 worker, demand on / off, events folded/s",
+                         f"{figures['demand_on_per_s']:,.0f} / "
+                         f"{figures['demand_off_per_s']:,.0f}"))
+            rows.append(("demand's cost to the profile path", f"{figures['demand_cost']:.1%}"))
 
         two_run = uuid.uuid4().hex[:6]
         source2 = TopicSpec(f"bench.touchpoints.{two_run}", partitions=PARTITIONS)
         resolved2 = TopicSpec(f"bench.resolved.{two_run}", partitions=PARTITIONS)
-        asyncio.run(ensure_topics(bootstrap, [source2, resolved2]))
+        asyncio.run(ensure_topics(bootstrap, [source2, resolved2, facts_beside(resolved2)]))
         asyncio.run(fill(bootstrap, source2.name, synthetic(two_run, customers,
                                                             max(1, events // customers))))
         workers = Workers({**settings, "RAPPORT_TOUCHPOINTS_TOPIC": source2.name,
-                                  "RAPPORT_RESOLVED_TOPIC": resolved2.name,
-                                  "RAPPORT_PROFILE_GROUP_ID": f"bench-profile-{two_run}"}, logs)
+                           "RAPPORT_RESOLVED_TOPIC": resolved2.name,
+                           "RAPPORT_DEMAND_FACTS_TOPIC": facts_beside(resolved2).name,
+                           "RAPPORT_PROFILE_GROUP_ID": f"bench-profile-{two_run}"}, logs, port)
         workers.start(2)
         two, _ = fold_rate(workers, total, "2 profile workers")
         workers.stop()
+        figures["two_workers_per_s"] = two
         rows.append(("profile: 2 workers (2 cores), events folded/s", f"{two:,.0f}"))
 
         rates = [r for r in rates if r > 0]
         if rates and seconds > 0:
-            stack.start_services(("ingest", "profile"), {"RAPPORT_LOG_LEVEL": "WARNING",
-                                                         "RAPPORT_INGEST_WORKERS": "1"})
-            stack.wait_services(services=("ingest", "profile"))
-            for rate in rates:
-                console.print(f"Freshness: {rate:,.0f} events/s through ingest for {seconds}s ...")
-                before = bench_stages.scrape(stack.url("profile"))
-                lat = asyncio.run(freshness(stack, rate=rate, seconds=seconds))
-                rows.append((f"freshness at {rate:,.0f} ev/s, ingest 200 → GET: p50 / p99",
-                             f"{pct(lat, .5):,.0f} / {pct(lat, .99):,.0f} ms "
-                             f"({len(lat)} probes)"))
-                rows.append(("  per stage (ingest receipt → stored), p50 / p99",
-                             bench_stages.per_stage(before,
-                                                    bench_stages.scrape(stack.url("profile")))))
-                asyncio.run(drained(stack))  # a saturated pipeline catches up first
-            stack.stop_services()
+            freshness_rows(stack, rows, figures, [*rates, SATURATED * one], seconds)
 
         if profiles > 0:
-            rows += scale(stack, profiles, logs)
+            rows += scale(stack, profiles, logs, port)
     finally:
         stack.down()
     table = Table(title="profile benchmark")
@@ -444,21 +253,52 @@ def main(*, events: int, customers: int, profiles: int, rates: list[float],
     console.print(table)
 
 
-def scale(stack: Stack, profiles: int, logs: Path) -> list[tuple[str, str]]:
+def freshness_rows(stack: Stack, rows: Rows, figures: Figures, rates: list[float],
+                   seconds: int) -> None:
+    """Freshness at each rate (the last: ``SATURATED`` of one worker's folding rate)."""
+    stack.start_services(("ingest", "profile"), {"RAPPORT_LOG_LEVEL": "WARNING",
+                                                 "RAPPORT_INGEST_WORKERS": "1"})
+    stack.wait_services(services=("ingest", "profile"))
+    background = synthetic(f"{uuid.uuid4().hex[:6]}bg", customers=5000, per_customer=1)
+    measured: list[dict[str, object]] = []
+    for n, rate in enumerate(rates):
+        label = (f"{SATURATED:.0%} of saturation ({rate:,.0f} ev/s)" if n == len(rates) - 1
+                 else f"{rate:,.0f} ev/s")
+        console.print(f"Freshness: {label} through ingest for {seconds}s ...")
+        before = bench_stages.scrape(stack.url("profile"))
+        lat = asyncio.run(freshness(stack, background, rate=rate, seconds=seconds))
+        after = bench_stages.scrape(stack.url("profile"))
+        rows.append((f"freshness at {label}, ingest 200 → GET: p50 / p99",
+                     f"{pct(lat, .5):,.0f} / {pct(lat, .99):,.0f} ms ({len(lat)} probes)"))
+        rows.append(("  per stage (ingest receipt → stored), p50 / p99",
+                     bench_stages.per_stage(before, after)))
+        measured.append({"label": label, "rate": rate, "probes": len(lat),
+                         "of_saturation": SATURATED if n == len(rates) - 1 else None,
+                         "p50_ms": pct(lat, .5) if lat else None,
+                         "p99_ms": pct(lat, .99) if lat else None,
+                         "stages": bench_stages.stage_ms(before, after)})
+        figures["freshness"] = measured
+        asyncio.run(drained(stack))  # a saturated pipeline catches up first
+    stack.stop_services()
+
+
+def scale(stack: Stack, profiles: int, logs: Path, port: int) -> list[tuple[str, str]]:
     """Build ``profiles`` single-touchpoint profiles, then flush Redis and rebuild them."""
     run = uuid.uuid4().hex[:6]
     source = TopicSpec(f"bench.touchpoints.{run}", partitions=PARTITIONS)
     resolved = TopicSpec(f"bench.resolved.{run}", partitions=PARTITIONS)
-    asyncio.run(ensure_topics(stack.kafka_bootstrap, [source, resolved]))
+    asyncio.run(ensure_topics(stack.kafka_bootstrap,
+                             [source, resolved, facts_beside(resolved)]))
     console.print(f"Scale: {profiles:,} profiles ...")
     asyncio.run(fill(stack.kafka_bootstrap, source.name, synthetic(run, profiles, 1)))
     settings = {"RAPPORT_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
                 "RAPPORT_REDIS_URL": stack.redis_url, "RAPPORT_DEV_KEYS": "true",
                 "RAPPORT_TOUCHPOINTS_TOPIC": source.name, "RAPPORT_RESOLVED_TOPIC": resolved.name,
+                "RAPPORT_DEMAND_FACTS_TOPIC": facts_beside(resolved).name,
                 "RAPPORT_PROFILE_GROUP_ID": f"bench-scale-{run}"}
     asyncio.run(_flush(stack.redis_url))
     base = asyncio.run(used_memory(stack.redis_url))
-    workers = Workers(settings, logs)
+    workers = Workers(settings, logs, port)
     workers.start(2)
     _, built = fold_rate(workers, profiles, f"building {profiles:,} profiles")
     workers.stop()

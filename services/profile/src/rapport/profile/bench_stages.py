@@ -43,13 +43,24 @@ def quantile(before: dict[float, float], after: dict[float, float], q: float) ->
     return lower
 
 
-def per_stage(before: Buckets, after: Buckets) -> str:
-    """``resolve p50/p99, fold p50/p99`` in ms, for the bench's table."""
-    parts = []
+def stage_ms(before: Buckets, after: Buckets) -> dict[str, dict[str, float]]:
+    """stage -> {"p50": ms, "p99": ms, "top": ms} of what the load added (stages observed
+    only); a quantile at ``top``, the histogram's largest finite bound, is at least that."""
+    out = {}
     for stage in ("resolve", "fold"):
         if stage not in after:
             continue
         p50, p99 = (quantile(before.get(stage, {}), after[stage], q) for q in (.5, .99))
         if p50 is not None and p99 is not None:
-            parts.append(f"{stage} {p50 * 1000:,.0f} / {p99 * 1000:,.0f} ms")
-    return "; ".join(parts) or "no observations"
+            top = max((b for b in after[stage] if b != float("inf")), default=float("inf"))
+            out[stage] = {"p50": p50 * 1000, "p99": p99 * 1000, "top": top * 1000}
+    return out
+
+
+def per_stage(before: Buckets, after: Buckets) -> str:
+    """``resolve p50/p99, fold p50/p99`` in ms, for the bench's table."""
+    def ms(v: float, top: float) -> str:
+        return f"{'≥' if v >= top else ''}{v:,.0f}"
+
+    return "; ".join(f"{stage} {ms(q['p50'], q['top'])} / {ms(q['p99'], q['top'])} ms"
+                     for stage, q in stage_ms(before, after).items()) or "no observations"
