@@ -4,6 +4,7 @@ was stored, and an erased person never re-enters an audience."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -37,7 +38,8 @@ def test_a_batch_of_facts_survives_its_encoding() -> None:
                               affinities={"shoes": Affinity(score=2.0, as_of=T0)})
     applied = [Applied(MEMBER, order(i), "u1", offset=100 + i) for i in range(3)]
     built = facts.of_batch(MEMBER, applied, {"u1": profile}, {"gone": ["hats"]}, 30.0)
-    back = facts.decode(facts.encode(built))
+    [record] = facts.encode(built)
+    back = facts.decode(record)
     assert back == built
     first = back.facts[0]
     assert first.offset == 100 and first.event_s == T0.timestamp()
@@ -60,6 +62,31 @@ def test_past_keeps_exactly_the_facts_after_what_was_counted(offsets, counted) -
 def test_a_record_that_is_no_facts_batch_is_refused(raw: bytes) -> None:
     with pytest.raises((ValueError, KeyError, TypeError, AttributeError)):
         facts.decode(raw)
+
+
+def test_a_large_batch_is_split_into_records_under_the_limit_never_inside_a_record() -> None:
+    """Stage 2 folds thousands of touchpoints a batch: its facts must fit the producer's
+    request limit, and the facts of one source record stay together (counted by its
+    offset, a record split in two would lose its second half)."""
+    profiles = {f"u{i}": CustomerProfile(customer_id=f"u{i}", affinities={
+        f"c{k}": Affinity(score=1.0 + k, as_of=T0) for k in range(3)}) for i in range(400)}
+    applied = [Applied(MEMBER, order(i, category=f"c{i % 7}"), f"u{i % 400}", offset=i // 5)
+               for i in range(3000)]
+    built = facts.of_batch(MEMBER, applied, profiles, {"gone": ["c1", "c2"]}, 30.0)
+    records = facts.encode(built, limit=16 * 1024)
+    assert len(records) > 10
+    assert all(len(r) <= 16 * 1024 for r in records)
+    parts = [facts.decode(r) for r in records]
+    offsets = [{f.offset for f in part.facts} for part in parts]
+    for a, b in itertools.pairwise(offsets):
+        assert not a & b  # no record's facts in two
+    assert [f for part in parts for f in part.facts] == built.facts
+    merged: dict[str, dict[str, float]] = {}
+    for part in parts:
+        for category, scores in part.audience_add.items():
+            merged.setdefault(category, {}).update(scores)
+    assert merged == built.audience_add
+    assert set().union(*(p.audience_remove.get("c1", set()) for p in parts)) == {"gone"}
 
 
 class Store:
@@ -133,7 +160,8 @@ def record(offsets: list[int], audience=None) -> Rec:
                            {"u1": profile}, {}, 30.0)
     if audience:
         built.audience_add = audience
-    return Rec(facts.encode(built))
+    [encoded] = facts.encode(built)
+    return Rec(encoded)
 
 
 ORDERS = SeriesKey(Dimension.TOTAL, "all", Metric.ORDERS).field

@@ -10,7 +10,9 @@ profiles), so stage 2 decodes one record per batch, not one per event.
 
 ``fold_profiles`` (those steps) owns each person's state on exactly one
 partition: it folds touchpoints, hands merged profiles
-over, evaluates segments and publishes every change.
+over, evaluates segments, publishes every change and tells demand counting what it
+applied (:mod:`~rapport.profile.demand.facts`). Each partition's share of a poll is
+stored in a transaction of its own (its keys share one Redis Cluster slot).
 
 Both work a micro-batch at a time and are exactly once in effect: the Kafka
 offsets a batch reflects are stored in Redis together with its effects, records
@@ -213,8 +215,8 @@ class ProfileFolder:
         told = facts.of_batch(member, batch.demand, batch.fx.profiles, batch.gone,
                               self._half_life)
         if told:
-            batch.sends.append(self._producer.send(self._facts, facts.encode(told),
-                                                   key=member.encode()))
+            batch.sends.extend(self._producer.send(self._facts, record, key=member.encode())
+                               for record in facts.encode(told))
 
     async def _seal_and_send(self, batch: FoldBatch) -> None:
         """Hand-overs and profile updates leave with their personal fields sealed."""

@@ -22,6 +22,9 @@ from rapport.shared.profiles import CustomerProfile
 from . import audience
 from .series import Contribution, Metric, SeriesKey, contribution, region_of
 
+FACTS_RECORD_BYTES = 256 * 1024
+"""Well under the producer's 1 MiB request limit, whatever a batch holds."""
+
 
 @dataclass(frozen=True)
 class Applied:
@@ -75,18 +78,75 @@ def of_batch(member: str, applied: Iterable[Applied],
     return out
 
 
-def encode(batch: FactBatch) -> bytes:
-    facts = []
-    for f in batch.facts:
-        row: list[Any] = [f.offset, f.event_s, f.received_s]
-        if f.contribution:
-            row.append({k.field: v for k, v in f.contribution.series.items()})
-            row.append([[m.value, item, n] for (m, item), n in f.contribution.products.items()])
-        facts.append(row)
-    return orjson.dumps({"member": batch.member, "facts": facts,
-                         "audience_add": batch.audience_add,
-                         "audience_remove": {c: sorted(p) for c, p in
-                                             batch.audience_remove.items()}})
+def _row(f: Fact) -> bytes:
+    row: list[Any] = [f.offset, f.event_s, f.received_s]
+    if f.contribution:
+        row.append({k.field: v for k, v in f.contribution.series.items()})
+        row.append([[m.value, item, n] for (m, item), n in f.contribution.products.items()])
+    return orjson.dumps(row)
+
+
+def encode(batch: FactBatch, limit: int = FACTS_RECORD_BYTES) -> list[bytes]:
+    """A batch's facts as records of about ``limit`` bytes at most, in order. A record's
+    facts are never split over two (demand counts by record offset), and the audiences
+    come last, in records of their own when they do not fit."""
+    member = orjson.dumps(batch.member)
+    frame = len(b'{"member":,"facts":[]}') + len(member)
+    records: list[bytes] = []
+    rows: list[bytes] = []
+    size = frame
+    i, facts = 0, batch.facts
+    while i < len(facts):
+        j = i
+        group = []
+        while j < len(facts) and facts[j].offset == facts[i].offset:
+            group.append(_row(facts[j]))
+            j += 1
+        grown = sum(len(r) + 1 for r in group)
+        if rows and size + grown > limit:
+            records.append(_record(member, rows))
+            rows, size = [], frame
+        rows.extend(group)
+        size += grown
+        i = j
+    audiences = _audience_parts(batch, limit - frame - 8)
+    if audiences and size + len(audiences[0]) + 1 <= limit:
+        records.append(_record(member, rows, audiences.pop(0)))
+    elif rows or not audiences:
+        records.append(_record(member, rows))
+    records.extend(_record(member, [], part) for part in audiences)
+    return records
+
+
+def _record(member: bytes, rows: list[bytes], audience: bytes = b"") -> bytes:
+    return (b'{"member":' + member + b',"facts":[' + b",".join(rows) + b"]"
+            + (b"," + audience if audience else b"") + b"}")
+
+
+def _audience_parts(batch: FactBatch, limit: int) -> list[bytes]:
+    """``"audience_add":{...},"audience_remove":{...}`` members, split to fit."""
+    parts: list[tuple[dict[str, dict[str, float]], dict[str, list[str]]]] = [({}, {})]
+    size = 0
+    overhead = len(b'"audience_add":{},"audience_remove":{}')
+
+    def room(cost: int) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+        nonlocal size
+        if size and size + cost > limit - overhead:
+            parts.append(({}, {}))
+            size = 0
+        size += cost
+        return parts[-1]
+
+    for category, scores in batch.audience_add.items():
+        for pid, score in scores.items():  # the entry, and its category's key again at worst
+            cost = len(orjson.dumps(pid)) + len(orjson.dumps(score)) + len(category) + 8
+            room(cost)[0].setdefault(category, {})[pid] = score
+    for category, gone in batch.audience_remove.items():
+        for pid in sorted(gone):
+            cost = len(orjson.dumps(pid)) + len(category) + 8
+            room(cost)[1].setdefault(category, []).append(pid)
+    return [orjson.dumps({"audience_add": a, "audience_remove": r})[1:-1]
+            for a, r in parts if a or r]
 
 
 def decode(raw: bytes) -> FactBatch:
