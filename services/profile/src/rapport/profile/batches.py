@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from prometheus_client import Counter, Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -153,8 +153,12 @@ async def isolating(records: list[Record], attempt: Attempt, quarantine: Quarant
     try:
         await attempt(records, len(records) == 1)
         return
-    except (*TRANSIENT, Fenced):
-        raise
+    except (*TRANSIENT, Fenced) as exc:
+        if not isinstance(exc, MessageSizeTooLargeError):
+            raise
+        if len(records) == 1:  # a record's own output that cannot be sent: set aside
+            await quarantine.record(records[0], reason_of(exc))
+            return
     except Exception as exc:
         if len(records) == 1:
             log.error("record_failed", topic=records[0].topic, partition=records[0].partition,
