@@ -15,7 +15,7 @@ from rapport.profile.demand import facts
 from rapport.profile.demand.clock import Buckets
 from rapport.profile.demand.counting import DemandCounter
 from rapport.profile.demand.facts import Applied, Fact, FactBatch
-from rapport.profile.demand.series import Contribution, Dimension, Metric, SeriesKey
+from rapport.profile.demand.series import Dimension, Metric, SeriesKey, contribution
 from rapport.profile.demand.stage import DemandStage
 from rapport.shared.events import Channel, MessageType, Touchpoint
 from rapport.shared.profiles import Affinity, CustomerProfile
@@ -43,8 +43,10 @@ def test_a_batch_of_facts_survives_its_encoding() -> None:
     assert back == built
     first = back.facts[0]
     assert first.offset == 100 and first.event_s == T0.timestamp()
-    assert first.contribution.series[SeriesKey(Dimension.REGION, "west", Metric.ORDERS)] == 1
-    assert first.contribution.series[SeriesKey(Dimension.SEGMENT, "vip", Metric.REVENUE)] == 2000
+    series = first.contribution().series
+    assert series[SeriesKey(Dimension.REGION, "west", Metric.ORDERS)] == 1
+    assert series[SeriesKey(Dimension.SEGMENT, "vip", Metric.REVENUE)] == 2000
+    assert series == contribution(order(0), region="west", segments=["vip"]).series
     assert back.audience_remove == {"hats": {"gone"}}
     assert set(back.audience_add["shoes"]) == {"u1"}
 
@@ -52,7 +54,7 @@ def test_a_batch_of_facts_survives_its_encoding() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=50), max_size=30),
        st.integers(min_value=-1, max_value=50))
 def test_past_keeps_exactly_the_facts_after_what_was_counted(offsets, counted) -> None:
-    batch = FactBatch(MEMBER, [Fact(o, 0.0, 0.0, Contribution()) for o in offsets])
+    batch = FactBatch(MEMBER, [Fact(o, 0.0, 0.0) for o in offsets])
     assert [f.offset for f in batch.past(counted).facts] == [o for o in offsets if o > counted]
 
 

@@ -11,7 +11,7 @@ counted (stored with its counts), so every fact counts once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -20,7 +20,13 @@ from rapport.shared.events import Touchpoint
 from rapport.shared.profiles import CustomerProfile
 
 from . import audience
-from .series import Contribution, Metric, SeriesKey, contribution, region_of
+from .series import (
+    DEMAND_PROPERTIES,
+    Contribution,
+    contribution_of,
+    is_commerce,
+    region_of,
+)
 
 FACTS_RECORD_BYTES = 256 * 1024
 """Well under the producer's 1 MiB request limit, whatever a batch holds."""
@@ -39,10 +45,23 @@ class Applied:
 
 @dataclass(frozen=True)
 class Fact:
+    """One applied touchpoint: its times and, for a commerce event, what its demand is
+    made of (computed by demand counting: stage 2 only picks the fields)."""
+
     offset: int
     event_s: float
     received_s: float
-    contribution: Contribution
+    event: str | None = None
+    channel: str = ""
+    region: str = ""
+    segments: tuple[str, ...] = ()
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def contribution(self) -> Contribution:
+        if self.event is None:
+            return Contribution()
+        return contribution_of(self.event, self.channel, self.properties, region=self.region,
+                               segments=self.segments)
 
 
 @dataclass
@@ -69,21 +88,24 @@ def of_batch(member: str, applied: Iterable[Applied],
     out = FactBatch(member, audience_add=audience.additions(profiles, half_life_days),
                     audience_remove=audience.removals(gone))
     for a in applied:
-        profile = profiles.get(a.profile_id)
         tp = a.touchpoint
-        out.facts.append(Fact(a.offset, tp.timestamp.timestamp(), tp.received_at.timestamp(),
-                              contribution(tp, region=region_of(tp, profile.traits if profile
-                                                                else None),
-                                           segments=profile.segments if profile else ())))
+        fact = Fact(a.offset, tp.timestamp.timestamp(), tp.received_at.timestamp())
+        if is_commerce(tp):
+            profile = profiles.get(a.profile_id)
+            fact = replace(fact, event=tp.event, channel=tp.channel.value,
+                           region=region_of(tp, profile.traits if profile else None),
+                           segments=tuple(sorted(set(profile.segments))) if profile else (),
+                           properties={k: tp.properties[k] for k in DEMAND_PROPERTIES
+                                       if k in tp.properties})
+        out.facts.append(fact)
     return out
 
 
 def _row(f: Fact) -> bytes:
-    row: list[Any] = [f.offset, f.event_s, f.received_s]
-    if f.contribution:
-        row.append({k.field: v for k, v in f.contribution.series.items()})
-        row.append([[m.value, item, n] for (m, item), n in f.contribution.products.items()])
-    return orjson.dumps(row)
+    if f.event is None:
+        return orjson.dumps([f.offset, f.event_s, f.received_s])
+    return orjson.dumps([f.offset, f.event_s, f.received_s, f.event, f.channel, f.region,
+                         f.segments, f.properties])
 
 
 def encode(batch: FactBatch, limit: int = FACTS_RECORD_BYTES) -> list[bytes]:
@@ -159,9 +181,14 @@ def decode(raw: bytes) -> FactBatch:
                     audience_remove={str(c): {str(p) for p in m}
                                      for c, m in body.get("audience_remove", {}).items()})
     for row in body["facts"]:
-        part = Contribution()
-        if len(row) > 3:
-            part.series = {SeriesKey.parse(k): int(v) for k, v in row[3].items()}
-            part.products = {(Metric(m), str(item)): int(n) for m, item, n in row[4]}
-        out.facts.append(Fact(int(row[0]), float(row[1]), float(row[2]), part))
+        if len(row) not in (3, 8):
+            raise ValueError(f"a fact has 3 or 8 members, not {len(row)}")
+        fact = Fact(int(row[0]), float(row[1]), float(row[2]))
+        if len(row) == 8:
+            props = row[7]
+            if not isinstance(props, dict):
+                raise TypeError("a fact's properties are an object")
+            fact = replace(fact, event=str(row[3]), channel=str(row[4]), region=str(row[5]),
+                           segments=tuple(str(s) for s in row[6]), properties=props)
+        out.facts.append(fact)
     return out

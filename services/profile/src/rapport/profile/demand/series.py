@@ -154,16 +154,34 @@ _EVENT_METRIC = {"Product Viewed": Metric.VIEWS, "Product Added": Metric.ADD_TO_
                  "Products Searched": Metric.SEARCHES}
 
 
+DEMAND_PROPERTIES = ("category", "product_id", "products", "revenue", "total", "price",
+                     "quantity")
+"""The properties a commerce event's demand is read from (all :func:`contribution_of`
+reads)."""
+
+
+def is_commerce(tp: Touchpoint) -> bool:
+    """Whether a touchpoint adds demand (the others only move their partition's clock)."""
+    return tp.type is MessageType.TRACK and (tp.event in _EVENT_METRIC
+                                             or tp.event == "Order Completed")
+
+
 def contribution(tp: Touchpoint, *, region: str, segments: Iterable[str]) -> Contribution:
     """The demand of one touchpoint (empty for anything but commerce track events)."""
+    if not is_commerce(tp):
+        return Contribution()
+    return contribution_of(tp.event or "", tp.channel.value, tp.properties, region=region,
+                           segments=segments)
+
+
+def contribution_of(event: str, channel: str, props: dict[str, Any], *, region: str,
+                    segments: Iterable[str]) -> Contribution:
+    """The demand of a commerce track event from what it is made of."""
     out = Contribution()
-    if tp.type is not MessageType.TRACK or tp.event is None:
-        return out
-    props = tp.properties
     context = [(Dimension.TOTAL, TOTAL), (Dimension.REGION, region),
-               (Dimension.CHANNEL, tp.channel.value),
+               (Dimension.CHANNEL, channel),
                *((Dimension.SEGMENT, s) for s in sorted(set(segments)))]
-    metric = _EVENT_METRIC.get(tp.event)
+    metric = _EVENT_METRIC.get(event)
     if metric is not None:
         category, product_id = clean(props.get("category")), clean(props.get("product_id"))
         for dimension, value in context:
@@ -172,7 +190,7 @@ def contribution(tp: Touchpoint, *, region: str, segments: Iterable[str]) -> Con
             out.add(SeriesKey(Dimension.CATEGORY, category, metric), 1)
         if product_id is not None and metric in PRODUCT_METRICS:
             out.add_product(metric, product_item(product_id, category), 1)
-    elif tp.event == "Order Completed":
+    elif event == "Order Completed":
         _order(out, props, context)
     return out
 

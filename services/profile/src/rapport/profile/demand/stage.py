@@ -56,7 +56,7 @@ class DemandStage:
                       closed_through=closed, wall_now=time.time())
         for batch in batches:
             for fact in batch.facts:
-                tally.add(batch.member, fact.event_s, fact.received_s, fact.contribution)
+                tally.add(batch.member, fact.event_s, fact.received_s, fact.contribution())
         fx = tally.fx
         wanted = sorted(fx.products.keys() - self._sketches.keys())
         self._sketches.update(await self._store.open_sketches(wanted))
