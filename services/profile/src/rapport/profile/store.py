@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from rapport.shared import keys
@@ -57,8 +56,6 @@ class BatchEffects:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     resolved: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     """Offsets whose logged resolutions this batch's commit makes unnecessary."""
-    also: list[Callable[[Pipeline], None]] = field(default_factory=list)
-    """More writes queued into the same transaction (the batch's demand)."""
 
 
 def offset_slots(layout: ProfileLayout, resolved_topic: str) -> Callable[[str, int], str]:
@@ -170,8 +167,6 @@ class ProfileStore:
             for (topic, partition), done in fx.resolved.items():
                 if done:
                     tx.hdel(keys.resolve_log(self._group, topic, partition), *map(str, done))
-            for queue in fx.also:
-                queue(tx)
             await tx.execute()
 
 

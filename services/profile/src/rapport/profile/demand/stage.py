@@ -18,11 +18,11 @@ from prometheus_client import Counter
 
 from . import sketches
 from .clock import Buckets
-from .facts import Applied, FactBatch
+from .facts import FactBatch
 from .store import DemandStore
 from .tally import DemandEffects, Tally
 
-__all__ = ["EVENTS", "Applied", "DemandStage"]
+__all__ = ["EVENTS", "DemandStage"]
 
 EVENTS = Counter("rapport_demand_events_total",
                  "Commerce touchpoints counted into demand buckets, or too late to be",

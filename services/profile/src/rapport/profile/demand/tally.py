@@ -1,4 +1,4 @@
-"""A micro-batch's demand, as effects for the same Redis transaction as its profiles.
+"""A batch of demand facts, as effects for one transaction of the ``{demand}`` slot.
 
 Events are judged against their partition's clock as it advances record by record, so
 the late rule gives the same verdicts however a partition's records are split into
@@ -17,7 +17,7 @@ from .series import Contribution, Dimension, Metric
 
 @dataclass
 class DemandEffects:
-    """What one batch writes for demand (all in the batch's MULTI)."""
+    """What one batch of facts writes for demand (all in one MULTI)."""
 
     counts: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
     """(width, bucket start) -> series field -> amount to add."""
