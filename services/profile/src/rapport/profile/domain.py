@@ -251,7 +251,9 @@ def apply_owned(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id:
     m.touchpoints += 1
     m.first_seen = _earliest(m.first_seen, at)
     m.last_seen = _latest(m.last_seen, at)
-    ch = p.channels.setdefault(tp.channel.value, ChannelActivity())
+    ch = p.channels.get(tp.channel.value)
+    if ch is None:
+        ch = p.channels[tp.channel.value] = ChannelActivity()
     ch.count += 1
     ch.last_seen = _latest(ch.last_seen, at)
 

@@ -163,7 +163,7 @@ class FoldBatch:
             assert profile is not None
             profile.segments = segments.memberships(profile, self.now, segment_defs)
             try:
-                stored, published = limits.encoded(profile)
+                stored, _, body = limits.encoded_with_body(profile)
             except Exception as exc:
                 if not self.careful:
                     raise
@@ -171,7 +171,7 @@ class FoldBatch:
                 continue
             self.fx.profiles[pid] = profile
             self.fx.encoded[pid] = stored
-            self.updates[pid] = orjson.loads(published)
+            self.updates[pid] = body
             old, new = set(self.before.get(pid, [])), set(profile.segments)
             for name, kind in [*((n, "entered") for n in new - old),
                                *((n, "exited") for n in old - new)]:

@@ -33,7 +33,8 @@ def profile_id_for(kind: str, value: str) -> str:
 
 def _id(kind: str, value: object) -> Identity | None:
     norm = identifiers.normalize(kind, value)
-    return None if norm is None else Identity(type=kind, value=norm)
+    # Built unvalidated: both fields are str by now, and this runs for every event.
+    return None if norm is None else Identity.model_construct(type=kind, value=norm)
 
 
 PREVIOUS = "previous_id"
@@ -44,7 +45,7 @@ visitor whose device id happens to equal their user id)."""
 
 def _previous(value: object) -> Identity | None:
     norm = identifiers.normalize("user_id", value)
-    return None if norm is None else Identity(type=PREVIOUS, value=norm)
+    return None if norm is None else Identity.model_construct(type=PREVIOUS, value=norm)
 
 
 def founder(tp: Touchpoint) -> Identity | None:

@@ -21,6 +21,7 @@ reaches the stream.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import orjson
 
@@ -86,7 +87,15 @@ def newest_entries(entries: list[tuple[float, str]], limit: int) -> list[tuple[f
 def encoded(profile: CustomerProfile) -> tuple[bytes, bytes]:
     """(stored form, published form) of a profile; raises when either cannot be encoded
     or the published record would be over :data:`RECORD_LIMIT`."""
-    stored, published = profile.to_stored(), profile.to_bytes()
+    stored, published, _ = encoded_with_body(profile)
+    return stored, published
+
+
+def encoded_with_body(profile: CustomerProfile) -> tuple[bytes, bytes, dict[str, Any]]:
+    """:func:`encoded` and the published form as a dict (what is sealed before it is
+    sent), from one dump: the fold does this for every profile it changes."""
+    body = profile.model_dump(mode="json")
+    published = orjson.dumps(body)
     if len(published) > RECORD_LIMIT:
         raise TooLarge(f"profile record of {len(published)} bytes")
-    return stored, published
+    return profile.to_stored(), published, body
