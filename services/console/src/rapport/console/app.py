@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,8 @@ from .settings import ConsoleSettings
 from .upstream import Upstreams
 
 STATIC = Path(__file__).parent / "static"
+# One line per upstream call at INFO would drown the console's own log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def build(settings: ConsoleSettings | None = None) -> FastAPI:

@@ -21,6 +21,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rapport.shared import topics
+from rapport.shared.kafka import topic_partitions
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +77,7 @@ class ScreenPop:
 
     def __init__(self, bootstrap: str, window_s: float) -> None:
         self.window_s = window_s
+        self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                           enable_auto_commit=False,
                                           client_id="rapport-console-screen-pop")
@@ -94,11 +96,11 @@ class ScreenPop:
     async def run(self) -> None:
         await self._consumer.start()
         try:
-            parts = self._consumer.partitions_for_topic(topics.PROFILE_UPDATES.name)
+            name = topics.PROFILE_UPDATES.name
+            parts = (await topic_partitions(self._bootstrap, [name])).get(name)
             while not parts:
-                await self._consumer.force_metadata_update()
-                parts = self._consumer.partitions_for_topic(topics.PROFILE_UPDATES.name)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(1)
+                parts = (await topic_partitions(self._bootstrap, [name])).get(name)
             tps = [TopicPartition(topics.PROFILE_UPDATES.name, p) for p in sorted(parts)]
             self._consumer.assign(tps)
             await self._consumer.seek_to_end(*tps)
