@@ -61,9 +61,11 @@ def test_an_agent_finds_a_customer_sees_the_360_and_records_an_accept(system, pa
     page.locator(".action").nth(1).locator("button.decline").click()
     expect(page.locator(".action").nth(1).locator(".result")).to_contain_text("rejected")
 
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(DOCS / "console-agent.png"))
     page.click("#why")
     expect(page.locator(".trace table")).to_be_visible()
-    page.screenshot(path=str(DOCS / "console-agent.png"))
+    expect(page.locator("#customer-name")).to_be_in_viewport()  # the name stays in view
 
     # The Accept went through next-action's API: its offers report counts it.
     deadline = time.monotonic() + 30

@@ -51,7 +51,7 @@ def group_lags(samples: list[Sample]) -> list[dict[str, Any]]:
                                                 for k, o in c.items()))))
         clear = lag.time_to_clear(history)
         out.append({"group": group, "lag": sum(p["lag"] for p in parts), "partitions": parts,
-                    "trend": lag.trend(history), "clear": lag.describe_clear(clear),
+                    "trend": lag.trend(history), "clears_in": lag.describe_clear(clear),
                     "spark": [[round(t) for t, _ in history], [v for _, v in history]]})
     return out
 

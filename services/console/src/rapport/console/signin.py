@@ -46,6 +46,11 @@ async def home() -> Response:
     return RedirectResponse("/agent", status_code=303)
 
 
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    return Response(status_code=204)
+
+
 @router.post("/signin")
 async def sign_in(request: Request, key: Annotated[str, Form(max_length=512)],
                   screen: Annotated[str, Form(pattern="^(agent|ops)$")]) -> Response:

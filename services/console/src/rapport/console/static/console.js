@@ -10,7 +10,7 @@
       el.dataset.drawn = "1";
       new uPlot({ width: 120, height: 28, legend: { show: false }, cursor: { show: false },
         scales: { x: { time: false } }, axes: [{ show: false }, { show: false }],
-        series: [{}, { stroke: "#2454d6", width: 1.5, fill: "rgba(36,84,214,.12)" }] },
+        series: [{}, { stroke: "#2454d6", width: 1.5, fill: "rgba(36,84,214,.12)", points: { show: false } }] },
         data, el);
     });
   }
