@@ -76,7 +76,8 @@ def action_line(action: dict[str, Any], churn_risk: float | None = None) -> str:
     reasons = [r for r in action.get("reasons") or [] if r and not r.startswith("chosen with")]
     if reasons and len(parts) == 0:
         parts.append(reasons[0])
-    deal = f"{action.get('name', action.get('offer_id', 'offer'))} worth {money(action.get('value'))}"
+    name = action.get('name', action.get('offer_id', 'offer'))
+    deal = f"{name} worth {money(action.get('value'))}"
     if action.get("cost") is not None:
         deal += f" at a cost of {money(action['cost'])}"
     parts.append(deal)
