@@ -139,6 +139,23 @@ async def why(request: Request, decision_id: Text) -> Response:
     return render(request, "_trace.html", d=decision)
 
 
+async def _new_call(up: Upstreams, session: Session, pid: str, window_s: float,
+                    popped: set[object], tries: int = 8) -> tuple[dict[str, Any], Any] | None:
+    """The customer's timeline and their call not shown yet. The profile update may
+    reach Kafka a moment before the timeline has the call: ask again, briefly."""
+    for attempt in range(tries):
+        try:
+            got = await up.timeline(session.key, pid, limit=10)
+        except Refused:
+            return None
+        call = newest_call(got.get("touchpoints", []), time.time(), window_s)
+        if call is not None and call.get("message_id") not in popped:
+            return got, call
+        if attempt < tries - 1:
+            await asyncio.sleep(0.1 * (attempt + 1))
+    return None
+
+
 @router.get("/calls")
 async def calls(request: Request) -> Response:
     """Server-sent events: a ``call`` event with the calling customer's card."""
@@ -155,13 +172,10 @@ async def calls(request: Request) -> Response:
             yield {"event": "hello", "data": "<span>Listening for calls</span>"}
             while True:
                 pid = await queue.get()
-                try:
-                    got = await up.timeline(session.key, pid, limit=10)
-                except Refused:
+                found = await _new_call(up, session, pid, pop.window_s, popped)
+                if found is None:
                     continue
-                call = newest_call(got.get("touchpoints", []), time.time(), pop.window_s)
-                if call is None or call.get("message_id") in popped:
-                    continue
+                got, call = found
                 popped.add(call.get("message_id"))
                 reason = (call.get("properties") or {}).get("reason")  # type: ignore[union-attr]
                 html = TEMPLATES.get_template("_call.html").render(

@@ -9,7 +9,7 @@
       if (!data || !data[0] || data[0].length < 2) { el.textContent = "–"; return; }
       el.dataset.drawn = "1";
       new uPlot({ width: 120, height: 28, legend: { show: false }, cursor: { show: false },
-        scales: { x: { time: false } }, axes: [{ show: false }, { show: false }],
+        scales: { x: { time: false }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } }, axes: [{ show: false }, { show: false }],
         series: [{}, { stroke: "#2454d6", width: 1.5, fill: "rgba(36,84,214,.12)", points: { show: false } }] },
         data, el);
     });
