@@ -50,8 +50,11 @@ def group_lags(samples: list[Sample]) -> list[dict[str, Any]]:
                 history.append((s.at, float(sum(max(0, s.ends.get(k, o) - o)
                                                 for k, o in c.items()))))
         clear = lag.time_to_clear(history)
-        out.append({"group": group, "lag": sum(p["lag"] for p in parts), "partitions": parts,
-                    "trend": lag.trend(history), "clears_in": lag.describe_clear(clear),
+        total = sum(p["lag"] for p in parts)
+        recent = [p for p in history if p[0] >= last.at - 60]
+        out.append({"group": group, "lag": total, "partitions": parts,
+                    "trend": lag.trend(recent) if total else "caught up",
+                    "clears_in": lag.describe_clear(clear),
                     "spark": [[round(t) for t, _ in history], [v for _, v in history]]})
     return out
 
