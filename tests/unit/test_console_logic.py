@@ -144,3 +144,34 @@ def test_sessions_hold_the_key_server_side_and_end_on_sign_out():
     assert sessions.get(sid) is None and sessions.get(None) is None
     expired = Sessions(ttl_s=-1)
     assert expired.get(expired.open("k", Role.OPS)) is None
+
+
+def test_the_ops_view_reads_rates_and_lag_from_offsets_and_metrics():
+    from collections import deque
+
+    from rapport.console import ops_view
+    from rapport.console.ops_collector import Collected, Sample
+
+    def sample(at, end, committed, accepted):
+        metrics = prom_text.parse(
+            "# TYPE rapport_ingest_messages_total counter\n"
+            f'rapport_ingest_messages_total{{source="dev",outcome="accepted",reason=""}} '
+            f"{accepted}\n")
+        return Sample(at, {("rapport.touchpoints.v1", 0): end,
+                           ("rapport.touchpoints.dead-letter.v1", 0): 2},
+                      {"rapport-profile": {("rapport.touchpoints.v1", 0): committed}}, metrics)
+
+    data = Collected(samples=deque([sample(100.0, 100, 0, 100), sample(102.0, 120, 40, 120),
+                                    sample(104.0, 140, 90, 140)]))
+    view = ops_view.build(data, [], {"offers": [{"offer_id": "o", "decisions": 10,
+                                                  "expected_acceptances": 2.0,
+                                                  "acceptances": 3, "profit": 1.0}]}, [])
+    (topic,) = [t for t in view["topics"] if t["topic"] == "rapport.touchpoints.v1"]
+    assert topic["rate"] == 10.0 and topic["total"] == 140
+    (group,) = view["groups"]
+    assert group["lag"] == 50 and group["trend"] == "shrinking"
+    assert group["clears_in"] == "~4 s"  # falling 12.5 records/s (least squares)
+    assert view["ingest"]["accepted"] == {"total": 140.0, "rate": 10.0}
+    assert view["dead_letters"]["rapport.touchpoints.dead-letter.v1"] == 2
+    assert view["offers"][0]["actual_rate"] == 0.3 and view["offers"][0]["expected_rate"] == 0.2
+    assert ops_view.build(Collected(), [], None, [])["ready"] is False
