@@ -1,10 +1,11 @@
-# One image for the four Rapport services and the `rapport` command line.
+# One image for the five Rapport services and the `rapport` command line.
 #
 # The command picks the service (docker-compose.yml and deploy/k8s/ set it):
 #   python -m rapport.ingest        port 8001 (RAPPORT_INGEST_PORT)
 #   python -m rapport.profile       port 8002 (RAPPORT_PROFILE_PORT)
 #   python -m rapport.scoring       port 8003 (RAPPORT_SCORING_PORT)
 #   python -m rapport.next_action   port 8004 (RAPPORT_NEXT_ACTION_PORT)
+#   python -m rapport.console       port 8005 (RAPPORT_CONSOLE_PORT)
 #   rapport topics --bootstrap kafka:9092   creates the Kafka topics (idempotent)
 #
 # Build: docker build -t rapport:local .
@@ -31,10 +32,12 @@ COPY services/ingest/pyproject.toml services/ingest/
 COPY services/profile/pyproject.toml services/profile/
 COPY services/scoring/pyproject.toml services/scoring/
 COPY services/next-action/pyproject.toml services/next-action/
+COPY services/console/pyproject.toml services/console/
 RUN uv sync --frozen --all-packages --no-dev --no-install-workspace
 
 # Then the workspace packages: rapport.shared (with the `rapport` CLI),
-# rapport.ingest, rapport.profile, rapport.scoring, rapport.next_action.
+# rapport.ingest, rapport.profile, rapport.scoring, rapport.next_action,
+# rapport.console.
 COPY shared/ shared/
 COPY services/ services/
 RUN uv sync --frozen --all-packages --no-dev

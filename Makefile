@@ -10,7 +10,7 @@ VENV := .venv
 RAPPORT := $(VENV)/bin/rapport
 PYTEST_ARGS ?=
 
-.PHONY: run up down status test test-unit test-integration test-e2e bench lint clean wipe
+.PHONY: run up down status test test-unit test-integration test-e2e test-browser bench lint clean wipe
 
 $(UV):
 	$(PYTHON) -m venv .cache/uv
@@ -20,7 +20,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/p
 	$(UV) sync --frozen --all-packages --python $(PYTHON)
 	@touch $@
 
-## run: install, start Kafka, Redis and the four services, load sample offers, simulate traffic until Ctrl-C
+## run: install, start Kafka, Redis and the five services (console: /agent and /ops on 8005), load sample offers, simulate traffic until Ctrl-C
 run: $(VENV)/.synced
 	$(RAPPORT) run
 
@@ -50,6 +50,9 @@ test-integration: $(VENV)/.synced
 
 test-e2e: $(VENV)/.synced
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+test-browser: $(VENV)/.synced
+	$(VENV)/bin/pytest tests/browser $(PYTEST_ARGS)
 
 ## bench: print throughput, latency and memory figures against the limits measured in the same run
 BENCH_ARGS ?=

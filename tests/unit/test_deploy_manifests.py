@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAY = ROOT / "deploy" / "k8s-keys"
 SECRET = "rapport-keys"
-API_SERVICES = ("profile", "scoring", "next-action")
+API_SERVICES = ("profile", "scoring", "next-action", "console")
 
 
 def documents(folder: Path) -> list[dict]:
@@ -144,7 +144,7 @@ def test_docker_compose_uses_the_dev_keys_on_localhost_only():
     compose = yaml.safe_load(text)
     rapport = {n: s for n, s in compose["services"].items()
                if str(s.get("command", [""])[0]) == "python"}
-    assert set(rapport) == {"ingest", "profile", "scoring", "next-action"}
+    assert set(rapport) == {"ingest", "profile", "scoring", "next-action", "console"}
     for name, svc in rapport.items():
         env = svc["environment"]
         assert env["RAPPORT_DEV_KEYS"] == "1", name

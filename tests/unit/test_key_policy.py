@@ -7,6 +7,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from rapport.console.settings import ConsoleSettings
 from rapport.ingest.settings import IngestSettings
 from rapport.next_action.settings import NextActionSettings
 from rapport.profile.settings import ProfileSettings
@@ -16,7 +17,8 @@ from rapport.shared.keypolicy import weakness
 
 SECRET = "9c1f4e7a2b8d3f60a5e1c7b94d2f8a13"
 STRONG = "Zk3pQ9vW2mX7rT5yL8nBq4"
-SERVICES = [IngestSettings, ProfileSettings, ScoringSettings, NextActionSettings]
+SERVICES = [IngestSettings, ProfileSettings, ScoringSettings, NextActionSettings,
+            ConsoleSettings]
 # What the old deploy/k8s/config.yaml shipped, the dev set, and other usual suspects.
 WEAK = ["change-me-admin", "CHANGE_ME_please_0123456789", "changeme0123456789ab",
         "dev-admin", "dev-write-key", "dev-privacy-secret", "my-example-key-0123456789",

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(("module", "folder"), [
     ("rapport.shared", "shared"), ("rapport.ingest", "services/ingest"),
     ("rapport.profile", "services/profile"), ("rapport.scoring", "services/scoring"),
-    ("rapport.next_action", "services/next-action"),
+    ("rapport.next_action", "services/next-action"), ("rapport.console", "services/console"),
 ])
 def test_editable_install_imports_from_the_repo(module, folder):
     mod = importlib.import_module(module)

@@ -129,6 +129,8 @@ def _banner_text(stack: localstack.Stack, customers: int) -> str:
             f"api keys: dev-channel, dev-agent, dev-ops, dev-admin\n"
             f"  scoring      {stack.url('scoring')}/docs\n"
             f"  next-action  {stack.url('next-action')}/docs\n"
+            f"  console      agent screen {stack.url('console')}/agent   (sign in: dev-agent)\n"
+            f"               ops dashboard {stack.url('console')}/ops   (sign in: dev-ops)\n"
             f"  Kafka {stack.kafka_bootstrap}   Redis {stack.redis_url}   logs: {stack.logs}\n\n"
             f"Simulating touchpoints for {customers:,} customers; Ctrl-C stops everything.\n")
 

@@ -1,5 +1,5 @@
 """The local stack: a real Apache Kafka (KRaft) broker from Maven Central jars,
-a real Redis from Debian's package, the project's topics and the four services,
+a real Redis from Debian's package, the project's topics and the five services,
 each as a background process with a pid file and a log file.
 
 Two profiles that cannot collide: ``run`` (``make run``/``make up``) and
@@ -29,11 +29,13 @@ import httpx
 from .kafka import ensure_topics
 from .topics import ALL_TOPICS
 
-SERVICES = ("ingest", "profile", "scoring", "next-action")
+SERVICES = ("ingest", "profile", "scoring", "next-action", "console")
 _MODULES = {"ingest": "rapport.ingest", "profile": "rapport.profile",
-            "scoring": "rapport.scoring", "next-action": "rapport.next_action"}
+            "scoring": "rapport.scoring", "next-action": "rapport.next_action",
+            "console": "rapport.console"}
 _PORT_VARS = {"ingest": "RAPPORT_INGEST_PORT", "profile": "RAPPORT_PROFILE_PORT",
-              "scoring": "RAPPORT_SCORING_PORT", "next-action": "RAPPORT_NEXT_ACTION_PORT"}
+              "scoring": "RAPPORT_SCORING_PORT", "next-action": "RAPPORT_NEXT_ACTION_PORT",
+              "console": "RAPPORT_CONSOLE_PORT"}
 
 
 class StackError(RuntimeError):
@@ -61,11 +63,14 @@ class Profile:
 # outgoing connection could take them between our check and the server's bind.
 PROFILES = {
     "run": Profile("run", 9092, 9093, 6390,
-                   {"ingest": 8001, "profile": 8002, "scoring": 8003, "next-action": 8004}),
+                   {"ingest": 8001, "profile": 8002, "scoring": 8003, "next-action": 8004,
+                    "console": 8005}),
     "test": Profile("test", 19092, 19093, 16390,
-                    {"ingest": 18001, "profile": 18002, "scoring": 18003, "next-action": 18004}),
+                    {"ingest": 18001, "profile": 18002, "scoring": 18003, "next-action": 18004,
+                     "console": 18005}),
     "bench": Profile("bench", 29092, 29093, 26390,
-                     {"ingest": 28001, "profile": 28002, "scoring": 28003, "next-action": 28004}),
+                     {"ingest": 28001, "profile": 28002, "scoring": 28003, "next-action": 28004,
+                     "console": 28005}),
 }
 
 
@@ -142,6 +147,8 @@ class Stack:
                     "PYTHONUNBUFFERED": "1"})
         for svc, var in _PORT_VARS.items():
             env[var] = str(self.profile.service_ports[svc])
+            # Where the console (and any caller) finds each service's API.
+            env[var.replace("_PORT", "_URL")] = self.url(svc)
         return env
 
     # --- process bookkeeping -----------------------------------------------------------
