@@ -32,8 +32,12 @@ async def test_a_new_customer_flows_from_ingest_to_a_decision(system, http):
          "eligibility": [{"field": "scores.value_tier", "op": "eq", "value": "best"}]},
     ])
     user, anon = f"e2e-{uuid.uuid4().hex[:8]}", f"anon-{uuid.uuid4().hex[:8]}"
-    t0 = datetime.now(UTC) - timedelta(hours=1)
-    at = lambda m: (t0 + timedelta(minutes=m)).isoformat()  # noqa: E731
+    # Within the last hour, and today (UTC), so that recency is 0 days at any hour.
+    now = datetime.now(UTC)
+    span = min(timedelta(hours=1), (now - now.replace(hour=0, minute=0, second=0,
+                                                      microsecond=0)) / 2)
+    t0 = now - span
+    at = lambda m: (t0 + m * span / 8).isoformat()  # noqa: E731
     batch = [
         {"type": "page", "anonymousId": anon, "name": "Home", "timestamp": at(0)},
         {"type": "identify", "userId": user, "anonymousId": anon, "timestamp": at(1),
