@@ -22,7 +22,8 @@ def accepted_of(system, offer_id: str) -> int:
     return sum(o["acceptances"] for o in got["offers"] if o["offer_id"] == offer_id)
 
 
-def test_an_agent_finds_a_customer_sees_the_360_and_records_an_accept(system, page):
+def test_an_agent_finds_a_customer_sees_the_360_and_records_an_accept(system, page,
+                                                                      record_property):
     who = new_customer(system)
     sign_in(page, system, "agent", "dev-agent")
     expect(page.locator("#q")).to_be_visible()
@@ -35,15 +36,17 @@ def test_an_agent_finds_a_customer_sees_the_360_and_records_an_accept(system, pa
     page.keyboard.press("Enter")
     expect(page.locator("#no-match")).to_contain_text("No customer matches")
 
-    for query in (who["email"], who["phone"], who["loyalty_id"], who["user_id"]):
+    for kind in ("email", "phone", "loyalty_id", "user_id"):
+        query = who[kind]
         page.fill("#q", query)
         started = time.perf_counter()
         page.keyboard.press("Enter")
         expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
         expect(page.locator(".action").first).to_be_visible()
-        elapsed = time.perf_counter() - started
+        # A figure, not a bound (no timed tests): the 360 and the actions on screen.
+        record_property(f"search_by_{kind}_to_360_ms",
+                        round((time.perf_counter() - started) * 1000))
         assert query not in page.url  # searched by a POST form
-    assert elapsed < 1.5, elapsed  # the 360 and the actions on screen (local stack)
     expect(page.locator(".timeline li").first).to_contain_text("Ticket Created")
     expect(page.locator(".orders")).to_contain_text("Order Completed")
     expect(page.locator(".scores")).to_contain_text("churn risk")
@@ -78,7 +81,7 @@ def test_an_agent_finds_a_customer_sees_the_360_and_records_an_accept(system, pa
 
 
 def test_a_call_started_through_ingest_pops_the_customer_on_every_agent_screen(
-        system, browser):
+        system, browser, record_property):
     who = new_customer(system, name="Grace Hopper")
     screens = []
     for _ in range(2):
@@ -96,8 +99,7 @@ def test_a_call_started_through_ingest_pops_the_customer_on_every_agent_screen(
         expect(tab.locator(".call-banner")).to_be_visible(timeout=5000)
         expect(tab.locator("#customer-name")).to_have_text("Grace Hopper", timeout=5000)
         expect(tab.locator(".call-banner")).to_contain_text("billing question")
-    popped = time.perf_counter() - sent
-    assert popped < 3.0, popped  # within a second or so, two screens on two cores
+    record_property("screen_pop_ms", round((time.perf_counter() - sent) * 1000))
     for context, _ in screens:
         context.close()
 
