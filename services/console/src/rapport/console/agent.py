@@ -7,6 +7,7 @@ browser history or an access log."""
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from typing import Annotated, Any
 
@@ -135,7 +136,8 @@ async def why(request: Request, decision_id: Text) -> Response:
     try:
         decision = await _up(request).decision(session.key, decision_id)
     except Refused as exc:
-        return HTMLResponse(f"<p class='error'>{exc.message}</p>")
+        # An upstream message can echo what was posted: escaped like the templates.
+        return HTMLResponse(f"<p class='error'>{html.escape(exc.message)}</p>")
     return render(request, "_trace.html", d=decision)
 
 
