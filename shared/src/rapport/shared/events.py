@@ -129,6 +129,11 @@ class LoggedCandidate(BaseModel):
     allowed: bool = True
     """Whether the contact limits allowed it (a capped offer could not be made)."""
     action_id: str | None = None
+    held_out: bool = False
+    """The policy would have made it, and it was withheld by the offer's random holdout
+    (its counterfactual: ``probability`` is then the chance it had of being made)."""
+    uplift: float | None = None
+    """The uplift model's incremental profit for it at decision time (for the Qini)."""
 
 
 class DecisionLogged(BaseModel):
@@ -161,6 +166,48 @@ class DecisionLogged(BaseModel):
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> DecisionLogged:
+        return cls.model_validate_json(raw)
+
+
+class OrderFact(BaseModel):
+    """One order or refund as the profile service folded it (a resend is not folded
+    twice, but the fact may be delivered twice: ``message_id`` is the once-key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["order", "refund"]
+    customer: str
+    """Keyed fingerprint of the profile id (``Fingerprints.profile``)."""
+    message_id: str
+    """Keyed fingerprint of the touchpoint's message id."""
+    order_id: str | None = None
+    """Keyed fingerprint of the order id (a refund names the order it refunds)."""
+    occurred_at: datetime
+    revenue: float = 0.0
+    """For an order: Segment's ``revenue``, else ``total`` less ``discount``; for a
+    refund: its ``total``."""
+    discount: float = 0.0
+    costed_revenue: float = 0.0
+    """The part of the order's lines sent with a ``cost``, at their prices..."""
+    cost: float = 0.0
+    """...and what those lines cost: the rest is costed at the configured margin rate."""
+
+    def margin(self, default_margin_rate: float) -> float:
+        """What the order left the business: its revenue (after the discount) less the
+        cost of goods: the lines' own costs where sent, the rest of the list price at
+        the default margin rate. A refund takes back its total's margin at that rate
+        (the goods come back; the margin on them does not)."""
+        if self.kind == "refund":
+            return -self.revenue * default_margin_rate
+        uncosted = max(self.revenue + self.discount - self.costed_revenue, 0.0)
+        return self.revenue - self.cost - uncosted * (1.0 - default_margin_rate)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> OrderFact:
         return cls.model_validate_json(raw)
 
 

@@ -315,6 +315,68 @@ def contacts(fingerprint: str) -> str:
     return f"{tagged(contacts_slot(fingerprint))}:contacts:{fingerprint}"
 
 
+def attribution_slot(fingerprint: str) -> str:
+    """One person's open attribution windows, their decisions by time and the once-
+    markers of their orders share a slot (one script attributes an order)."""
+    return f"a:{fingerprint}"
+
+
+def attribution_decisions(fingerprint: str) -> str:
+    """Sorted set of a person's recent decision ids by decision time (epoch s): the most
+    recent one before an order, within the window, gets it."""
+    return f"{tagged(attribution_slot(fingerprint))}:attribution:decisions:{fingerprint}"
+
+
+def attribution_window(fingerprint: str, decision_id: str) -> str:
+    """Hash: one decision's attribution window (what it made or held out, its features,
+    and the orders and margin attributed to it so far; ``closing`` once it is closed)."""
+    return f"{tagged(attribution_slot(fingerprint))}:attribution:window:{decision_id}"
+
+
+def attribution_fact_seen(fingerprint: str, message_id: str) -> str:
+    """The decision an order (or refund) message was attributed to ('' for none): its
+    once-marker, and for an order what its refunds are attributed to."""
+    return f"{tagged(attribution_slot(fingerprint))}:attribution:fact:{message_id}"
+
+
+def attribution_order(fingerprint: str, order_id: str) -> str:
+    """The decision an order id was attributed to (its refunds follow it)."""
+    return f"{tagged(attribution_slot(fingerprint))}:attribution:order:{order_id}"
+
+
+def attribution_open() -> str:
+    """Sorted set ``<fingerprint>|<decision_id>`` by when its window closes (epoch s)."""
+    return f"{tagged(LEARNER)}:attribution:open"
+
+
+def uplift_model(name: str) -> str:
+    """Hash {``state``: one uplift learner's bytes (rapport.next_action.uplift),
+    ``version``: how many closed windows it learnt from}."""
+    return f"{tagged(LEARNER)}:uplift:model:{name}"
+
+
+def response_seen(decision_id: str) -> str:
+    """Marker that a decision's closed window was learnt from and counted once."""
+    return f"{tagged(LEARNER)}:uplift:seen:{decision_id}"
+
+
+def uplift_report(hour: int) -> str:
+    """Hash of the uplift report's counters for one hour of decisions (epoch hours):
+    ``<offer>|<cut>|<arm>|<counter>`` (see rapport.next_action.uplift_report)."""
+    return f"{tagged(LEARNER)}:uplift:report:{hour}"
+
+
+def uplift_report_hours() -> str:
+    """Sorted set of the hours with uplift report counters (score = hour)."""
+    return f"{tagged(LEARNER)}:uplift:report-hours"
+
+
+def uplift_rows(offer_id: str) -> str:
+    """List of the latest closed windows of one offer as JSON rows (decision hour, the
+    model's predicted uplift, treated or held out, bought, margin): the Qini curves."""
+    return f"{tagged(LEARNER)}:uplift:rows:{offer_id}"
+
+
 def contacts_slot(fingerprint: str) -> str:
     """One person's contact history and its once-markers share a slot."""
     return f"c:{fingerprint}"

@@ -64,6 +64,11 @@ DECISIONS = TopicSpec("rapport.decisions.v1", partitions=8)
 propensities and exact probabilities, and what it made (keyed by decision id; what
 off-policy evaluation and the reports read). Customers appear only by fingerprint."""
 
+ORDER_FACTS = TopicSpec("rapport.order-facts.v1", partitions=8)
+"""Orders and refunds as the profile service folded them (once per message), keyed by
+the keyed fingerprint of the profile id: what next-action attributes to decisions. No
+personal data: the customer appears only by fingerprint, amounts and order ids only."""
+
 DEMAND_ALERTS = TopicSpec("rapport.demand-alerts.v1", partitions=1)
 """Demand spikes opening and closing, keyed by spike id (one partition: in order)."""
 
@@ -77,5 +82,5 @@ def facts_beside(resolved: TopicSpec) -> TopicSpec:
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (TOUCHPOINTS, DEAD_LETTER, RESOLVED, IDENTITY_EVENTS,
                                      ERASURES, PROFILE_UPDATES, SEGMENT_EVENTS, OUTCOMES,
-                                     DECISIONS, DEMAND_FACTS,
+                                     DECISIONS, DEMAND_FACTS, ORDER_FACTS,
                                      DEMAND_ALERTS, STREAM_DEAD_LETTER)

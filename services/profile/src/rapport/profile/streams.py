@@ -42,7 +42,7 @@ from rapport.shared.fencing import Fence, Fenced
 from rapport.shared.privacy import Fingerprints
 from rapport.shared.vault import Sealer
 
-from . import domain, segments
+from . import domain, orders, segments
 from .batches import (
     FRESHNESS,
     PROCESSED,
@@ -182,6 +182,7 @@ class ProfileFolder:
         await self._seal_and_send(batch)
         fx = batch.fx
         self._send_facts(batch, fresh)
+        self._send_orders(batch)
         batch.sends.extend(await batch.forward.sends())
         await acked(batch.sends)
         # An erasure that landed while this batch was folding wins over it.
@@ -217,6 +218,14 @@ class ProfileFolder:
         if told:
             batch.sends.extend(self._producer.send(self._facts, record, key=member.encode())
                                for record in facts.encode(told))
+
+    def _send_orders(self, batch: FoldBatch) -> None:
+        """The batch's orders and refunds, for attribution (ahead of its commit: a
+        redelivered batch sends them again, and attribution counts each message once)."""
+        for f in orders.facts_of(((a.profile_id, a.touchpoint) for a in batch.demand),
+                                 self._fp):
+            batch.sends.append(self._producer.send(topics.ORDER_FACTS.name, f.to_bytes(),
+                                                   key=f.customer.encode()))
 
     async def _seal_and_send(self, batch: FoldBatch) -> None:
         """Hand-overs and profile updates leave with their personal fields sealed."""
