@@ -18,7 +18,8 @@ from rapport.shared.events import Channel, OfferOutcome, OutcomeKind
 from rapport.shared.moments import parse_as_of
 from rapport.shared.service import ApiError
 
-from . import reports
+from . import reports, uplift_report
+from .attribution import ANY
 from .catalog import Catalog, Offer
 from .contacts import ContactBook
 from .deciding import Ask, Decider
@@ -27,6 +28,7 @@ from .evaluations import EvaluationRequest, Unsupported, evaluate
 from .learning_store import LearningStore
 from .policies import PolicyConfig
 from .store import NextActionStore
+from .uplift_store import UpliftStore
 
 router = APIRouter(prefix="/v1", tags=["next-best-action"])
 ChannelRole = Annotated[Role, Depends(require(Role.CHANNEL))]
@@ -51,7 +53,12 @@ async def _learning(request: Request) -> LearningStore:
     return request.app.state.learning
 
 
+async def _uplift(request: Request) -> UpliftStore:
+    return request.app.state.uplift
+
+
 Store = Annotated[NextActionStore, Depends(_store)]
+Uplift = Annotated[UpliftStore, Depends(_uplift)]
 Learning = Annotated[LearningStore, Depends(_learning)]
 DeciderDep = Annotated[Decider, Depends(_decider)]
 Reader = Annotated[CustomerReadModel, Depends(_reader)]
@@ -218,6 +225,27 @@ async def offers_report(learning: Learning, _: OpsRole, since: str | None = None
     hours = await learning.report_hours(reports.hour_of(start.timestamp()),
                                         reports.hour_of(end.timestamp()))
     return {"since": start, "until": end, **reports.summarise(hours)}
+
+
+@router.get("/reports/uplift", summary="What each offer changes: treated against held-out "
+                                       "decisions, by value tier and segment, with 95% "
+                                       "intervals and each offer's Qini curve")
+async def uplift_report_route(request: Request, uplift: Uplift, _: OpsRole,
+                              since: str | None = None, until: str | None = None) -> Any:
+    end = parse_as_of(until, "until", "invalid_period")
+    start = parse_as_of(since, "since", "invalid_period") if since else \
+        end - timedelta(days=30)
+    if start >= end:
+        raise ApiError(400, "since must be before until", code="invalid_period")
+    since_h, until_h = reports.hour_of(start.timestamp()), reports.hour_of(end.timestamp())
+    hours = await uplift.report_hours(since_h, until_h)
+    offers = sorted({name.split("|", 1)[0] for counters in hours.values()
+                     for name in counters} - {ANY})
+    rows = await uplift.rows(offers)
+    settings = request.app.state.settings
+    return {"since": start, "until": end, "learner": uplift.name,
+            "attribution_window_s": settings.attribution_window_s,
+            **uplift_report.summarise(hours, rows, since_h, until_h)}
 
 
 @router.post("/evaluations", summary="Off-policy estimates of another policy's profit per "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -23,7 +23,8 @@ from rapport.shared.service import (
     serve_workers,
 )
 
-from . import api
+from . import api, attribution_stream
+from .attribution_store import AttributionStore
 from .contacts import ContactBook
 from .deciding import Decider
 from .learning import IgnoredSweeper, Learner, make_consumer
@@ -32,6 +33,7 @@ from .parts import ServiceParts
 from .settings import NextActionSettings
 from .spikes import SpikeWatch
 from .store import NextActionStore
+from .uplift_store import UpliftStore
 
 
 def build(settings: NextActionSettings | None = None) -> FastAPI:
@@ -57,36 +59,57 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
         app.state.store, app.state.learning, app.state.contacts = store, learning, contacts
         app.state.reader, app.state.producer = reader, producer
         spikes = SpikeWatch(settings.kafka_bootstrap)
+        uplift = UpliftStore(redis, settings.uplift_learner, settings.cache_s)
+        attribution = AttributionStore(redis, window_s=settings.attribution_window_s,
+                                       grace_s=settings.attribution_grace_s,
+                                       margin_rate=settings.default_margin_rate)
+        attribution_consumer = attribution_stream.make_consumer(
+            settings.kafka_bootstrap, settings.attribution_group_id)
+        await start_with_retry(attribution_consumer.start, "attribution consumer")
+        app.state.uplift = uplift
         app.state.decider = Decider(reader, ServiceParts(store, learning, contacts, producer,
-                                                         spikes),
+                                                         spikes, uplift),
                                     fingerprints, settings.suitability(),
                                     customer_budget_s=settings.customer_budget_s,
                                     contacts_budget_s=settings.contacts_budget_s)
         learner = Learner(consumer, store, learning, contacts,
                           DeadLetters(producer, stage="next-action"), transient)
+        attributor = attribution_stream.Attributor(
+            attribution_consumer, attribution, DeadLetters(producer, stage="attribution"),
+            transient)
+        closer = attribution_stream.WindowCloser(attribution, uplift,
+                                                 settings.attribution_close_interval_s)
         tasks = [asyncio.create_task(learner.run()),
+                 asyncio.create_task(attributor.run()),
+                 asyncio.create_task(closer.run()),
                  asyncio.create_task(IgnoredSweeper(store, learning, producer,
                                                     settings.ignored_sweep_interval_s).run()),
                  asyncio.create_task(spikes.run_forever())]
         add_readiness_check(app, "kafka", probe.check)
         add_readiness_check(app, "redis", lambda: redis_store.ping(redis))
 
-        async def learner_alive() -> None:
-            if tasks[0].done():
-                cause = None if tasks[0].cancelled() else tasks[0].exception()
-                raise NotReady("stopped") from cause
+        def alive(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+            async def check() -> None:
+                if task.done():
+                    cause = None if task.cancelled() else task.exception()
+                    raise NotReady("stopped") from cause
+            return check
 
-        add_readiness_check(app, "learner", learner_alive)
+        add_readiness_check(app, "learner", alive(tasks[0]))
+        add_readiness_check(app, "attribution", alive(tasks[1]))
         try:
             yield
         finally:
             learner.stop()
-            for task in tasks[1:]:
+            attributor.stop()
+            for task in tasks[2:]:
                 task.cancel()
             await _bounded(asyncio.wait_for(tasks[0], 10))
-            for task in tasks[1:]:
+            await _bounded(asyncio.wait_for(tasks[1], 10))
+            for task in tasks[2:]:
                 await _bounded(task)
-            for closing in (consumer.stop(), producer.stop(), probe.close(), redis.aclose()):
+            for closing in (consumer.stop(), attribution_consumer.stop(), producer.stop(),
+                            probe.close(), redis.aclose()):
                 await _bounded(closing)
 
     app = create_app(service="next-action", title="Rapport next-action",

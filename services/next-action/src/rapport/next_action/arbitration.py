@@ -15,6 +15,13 @@ customer accepts here) and its uncertainty. Then:
 - an offer whose optimistic expected profit is not positive is not made (making
   nothing is worth 0).
 
+Under the ``uplift`` objective a marketing offer is valued by what it changes instead:
+incremental profit = P(buy | offer) x margin with it - P(buy | no offer) x margin
+without it - cost (the uplift learner's estimate, :mod:`.uplift`), ranked at that +
+``optimism`` x its standard deviation; "do nothing" is worth 0, so an offer that does
+not pay for itself (a discount to someone who buys anyway) is not made. Service
+messages keep the acceptance value.
+
 Pure: no I/O, no clock.
 """
 
@@ -36,6 +43,8 @@ class Candidate:
     expected_profit: float
     score: float
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    uplift: float | None = None
+    """The uplift learner's incremental margin (before cost), when it valued the offer."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ def levers(offer: Offer, policy: Policy, tier: str | None, context: Mapping[str,
 def rank(offers: Sequence[Offer], predictions: Mapping[str, tuple[float, float]],
          policy: Policy, *, tier: str | None, context: Mapping[str, Any],
          spikes: Iterable[str] = (), clv_90d: float | None = None,
+         uplift: Mapping[str, Any] | None = None,
          ) -> tuple[list[Candidate], list[Unworthy]]:
     """The offers worth making, best first (ties by offer id), and those that are not."""
     hot = frozenset(spikes)
@@ -84,6 +94,16 @@ def rank(offers: Sequence[Offer], predictions: Mapping[str, tuple[float, float]]
     unworthy: list[Unworthy] = []
     for offer in offers:
         p, sd = predictions[offer.offer_id]
+        estimate = (uplift or {}).get(offer.offer_id) if offer.marketing else None
+        if estimate is not None:
+            made = _incremental(offer, p, estimate, policy)
+            if isinstance(made, Unworthy):
+                unworthy.append(made)
+                continue
+            weight, said = levers(offer, policy, tier, context, hot, clv_90d)
+            worth.append(Candidate(offer, p, sd, made.expected_profit, made.score * weight,
+                                   (*made.reasons, *said), estimate.incremental_margin))
+            continue
         expected = p * offer.value - offer.cost
         upper = min(1.0, p + policy.optimism * sd)
         optimistic = upper * offer.value - offer.cost
@@ -102,3 +122,23 @@ def rank(offers: Sequence[Offer], predictions: Mapping[str, tuple[float, float]]
         worth.append(Candidate(offer, p, sd, expected, optimistic * weight, tuple(reasons)))
     worth.sort(key=lambda c: (-c.score, c.offer.offer_id))
     return worth, unworthy
+
+
+def _incremental(offer: Offer, p: float, e: Any, policy: Policy) -> Candidate | Unworthy:
+    """An offer valued by its uplift estimate ``e`` (:class:`.uplift.UpliftEstimate`)."""
+    gain = e.incremental_margin - offer.cost
+    optimistic = gain + policy.optimism * e.sd
+    said = (f"incremental profit {gain:.2f} = {e.margin_with:.2f} expected with it "
+            f"(buys {e.p_with:.3f}) - {e.margin_without:.2f} without "
+            f"(buys {e.p_without:.3f}) - {offer.cost:.2f} cost")
+    if optimistic <= 0:
+        why = ("it would be given to someone who buys anyway" if e.p_without >= e.p_with
+               - 0.01 and e.p_without > 0.05 else "it does not pay for itself")
+        return Unworthy(offer, p, gain, f"not made: {said}; not positive even at an "
+                                        f"optimistic {optimistic:.2f}: {why}")
+    reasons = [said]
+    if optimistic > gain:
+        reasons.append(f"ranked at an optimistic {optimistic:.2f} (uncertainty {e.sd:.2f} "
+                       f"x {policy.optimism:g}; learnt from {e.n_with} with it, "
+                       f"{e.n_without} without)")
+    return Candidate(offer, p, e.sd, gain, optimistic, tuple(reasons), e.incremental_margin)

@@ -84,6 +84,8 @@ class Offer(BaseModel):
     discount: bool = Field(default=False, description=(
         "A price cut: not made to a customer likely to buy anyway at full price"))
     budget: Budget | None = None
+    holdout_share: float | None = Field(default=None, ge=0, le=0.5, description=(
+        "Chance it is withheld when it would have been made (default: the policy's)"))
 
     @property
     def marketing(self) -> bool:

@@ -30,7 +30,7 @@ from rapport.shared.customers import CustomerReadModel
 from rapport.shared.events import Channel, DecisionLogged, LoggedCandidate
 from rapport.shared.privacy import Fingerprints
 
-from . import consent, domain
+from . import consent, domain, holdouts
 from .catalog import Catalog
 from .features import customer_features
 from .learner import ProbitModel
@@ -59,6 +59,7 @@ class Parts(Protocol):
     async def policies(self) -> PolicyConfig: ...
     async def model(self, learner: str) -> Predictor: ...
     async def spikes(self) -> frozenset[str]: ...
+    async def uplift(self) -> Any: ...
     async def reserve(self, customer_id: str, offers: list[Any], limit: int, at: datetime, *,
                       channel: Channel, sms: bool, epsilon: float, u: float, r: float
                       ) -> Any: ...
@@ -96,6 +97,9 @@ class Decider:
         policy = assign(config, req.customer_id)
         if policy is None:
             decision = domain.held_out(req, now, config.control_share)
+            decision.features = customer_features(  # what the control arm teaches
+                req.profile, req.scores, req.channel, req.context,
+                personalised=req.personalised).tolist()
         else:
             decision = await self._treat(req, policy, now, notes)
         DECISIONS.labels(decision.policy_id, decision.group).inc()
@@ -140,7 +144,8 @@ class Decider:
                          "the profile, which served only eligibility and consent")
         p = domain.plan(catalog, req, predictions, now, policy=policy, rules=self._rules,
                         spikes=await self._or(self._parts.spikes(), frozenset(), "spikes",
-                                              [], ""))
+                                              [], ""),
+                        uplift=await self._uplift(policy, catalog, x, notes))
         u, r = self._rng.random(), self._rng.random()
         pool = max(0, req.limit - 1) + policy.explore_pool
         offers = [c.offer for c in p.ranked[:pool]]
@@ -162,12 +167,30 @@ class Decider:
         else:
             verdicts, probs, explored = dict(held.verdicts), held.probabilities, held.explored
             why = held.reasons
-        verdicts = {**verdicts, **beyond}
+        verdicts, probs = holdouts.withhold(p.ranked, {**verdicts, **beyond}, probs,
+                                            policy.holdout_share, self._rng.random)
+        if holdouts.HELD_OUT in verdicts.values():
+            notes.append("an offer was held out at random (its holdout), to measure what "
+                         "it changes")
         return domain.assemble(p, req, now, policy_id=policy.policy_id, verdicts=verdicts,
                                probabilities=probs, explored=explored,
                                features=x.tolist(), model_version=f"{policy.learner}-"
                                                                   f"{model.version}",
                                notes=notes, why=why)
+
+    async def _uplift(self, policy: Policy, catalog: Catalog, x: np.ndarray,
+                      notes: list[str]) -> dict[str, Any] | None:
+        """The uplift learner's estimates of the marketing offers (None under the
+        acceptance objective, or when the learner cannot be read: then they are
+        ranked on acceptance, and the notes say so)."""
+        if policy.objective != "uplift":
+            return None
+        learner = await self._or(self._parts.uplift(), None, "uplift", notes,
+                                 "the uplift model could not be read: ranked on acceptance")
+        ids = [o.offer_id for o in catalog.offers if o.marketing]
+        if learner is None or not ids:
+            return None
+        return {e.offer_id: e for e in learner.estimate(ids, x)}
 
     async def _finish(self, decision: domain.Decision, req: domain.DecisionRequest,
                       notes: list[str]) -> None:
@@ -202,8 +225,8 @@ class Decider:
                 offer_id=t.offer_id, value=t.value or 0.0, cost=t.cost or 0.0,
                 propensity=t.propensity or 0.0, spread=t.spread or 0.0,
                 priority=t.priority, probability=t.probability, made=t.made,
-                allowed=t.allowed,
-                action_id=actions.get(t.offer_id))
+                allowed=t.allowed, held_out=t.verdict == holdouts.HELD_OUT,
+                uplift=t.uplift, action_id=actions.get(t.offer_id))
                 for t in d.trace if t.rank is not None and t.verdict != "not_considered"))
 
     async def _or(self, work: Awaitable[T], fallback: T, part: str, notes: list[str],

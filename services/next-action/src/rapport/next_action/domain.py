@@ -77,8 +77,11 @@ class TraceEntry(BaseModel):
     allowed: bool = True
     """Whether the contact limits allowed it (``False``: capped, paused, over budget...)."""
     verdict: str | None = None
-    """For a ranked offer: made, not_chosen, not_considered (ranked below the policy's
-    pool), capped, paused, accepted, budget or rule:<name>."""
+    """For a ranked offer: made, held_out (withheld by its random holdout), not_chosen,
+    not_considered (ranked below the policy's pool), capped, paused, accepted, budget
+    or rule:<name>."""
+    uplift: float | None = None
+    """The uplift learner's incremental margin for it (before cost), when it valued it."""
 
 
 class Decision(BaseModel):
@@ -169,7 +172,7 @@ def _prediction(value: float | tuple[float, float] | None) -> tuple[float, float
 def plan(catalog: Catalog, req: DecisionRequest,
          predictions: Mapping[str, float | tuple[float, float]], at: datetime, *,
          policy: Policy = DEFAULT.policies[0], rules: SuitabilityRules = RULES,
-         spikes: Iterable[str] = ()) -> Plan:
+         spikes: Iterable[str] = (), uplift: Mapping[str, Any] | None = None) -> Plan:
     facts = {"profile": req.profile or {}, "scores": req.scores or {}, "context": req.context}
     trace: list[TraceEntry] = []
     eligible: list[Offer] = []
@@ -183,7 +186,8 @@ def plan(catalog: Catalog, req: DecisionRequest,
     ranked, unworthy = rank(eligible, {o.offer_id: _prediction(predictions.get(o.offer_id))
                                        for o in eligible}, policy,
                             tier=scores.get("value_tier"), context=req.context, spikes=spikes,
-                            clv_90d=(scores.get("clv") or {}).get("expected_value_90d"))
+                            clv_90d=(scores.get("clv") or {}).get("expected_value_90d"),
+                            uplift=uplift)
     trace.extend(TraceEntry(
         offer_id=u.offer.offer_id, eligible=True, reasons=[u.reason],
                             value=u.offer.value, cost=u.offer.cost,
@@ -205,6 +209,9 @@ def held_back(verdict: str, offer: Offer, limit: int) -> str:
         return f"contact policy '{verdict[5:]}': its limit is reached (any offer)"
     if verdict == "budget":
         return "daily budget: spent for now (paced through the day)"
+    if verdict == "held_out":
+        return ("held out: it would have been made, and was withheld at random (the "
+                "offer's holdout) to measure what it changes")
     if verdict == "unchecked":
         return "not made: its contact limits could not be checked in time (fallback)"
     if verdict == "not_considered":
@@ -238,7 +245,9 @@ def assemble(p: Plan, req: DecisionRequest, at: datetime, *, policy_id: str,
                            expected_profit=round(c.expected_profit, 4),
                            score=round(c.score, 4), rank=position,
                            probability=round(probability, 6), made=made,
-                           allowed=verdict in ("made", "not_chosen"), verdict=verdict)
+                           allowed=verdict in ("made", "not_chosen", "held_out"),
+                           verdict=verdict, uplift=None if c.uplift is None
+                           else round(c.uplift, 4))
         trace.append(entry)
         if made:
             actions.append(Action(

@@ -21,17 +21,20 @@ from .limits import Reservation
 from .policies import PolicyConfig
 from .spikes import SpikeWatch
 from .store import NextActionStore
+from .uplift_store import UpliftStore
 
 
 class ServiceParts:
     def __init__(self, store: NextActionStore, learning: LearningStore,
                  contacts: ContactBook, producer: AIOKafkaProducer,
-                 spikes: SpikeWatch | None = None) -> None:
+                 spikes: SpikeWatch | None = None, uplift: UpliftStore | None = None
+                 ) -> None:
         self._store = store
         self._learning = learning
         self._contacts = contacts
         self._producer = producer
         self._spikes = spikes
+        self._uplift = uplift
 
     async def catalog(self) -> Catalog:
         return await self._store.catalog()
@@ -42,6 +45,11 @@ class ServiceParts:
     async def model(self, learner: str) -> Predictor:
         probit, rates = await self._learning.models()
         return probit if learner == "contextual" else rates
+
+    async def uplift(self) -> Any:
+        if self._uplift is None:
+            raise LookupError("no uplift learner wired")
+        return await self._uplift.learner()
 
     async def spikes(self) -> frozenset[str]:
         return frozenset() if self._spikes is None else self._spikes.categories()

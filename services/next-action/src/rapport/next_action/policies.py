@@ -54,6 +54,13 @@ class Policy(BaseModel):
     clv_reference: float = Field(default=100.0, gt=0, le=1e9)
     spike_boost: float = Field(default=1.25, ge=0, le=10, description=(
         "Multiplier for an offer whose category has an active demand spike"))
+    objective: Literal["uplift", "acceptance"] = Field(default="uplift", description=(
+        "uplift: rank marketing offers on incremental expected profit (P(buy | offer) x "
+        "margin with it - P(buy | no offer) x margin without it - cost, learnt from "
+        "attributed orders against holdouts); acceptance: on propensity x value - cost"))
+    holdout_share: float = Field(default=0.1, ge=0, le=0.5, description=(
+        "Chance that an offer this policy would make is withheld (logged), so every "
+        "offer has its own counterfactual; an offer's own holdout_share overrides it"))
 
     @model_validator(mode="after")
     def _weights(self) -> Policy:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from rapport.shared.settings import ScoredSettings
@@ -23,6 +25,18 @@ class NextActionSettings(ScoredSettings):
         "A made offer with no final outcome this long after the decision counts as ignored"))
     ignored_sweep_interval_s: float = Field(default=30.0, gt=0)
     learner_group_id: str = "rapport-next-action-learner"
+    attribution_group_id: str = "rapport-next-action-attribution"
+    attribution_window_s: float = Field(default=7 * 86400, gt=0, description=(
+        "An order counts as the response to the customer's most recent decision at most "
+        "this long before it (offer made, held out or control alike)"))
+    attribution_grace_s: float = Field(default=600.0, ge=0, description=(
+        "How long past its window a decision's window stays open for orders still on "
+        "their way through the pipeline; then it is closed and learnt from"))
+    attribution_close_interval_s: float = Field(default=5.0, gt=0)
+    uplift_learner: Literal["two_model", "transformed_outcome"] = Field(
+        default="two_model", description=(
+            "The uplift model arbitration uses (both are documented and compared in the "
+            "README; the other can be evaluated offline with rapport eval-uplift)"))
     cache_s: float = Field(default=1.0, ge=0, description=(
         "How long the catalog, the policies and the response model are reused before "
         "being read again (a PUT on this replica takes effect at once)"))

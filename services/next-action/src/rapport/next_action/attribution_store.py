@@ -1,0 +1,161 @@
+"""Redis adapter of attribution: windows opened by logged decisions, orders and refunds
+counted into them by one script per fact (in the person's slot), and closed windows
+handed out once they are due.
+
+Each write is once: a window is opened only if absent, a fact carries its message's
+once-marker, and a closing window stops taking facts before it is learnt from. So the
+at-least-once topics (a redelivered batch, a replay) change nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from rapport.shared import keys
+from rapport.shared.events import OrderFact
+from rapport.shared.redis_store import get_many
+
+from .attribution import Window
+
+FACT_TTL_S = 120 * 86400
+
+_OPEN = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS: decisions, fact marker, order key ('' marker for none); ARGV: time, window,
+# kind, margin, revenue, ttl, window-key prefix
+_FACT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate', ''} end
+local d = false
+if ARGV[3] == 'order' then
+  local found = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1],
+                           tonumber(ARGV[1]) - tonumber(ARGV[2]), 'LIMIT', 0, 1)
+  d = found[1] or false
+elseif KEYS[3] ~= KEYS[2] then
+  d = redis.call('GET', KEYS[3])
+  if d == '' then d = false end
+end
+redis.call('SET', KEYS[2], d or '', 'EX', ARGV[6])
+if not d then return {'unattributed', ''} end
+if ARGV[3] == 'order' and KEYS[3] ~= KEYS[2] then
+  redis.call('SET', KEYS[3], d, 'EX', ARGV[6])
+end
+local w = ARGV[7] .. d
+if redis.call('EXISTS', w) == 0 then return {'expired', d} end
+if redis.call('HEXISTS', w, 'closing') == 1 then return {'late', d} end
+if ARGV[3] == 'order' then
+  redis.call('HINCRBY', w, 'orders', 1)
+  redis.call('HINCRBYFLOAT', w, 'revenue', ARGV[5])
+else
+  redis.call('HINCRBY', w, 'refunds', 1)
+end
+redis.call('HINCRBYFLOAT', w, 'margin', ARGV[4])
+return {'attributed', d}
+"""
+
+_CLOSE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'closing', '1')
+return redis.call('HGETALL', KEYS[1])
+"""
+
+
+@dataclass(frozen=True)
+class Counted:
+    result: str
+    """attributed, unattributed (no decision in the window), late (its window had
+    closed), expired (the window was forgotten), duplicate (heard before), erased."""
+    decision_id: str | None = None
+
+
+def _member(w_customer: str, decision_id: str) -> str:
+    return f"{w_customer}|{decision_id}"
+
+
+class AttributionStore:
+    def __init__(self, redis: Redis, *, window_s: float, grace_s: float,
+                 margin_rate: float) -> None:
+        self._redis = redis
+        self._window = window_s
+        self._grace = grace_s
+        self._rate = margin_rate
+        self._open = redis.register_script(_OPEN)
+        self._fact = redis.register_script(_FACT)
+        self._close = redis.register_script(_CLOSE)
+
+    @property
+    def ttl_s(self) -> int:
+        return int(self._window + self._grace) + 86400
+
+    async def _erased(self, fingerprints: Sequence[str]) -> set[str]:
+        unique = sorted(set(fingerprints))
+        if not unique:
+            return set()
+        raws = await get_many(self._redis, [keys.erased_profile(f) for f in unique])
+        return {f for f, r in zip(unique, raws, strict=True) if r is not None}
+
+    async def open(self, windows: Sequence[Window]) -> int:
+        """Open each window once (not for an erased person); returns how many opened."""
+        erased = await self._erased([w.customer for w in windows])
+        opened = 0
+        for w in windows:
+            if w.customer in erased:
+                continue
+            flat = [x for kv in w.fields().items() for x in kv]
+            if await self._open(keys=[keys.attribution_decisions(w.customer),
+                                      keys.attribution_window(w.customer, w.decision_id)],
+                                args=[repr(w.decided_at), w.decision_id, self.ttl_s, *flat]):
+                opened += 1
+            await self._redis.zadd(keys.attribution_open(), {
+                _member(w.customer, w.decision_id): w.decided_at + self._window + self._grace})
+        return opened
+
+    async def count(self, facts: Sequence[OrderFact]) -> list[Counted]:
+        erased = await self._erased([f.customer for f in facts])
+        out = []
+        for f in facts:
+            if f.customer in erased:
+                out.append(Counted("erased"))
+                continue
+            marker = keys.attribution_fact_seen(f.customer, f.message_id)
+            order = keys.attribution_order(f.customer, f.order_id) if f.order_id else marker
+            prefix = keys.attribution_window(f.customer, "")
+            result, decision = await self._fact(
+                keys=[keys.attribution_decisions(f.customer), marker, order],
+                args=[repr(f.occurred_at.timestamp()), repr(self._window), f.kind,
+                      repr(round(f.margin(self._rate), 4)), repr(f.revenue), FACT_TTL_S,
+                      prefix])
+            out.append(Counted(result.decode() if isinstance(result, bytes) else result,
+                               (decision.decode() if isinstance(decision, bytes)
+                                else decision) or None))
+        return out
+
+    async def due(self, now_s: float, limit: int = 500) -> list[tuple[str, str]]:
+        members = await self._redis.zrangebyscore(keys.attribution_open(), "-inf", now_s,
+                                                  start=0, num=limit)
+        return [tuple(m.decode().split("|", 1)) for m in members]  # type: ignore[misc]
+
+    async def close(self, due: Sequence[tuple[str, str]]) -> list[Window]:
+        """The due windows, closed to further facts (a window already closing is handed
+        out again: whether it was learnt from is the learner's once-marker)."""
+        out = []
+        for customer, decision_id in due:
+            raw = await self._close(keys=[keys.attribution_window(customer, decision_id)])
+            if raw:
+                it = iter(raw)
+                out.append(Window.from_fields(dict(zip(it, it, strict=True))))
+        return out
+
+    async def forget(self, due: Sequence[tuple[str, str]]) -> None:
+        if due:
+            await self._redis.zrem(keys.attribution_open(), *(_member(c, d) for c, d in due))
