@@ -119,8 +119,10 @@ async def open_letters(redis_url: str, letters: list[dict[str, Any]]) -> list[An
         await redis.aclose()
 
 
-NO_EXPLORATION = {"policies": [{"policy_id": "default", "share": 1.0, "epsilon": 0.0}]}
-"""Next-action's policies without exploration, for tests that assert what is made."""
+NO_EXPLORATION = {"policies": [{"policy_id": "default", "share": 1.0, "epsilon": 0.0,
+                               "holdout_share": 0.0}]}
+"""Next-action's policies without exploration or holdouts, for tests that assert what is
+made."""
 
 
 async def without_exploration(client: httpx.AsyncClient) -> None:

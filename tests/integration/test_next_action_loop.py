@@ -52,8 +52,9 @@ async def test_policies_are_validated_whole_and_assignment_is_stable(next_action
         "control_share": 0.1, "policies": [{"policy_id": "x", "share": 0.5}]})
     assert bad.status_code == 422 and "add up to 1" in bad.json()["message"]
     good = {"control_share": 0.5, "policies": [
-        {"policy_id": "champion", "share": 0.3},
-        {"policy_id": "challenger", "share": 0.2, "epsilon": 0.3, "optimism": 0.5}]}
+        {"policy_id": "champion", "share": 0.3, "holdout_share": 0},
+        {"policy_id": "challenger", "share": 0.2, "epsilon": 0.3, "optimism": 0.5,
+         "holdout_share": 0}]}
     resp = await next_action.put("/v1/policies", headers=ADMIN, json=good)
     assert resp.status_code == 200 and resp.json()["version"] == 1
     assert (await next_action.put("/v1/policies", headers=ADMIN, json={"policies": []})
@@ -85,7 +86,7 @@ async def test_outcomes_count_once_by_either_path_and_feed_the_report_and_evalua
     tag = uuid.uuid4().hex[:6]
     await next_action.put("/v1/offers", headers=ADMIN, json=catalog(tag))
     await next_action.put("/v1/policies", headers=ADMIN, json={"policies": [
-        {"policy_id": "explorer", "share": 1.0, "epsilon": 0.5}]})
+        {"policy_id": "explorer", "share": 1.0, "epsilon": 0.5, "holdout_share": 0}]})
     since = await end_offsets(stack.kafka_bootstrap, topics.DECISIONS)
     started = datetime.now(UTC).isoformat()
     made = [await decide(next_action, f"anon-{tag}-{i}") for i in range(40)]

@@ -44,6 +44,9 @@ class Parts:
     async def spikes(self):
         return frozenset()
 
+    async def uplift(self):  # no uplift learner: ranked on acceptance (own tests below)
+        return None
+
     async def reserve(self, customer_id, offers, limit, at, *, channel, sms, epsilon, u, r):
         await asyncio.sleep(self.reserve_delay)
         ids = [o.offer_id for o in offers]

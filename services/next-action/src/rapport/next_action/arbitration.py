@@ -27,6 +27,8 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,7 +98,7 @@ def rank(offers: Sequence[Offer], predictions: Mapping[str, tuple[float, float]]
         p, sd = predictions[offer.offer_id]
         estimate = (uplift or {}).get(offer.offer_id) if offer.marketing else None
         if estimate is not None:
-            made = _incremental(offer, p, estimate, policy)
+            made = _incremental(offer, p, sd, estimate, policy)
             if isinstance(made, Unworthy):
                 unworthy.append(made)
                 continue
@@ -124,21 +126,32 @@ def rank(offers: Sequence[Offer], predictions: Mapping[str, tuple[float, float]]
     return worth, unworthy
 
 
-def _incremental(offer: Offer, p: float, e: Any, policy: Policy) -> Candidate | Unworthy:
-    """An offer valued by its uplift estimate ``e`` (:class:`.uplift.UpliftEstimate`)."""
-    gain = e.incremental_margin - offer.cost
-    optimistic = gain + policy.optimism * e.sd
+def _incremental(offer: Offer, p: float, spread: float, e: Any, policy: Policy
+                 ) -> Candidate | Unworthy:
+    """An offer valued by its uplift estimate ``e`` (:class:`.uplift.UpliftEstimate`),
+    shrunk toward the catalog's own belief (propensity x value: what an accepted offer
+    brings) while few of its windows have closed: weight n / (n + uplift_prior_windows)
+    on what was learnt. A new offer starts ranked as on acceptance and is then judged by
+    what it changes."""
+    w = e.n_with / (e.n_with + policy.uplift_prior_windows) \
+        if policy.uplift_prior_windows else 1.0
+    learnt = w * e.incremental_margin + (1 - w) * p * offer.value
+    gain = learnt - offer.cost
+    sd = math.sqrt((w * e.sd) ** 2 + ((1 - w) * spread * offer.value) ** 2)
+    optimistic = gain + policy.optimism * sd
     said = (f"incremental profit {gain:.2f} = {e.margin_with:.2f} expected with it "
             f"(buys {e.p_with:.3f}) - {e.margin_without:.2f} without "
             f"(buys {e.p_without:.3f}) - {offer.cost:.2f} cost")
+    if w < 1:
+        said += (f" (learnt from {e.n_with} windows with it, weight {w:.2f}; the rest "
+                 f"{p:.3f} x {offer.value:.2f} from acceptance)")
     if optimistic <= 0:
-        why = ("it would be given to someone who buys anyway" if e.p_without >= e.p_with
-               - 0.01 and e.p_without > 0.05 else "it does not pay for itself")
+        why = ("it would go to someone who buys anyway" if e.p_without >= e.p_with - 0.01
+               and e.p_without > 0.05 else "it does not pay for itself")
         return Unworthy(offer, p, gain, f"not made: {said}; not positive even at an "
                                         f"optimistic {optimistic:.2f}: {why}")
     reasons = [said]
     if optimistic > gain:
-        reasons.append(f"ranked at an optimistic {optimistic:.2f} (uncertainty {e.sd:.2f} "
-                       f"x {policy.optimism:g}; learnt from {e.n_with} with it, "
-                       f"{e.n_without} without)")
-    return Candidate(offer, p, e.sd, gain, optimistic, tuple(reasons), e.incremental_margin)
+        reasons.append(f"ranked at an optimistic {optimistic:.2f} (uncertainty {sd:.2f} "
+                       f"x {policy.optimism:g})")
+    return Candidate(offer, p, spread, gain, optimistic, tuple(reasons), e.incremental_margin)

@@ -104,12 +104,14 @@ class AttributionStore:
         raws = await get_many(self._redis, [keys.erased_profile(f) for f in unique])
         return {f for f, r in zip(unique, raws, strict=True) if r is not None}
 
-    async def open(self, windows: Sequence[Window]) -> int:
-        """Open each window once (not for an erased person); returns how many opened."""
+    async def open(self, windows: Sequence[Window], now_s: float) -> int:
+        """Open each window once; returns how many opened. Not for an erased person,
+        and not a window that would be closed already (a replayed log reopens nothing:
+        it was learnt from when it closed)."""
         erased = await self._erased([w.customer for w in windows])
         opened = 0
         for w in windows:
-            if w.customer in erased:
+            if w.customer in erased or w.decided_at + self._window + self._grace <= now_s:
                 continue
             flat = [x for kv in w.fields().items() for x in kv]
             if await self._open(keys=[keys.attribution_decisions(w.customer),

@@ -74,7 +74,8 @@ class Attributor:
                 continue
             (decisions if isinstance(read, DecisionLogged) else facts).append(read)
         if decisions:
-            opened = await self._store.open([attribution.opened(d) for d in decisions])
+            opened = await self._store.open([attribution.opened(d) for d in decisions],
+                                           datetime.now(UTC).timestamp())
             WINDOWS.labels("opened", "any").inc(opened)
         for f, counted in zip(facts, await self._store.count(facts), strict=True):
             FACTS.labels(f.kind, counted.result).inc()

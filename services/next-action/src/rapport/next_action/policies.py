@@ -58,7 +58,10 @@ class Policy(BaseModel):
         "uplift: rank marketing offers on incremental expected profit (P(buy | offer) x "
         "margin with it - P(buy | no offer) x margin without it - cost, learnt from "
         "attributed orders against holdouts); acceptance: on propensity x value - cost"))
-    holdout_share: float = Field(default=0.1, ge=0, le=0.5, description=(
+    uplift_prior_windows: int = Field(default=50, ge=0, le=100_000, description=(
+        "How many closed attribution windows of an offer weigh as much as the catalog's "
+        "own belief (propensity x value) in its incremental profit (0: uplift alone)"))
+    holdout_share: float = Field(default=0.05, ge=0, le=0.5, description=(
         "Chance that an offer this policy would make is withheld (logged), so every "
         "offer has its own counterfactual; an offer's own holdout_share overrides it"))
 

@@ -92,10 +92,14 @@ class Eraser:
                 pipe.zrem(keys.demand_audience(category), pid)
             for c in sorted(ids):
                 pipe.delete(keys.contacts(self._fp.profile(c)))
-            for index, members in zip(indexes, decided, strict=True):
+            for c, index, members in zip(sorted(ids), indexes, decided, strict=True):
+                fp = self._fp.profile(c)
                 for m in members:
                     pipe.delete(keys.decision(m.decode()))
+                    pipe.delete(keys.attribution_window(fp, m.decode()))
+                    pipe.zrem(keys.attribution_open(), f"{fp}|{m.decode()}")
                 pipe.delete(index)
+                pipe.delete(keys.attribution_decisions(fp))
             await pipe.execute()
         async with self._redis.pipeline(transaction=True) as tx:
             tx.delete(layout.profile(pid), layout.timeline(pid))  # one slot
