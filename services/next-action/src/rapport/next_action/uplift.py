@@ -34,11 +34,13 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import orjson
+from scipy.special import ndtr
 
 from .features import FEATURES
 from .learner import ProbitModel
 
 FORMAT = 1
+SQRT_2PI = float(np.sqrt(2 * np.pi))
 NONE = "none"
 """The arm of making no offer (an offer id of that name would be refused by the learner)."""
 
@@ -142,11 +144,6 @@ class Linear:
         return out
 
 
-def _product_var(p: float, vp: float, g: float, vg: float) -> float:
-    """Var(P G) for independent P and G: what E[margin] = P(buy) E[margin | buy] inherits."""
-    return g * g * vp + p * p * vg + vp * vg
-
-
 class _Serial:
     """The orjson envelope every learner shares: name, format, features, parameters."""
 
@@ -212,19 +209,27 @@ class TwoModelUplift(_Serial):
                                  len(FEATURES)), self.margin_noise)
 
     def estimate(self, offer_ids: Sequence[str], x: np.ndarray) -> list[UpliftEstimate]:
+        """The probit's predictive P(buy) per arm; the uncertainty of the difference by the
+        delta method, where the shared weights' part, common to both arms, mostly cancels
+        (treating the arms as independent would keep sd large long after the offer's own
+        effect is known)."""
         arms = [NONE, *offer_ids]
-        p, sd_p = self.buy.predict(arms, x)
+        mean, var = self.buy._score(arms, x)
+        shared = float(self.buy._sv @ (x * x))
+        s = np.sqrt(self.buy.beta ** 2 + var)
+        p, dp = ndtr(mean / s), np.exp(-0.5 * (mean / s) ** 2) / (SQRT_2PI * s)
+        vp = dp * dp * var
         g = [self.margin.get(a, self._prior).predict(x) for a in arms]
-        p0, vp0, (g0, vg0) = float(p[0]), float(sd_p[0]) ** 2, g[0]
-        m0, var0 = p0 * g0, _product_var(p0, vp0, g0, vg0)
+        p0, (g0, vg0) = float(p[0]), g[0]
         n0 = self.counts.get(NONE, 0)
         out = []
         for i, o in enumerate(offer_ids, start=1):
             pw, (gw, vgw) = float(p[i]), g[i]
-            mw = pw * gw
-            var = _product_var(pw, float(sd_p[i]) ** 2, gw, vgw) + var0
-            out.append(UpliftEstimate(o, pw, p0, mw, m0, pw - p0, mw - m0,
-                                      max(float(np.sqrt(var)), 1e-9),
+            cov = float(dp[i] * dp[0]) * shared
+            v = (gw * gw * vp[i] + g0 * g0 * vp[0] - 2 * gw * g0 * cov
+                 + (pw * pw + vp[i]) * vgw + (p0 * p0 + vp[0]) * vg0)
+            out.append(UpliftEstimate(o, pw, p0, pw * gw, p0 * g0, pw - p0, pw * gw - p0 * g0,
+                                      max(float(np.sqrt(max(v, 0.0))), 1e-9),
                                       self.counts.get(o, 0), n0))
         return out
 
