@@ -49,7 +49,7 @@ COST = {o["offer_id"]: float(o["cost"]) for o in world.OFFERS}
 class Setup:
     holdout: float = 0.10
     """Chance an offer the learner would make is withheld (and logged as such)."""
-    optimism: float = 0.25
+    optimism: float = 0.15
     """The learners rank incremental margin - cost + optimism x sd."""
     lag: int = 500
     """Decisions made before one's window closes and its response is learnt."""
@@ -237,13 +237,13 @@ def tables(results: Sequence[Result], title: str) -> list:  # -> list[rich.table
 
     rows = summary(results)
     t = Table(title=title)
-    for col in ("policy", "profit/decision", "2nd half", "2nd / oracle", "made (all seeds)"):
-        t.add_column(col, justify="left" if col in ("policy", "made (all seeds)") else "right")
+    for col in ("policy", "profit/decision", "2nd half", "2nd / oracle", "made (share)"):
+        t.add_column(col, justify="left" if col in ("policy", "made (share)") else "right")
     for name, r in rows.items():
         made = sum((x.made for x in results if x.policy == name), Counter())
         t.add_row(name, f"{r['profit']:.3f}", f"{r['second_half']:.3f}",
                   f"{r['over_oracle']:.2f} ± {r['sd_over_oracle']:.2f}",
-                  ", ".join(f"{k} {v}" for k, v in made.most_common()))
+                  " ".join(f"{k[:5]} {v / made.total():.0%}" for k, v in made.most_common()))
     q = Table(title="Qini against the truth at the end (1 = ranks like the truth, 0 = random)")
     q.add_column("learner")
     for o in world.OFFER_IDS:
