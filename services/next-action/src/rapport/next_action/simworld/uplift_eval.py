@@ -11,8 +11,19 @@ Policies: always the 20% discount, never anything, the oracle (the best true inc
 profit or nothing) and each learner, greedy on incremental margin - cost + optimism x sd,
 nothing when that is not positive, with a random per-offer holdout like the service's.
 
-Findings (2,000 customers, 10 rounds, seeds 1-3; ``rapport eval-uplift``): see
-``FINDINGS`` below, printed with the tables.
+Findings (``rapport eval-uplift``: 2,000 customers x 10 rounds, seeds 1-3, holdout
+10%, optimism 0.15, 35 s). Second-half incremental profit per decision: always discount
+-1.67, never 0, oracle 1.57, two-model 0.94 (0.60 +- 0.02 of the oracle), transformed
+outcome 0.59 (0.38 +- 0.13). Qini against the truth at the end, discount20 / retention10
+/ recognition: two-model 0.84 / 0.65 / 0.69, transformed outcome 0.67 / 0.25 / 0.31.
+The two-model learner is better and steadier: with a 10% holdout the transformed
+outcome's variance is 1 / (0.9 x 0.1) = 11 times the outcome's, it learns only from
+decisions whose chance of the offer was strictly between 0 and 1, and it shares
+nothing across offers, whereas the two-model's probit shares who buys at all across
+arms and its margin regressions see buyers only. Context for the 0.60: a policy that
+knew the kind each history shows (not the true kind: 10% of histories are another
+kind's) would reach about 0.86 of the oracle before the holdout's cost; at 20% noise
+that ceiling is 0.69, and the learner about 0.45.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from . import uplift_world as world
 from .learners import population
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+PARAMS = world.Params()
 COST = {o["offer_id"]: float(o["cost"]) for o in world.OFFERS}
 
 
@@ -62,7 +74,7 @@ class SimCustomer:
     x: np.ndarray
 
 
-def sim_customers(n: int, seed: int, params: world.Params = world.Params(),
+def sim_customers(n: int, seed: int, params: world.Params = PARAMS,
                   channel: str = "email", now: datetime = NOW) -> list[SimCustomer]:
     """The customers with their feature vectors, their histories folded as the services do."""
     people = world.customers(n, seed, params)
@@ -171,7 +183,7 @@ def policies(params: world.Params, setup: Setup, seed: int) -> list[Policy]:
                                                  for n in uplift.LEARNERS)]
 
 
-def run_seed(n_customers: int, rounds: int, seed: int, params: world.Params = world.Params(),
+def run_seed(n_customers: int, rounds: int, seed: int, params: world.Params = PARAMS,
              setup: Setup = Setup(), progress: Callable[[int], object] | None = None,
              ) -> list[Result]:
     """Every policy on the same customers, decisions and purchase draws of one seed."""
