@@ -330,6 +330,30 @@ def cmd_eval_learners(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_uplift(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from rapport.next_action.simworld import uplift_eval  # the workspace installs every service
+
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    setup = uplift_eval.Setup()
+    results: list[uplift_eval.Result] = []
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("decisions", total=len(seeds) * 5 * args.customers * args.rounds)
+        for seed in seeds:
+            results += uplift_eval.run_seed(args.customers, args.rounds, seed, setup=setup,
+                                            progress=lambda n: bar.advance(task, n))
+    for t in uplift_eval.tables(
+            results, f"Uplift: true incremental profit per decision in the uplift world, "
+                     f"{args.customers:,} customers x {args.rounds} rounds, mean of seeds "
+                     f"{', '.join(map(str, seeds))}"):
+        console.print(t)
+    console.print(f"setup: {setup}", highlight=False)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -438,6 +462,14 @@ def parser() -> argparse.ArgumentParser:
     lr.add_argument("--seeds", type=int, default=3, help="how many seeds (their mean)")
     lr.add_argument("--first-seed", type=int, default=1)
     lr.set_defaults(func=cmd_eval_learners)
+
+    u = sub.add_parser("eval-uplift", help="compare next-action's uplift learners offline "
+                                          "in the uplift world (no services)")
+    u.add_argument("--customers", type=int, default=2000)
+    u.add_argument("--rounds", type=int, default=10, help="decisions per customer")
+    u.add_argument("--seeds", type=int, default=3, help="how many seeds (their mean)")
+    u.add_argument("--first-seed", type=int, default=1)
+    u.set_defaults(func=cmd_eval_uplift)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
     m.add_argument("--ingest", default="http://127.0.0.1:8001")
