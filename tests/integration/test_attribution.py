@@ -67,7 +67,7 @@ async def test_orders_count_once_toward_the_most_recent_decision_in_the_window(s
     group = f"it-attr-{uuid.uuid4().hex[:6]}"
     settings = settings_for(stack, group)
     fp = settings.fingerprints()
-    producer = durable_producer(stack.kafka_bootstrap)
+    producer = durable_producer(stack.kafka_bootstrap, client_id="it-attribution")
     await producer.start()
     try:
         async with serving(build_next_action(settings)) as client:

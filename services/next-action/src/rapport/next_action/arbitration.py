@@ -55,6 +55,7 @@ class Unworthy:
     propensity: float
     expected_profit: float
     reason: str
+    uplift: float | None = None
 
 
 def levers(offer: Offer, policy: Policy, tier: str | None, context: Mapping[str, Any],
@@ -138,7 +139,7 @@ def _incremental(offer: Offer, p: float, spread: float, e: Any, policy: Policy
     learnt = w * e.incremental_margin + (1 - w) * p * offer.value
     gain = learnt - offer.cost
     sd = math.sqrt((w * e.sd) ** 2 + ((1 - w) * spread * offer.value) ** 2)
-    optimistic = gain + policy.optimism * sd
+    optimistic = gain + policy.uplift_optimism * sd
     said = (f"incremental profit {gain:.2f} = {e.margin_with:.2f} expected with it "
             f"(buys {e.p_with:.3f}) - {e.margin_without:.2f} without "
             f"(buys {e.p_without:.3f}) - {offer.cost:.2f} cost")
@@ -149,9 +150,10 @@ def _incremental(offer: Offer, p: float, spread: float, e: Any, policy: Policy
         why = ("it would go to someone who buys anyway" if e.p_without >= e.p_with - 0.01
                and e.p_without > 0.05 else "it does not pay for itself")
         return Unworthy(offer, p, gain, f"not made: {said}; not positive even at an "
-                                        f"optimistic {optimistic:.2f}: {why}")
+                                        f"optimistic {optimistic:.2f}: {why}",
+                        e.incremental_margin)
     reasons = [said]
     if optimistic > gain:
         reasons.append(f"ranked at an optimistic {optimistic:.2f} (uncertainty {sd:.2f} "
-                       f"x {policy.optimism:g})")
+                       f"x {policy.uplift_optimism:g})")
     return Candidate(offer, p, spread, gain, optimistic, tuple(reasons), e.incremental_margin)

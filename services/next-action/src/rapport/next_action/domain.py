@@ -192,7 +192,9 @@ def plan(catalog: Catalog, req: DecisionRequest,
         offer_id=u.offer.offer_id, eligible=True, reasons=[u.reason],
                             value=u.offer.value, cost=u.offer.cost,
                             propensity=round(u.propensity, 6),
-                            expected_profit=round(u.expected_profit, 4)) for u in unworthy)
+                            expected_profit=round(u.expected_profit, 4),
+                            uplift=None if u.uplift is None else round(u.uplift, 4))
+                 for u in unworthy)
     return Plan(ranked, trace)
 
 

@@ -58,6 +58,9 @@ class Policy(BaseModel):
         "uplift: rank marketing offers on incremental expected profit (P(buy | offer) x "
         "margin with it - P(buy | no offer) x margin without it - cost, learnt from "
         "attributed orders against holdouts); acceptance: on propensity x value - cost"))
+    uplift_optimism: float = Field(default=0.15, ge=0, le=5, description=(
+        "Under the uplift objective, rank on incremental profit + uplift_optimism x its "
+        "standard deviation (in money: smaller than the acceptance optimism)"))
     uplift_prior_windows: int = Field(default=50, ge=0, le=100_000, description=(
         "How many closed attribution windows of an offer weigh as much as the catalog's "
         "own belief (propensity x value) in its incremental profit (0: uplift alone)"))
