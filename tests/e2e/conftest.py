@@ -5,6 +5,8 @@ import pytest
 
 from rapport.shared.localstack import Stack
 
+UPLIFT_WINDOW_S = 10.0
+
 
 @pytest.fixture(scope="package")
 def system(stack: Stack) -> Iterator[Stack]:
@@ -14,6 +16,10 @@ def system(stack: Stack) -> Iterator[Stack]:
     Stopped once the end-to-end tests are done, so their demand closer cannot publish
     spikes of this traffic while later tests read the shared alerts topic."""
     os.environ.setdefault("RAPPORT_REFIT_FIRST_DELAY_S", "86400")
+    # attribution windows of seconds, so the uplift world's rounds close while it runs
+    os.environ.setdefault("RAPPORT_ATTRIBUTION_WINDOW_S", str(UPLIFT_WINDOW_S))
+    os.environ.setdefault("RAPPORT_ATTRIBUTION_GRACE_S", "4")
+    os.environ.setdefault("RAPPORT_ATTRIBUTION_CLOSE_INTERVAL_S", "0.5")
     stack.start_services()
     try:
         stack.wait_services()

@@ -97,15 +97,15 @@ class Report:
         return t
 
 
-async def _ingest(http: httpx.AsyncClient, url: str, people: list[world.Customer],
-                  now: datetime) -> dict[str, int]:
-    """Every customer's history through ``POST /v1/batch``; returns orders per customer."""
+async def send_histories(http: httpx.AsyncClient, url: str,
+                         histories: Mapping[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Every customer's history (customer id -> Segment messages) through
+    ``POST /v1/batch``; returns the orders sent per customer."""
     orders: dict[str, int] = {}
     batch: list[dict] = []
     batches: list[list[dict]] = []
-    for c in people:
-        msgs = world.touchpoints(c, now)
-        orders[c.customer_id] = world.orders_in(msgs)
+    for customer_id, msgs in histories.items():
+        orders[customer_id] = world.orders_in(msgs)
         if len(batch) + len(msgs) > 400:
             batches.append(batch)
             batch = []
@@ -132,7 +132,7 @@ async def _ingest(http: httpx.AsyncClient, url: str, people: list[world.Customer
     return orders
 
 
-async def _wait_profiles(http: httpx.AsyncClient, url: str, orders: Mapping[str, int],
+async def wait_profiles(http: httpx.AsyncClient, url: str, orders: Mapping[str, int],
                          timeout: float) -> None:
     """Until the profile API knows every customer with every order sent."""
     loop = asyncio.get_running_loop()
@@ -177,9 +177,10 @@ async def run_world(urls: Mapping[str, str], n_customers: int, decisions: int, s
     tell = say or (lambda _: None)
     async with httpx.AsyncClient(timeout=30) as http:
         tell(f"Sending the history of {n_customers:,} customers to ingest ...")
-        orders = await _ingest(http, urls["ingest"], people, now)
+        orders = await send_histories(http, urls["ingest"], {
+            c.customer_id: world.touchpoints(c, now) for c in people})
         tell("Waiting for the profile API to have every customer and order ...")
-        await _wait_profiles(http, urls["profile"], orders, profile_timeout)
+        await wait_profiles(http, urls["profile"], orders, profile_timeout)
         tell(f"Loading the catalog ({len(world.OFFERS)} offers); {decisions:,} decisions ...")
         resp = await http.put(f"{urls['next-action']}/v1/offers", json=world.OFFERS,
                               headers={"Authorization": f"Bearer {ADMIN_KEY}"})

@@ -1,0 +1,32 @@
+"""No needless discounts (issue 15), shown in a simulated world through the running
+services only: ingest, the profile API and next-action's HTTP API. Customers of four
+hidden kinds (loyal, persuadable, sleeping dogs, lost) differ in how a discount changes
+what they buy; the service sees only their behaviour and what it measures against its
+holdouts and control group. The figures are printed (``pytest -s``)."""
+
+import math
+
+from rich.console import Console
+
+from rapport.next_action.simworld import uplift_run
+from tests.e2e.conftest import UPLIFT_WINDOW_S
+
+
+async def test_the_service_learns_whom_a_discount_changes(system):
+    urls = {name: system.url(name) for name in ("ingest", "profile", "next-action")}
+    run = await uplift_run.run_uplift_world(urls, n_customers=600, rounds=8, seed=3,
+                                            window_s=UPLIFT_WINDOW_S, say=print)
+    Console(width=130).print(run.table())
+    for o in run.report["offers"]:
+        print(o["offer_id"], "incremental profit", o["incremental_profit"],
+              o["incremental_profit_ci95"], "qini", o["qini"]["coefficient"])
+    half = run.learned_second_half
+    print(f"second half: service {half:.3f}, always {run.always:.3f}, never 0, oracle "
+          f"{run.oracle:.3f} ({half / run.oracle:.2f} of the oracle)")
+    assert all(math.isfinite(v) for v in run.learned)
+    assert half > max(run.always, 0.0)
+    assert half >= 0.6 * run.oracle
+    offers = {o["offer_id"]: o for o in run.report["offers"]}
+    assert offers["discount20"]["treated"]["decisions"] > 0
+    assert offers["discount20"]["held_out"]["decisions"] > 0
+    assert run.report["overall"]["control"]["decisions"] > 0
