@@ -214,12 +214,20 @@ class TwoModelUplift(_Serial):
         (treating the arms as independent would keep sd large long after the offer's own
         effect is known)."""
         arms = [NONE, *offer_ids]
-        mean, var = self.buy._score(arms, x)
+        known = self.buy._ids
+        # An arm never seen is the no-offer arm's mean at the prior's variance: no data
+        # says the offer changes nothing (not that its buyers buy at the prior rate).
+        mean, var = self.buy._score([a if a in known else NONE for a in arms], x)
+        unseen = np.array([a not in known and NONE in known for a in arms])
+        if unseen.any():
+            x2 = x * x
+            extra = float(self.buy._v[0] @ x2) - float(self.buy._v[known[NONE]] @ x2)
+            var = var + unseen * extra
         shared = float(self.buy._sv @ (x * x))
         s = np.sqrt(self.buy.beta ** 2 + var)
         p, dp = ndtr(mean / s), np.exp(-0.5 * (mean / s) ** 2) / (SQRT_2PI * s)
         vp = dp * dp * var
-        g = [self.margin.get(a, self._prior).predict(x) for a in arms]
+        g = [self._margin_of(a).predict(x) for a in arms]
         p0, (g0, vg0) = float(p[0]), g[0]
         n0 = self.counts.get(NONE, 0)
         out = []
@@ -233,11 +241,32 @@ class TwoModelUplift(_Serial):
                                       self.counts.get(o, 0), n0))
         return out
 
+    def _margin_of(self, arm: str) -> Linear:
+        """An arm's margin model; one never fitted starts from the no-offer arm's mean
+        at the prior's variance (no data: the offer changes nothing)."""
+        found = self.margin.get(arm)
+        if found is not None:
+            return found
+        fresh = self._linear()
+        if arm != NONE and NONE in self.margin:
+            fresh.m = self.margin[NONE].m.copy()
+        return fresh
+
+    def _seed(self, arm: str) -> None:
+        """A new offer's purchase weights start at the no-offer arm's."""
+        b = self.buy
+        if arm != NONE and arm not in b._ids and NONE in b._ids:
+            b._ids[arm] = len(b._m)
+            b._m = np.vstack([b._m, b._m[b._ids[NONE]]])
+            b._v = np.vstack([b._v, b._v[:1]])
+
     def learn(self, r: Response) -> None:
         arm = NONE if r.made is None else r.made
+        self._seed(arm)
         self.buy.update(arm, r.x, r.bought)
         if r.bought:
-            self.margin.setdefault(arm, self._linear()).update(r.x, r.margin)
+            self.margin[arm] = self._margin_of(arm)
+            self.margin[arm].update(r.x, r.margin)
         self.counts[arm] = self.counts.get(arm, 0) + 1
         self.version += 1
 

@@ -26,9 +26,11 @@ from . import uplift_world as world
 from .run import ADMIN_KEY, AGENT_KEY, CHANNEL_KEY, OPS_KEY, WRITE_KEY, WorldError, \
     send_histories, wait_profiles
 
-CHANNEL = "email"
+CHANNEL = "web"
+"""Where decisions are asked for (web has no contact rule by default; email allows two
+marketing messages a week, which rounds seconds apart would use up)."""
 KIND = {"discount": "offer", "retention": "retention", "message": "offer"}
-BELIEF = {"discount20": 8.0, "retention10": 8.0, "recognition": 1.0}
+BELIEF = {"discount20": 8.0, "retention10": 8.0, "recognition": 5.0}
 """The catalog's ``value`` (net margin if accepted): the business's belief before any
 measurement, deliberately the naive one (a discount looks worth making to anyone)."""
 
