@@ -120,7 +120,7 @@ async def _closed(http: httpx.AsyncClient, url: str, expected: int, timeout: flo
 
 async def run_uplift_world(urls: Mapping[str, str], n_customers: int = 600, rounds: int = 8,
                            seed: int = 3, window_s: float = 8.0, concurrency: int = 8,
-                           holdout_share: float = 0.1, control_share: float = 0.05,
+                           holdout_share: float = 0.05, control_share: float = 0.02,
                            params: world.Params = world.Params(),
                            say: Callable[[str], object] | None = None) -> UpliftRun:
     """``urls``: each service's base URL by name (``ingest``, ``profile``,
