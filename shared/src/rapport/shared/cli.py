@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -261,37 +262,46 @@ def cmd_eval_churn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _on_wiped_stack(profile: str, extra_env: dict[str, str], work: Any) -> Any:
+    """``work(urls)`` against a wiped stack of the services started for it (what the
+    service learns, it learns in this run); None when it could not run (said why)."""
+    stack = localstack.Stack(profile, say=lambda m: say(f"[dim]{m}[/]"))
+    stack.wipe()
+    try:
+        stack.up(services=False)
+        stack.start_services(extra_env={"RAPPORT_LOG_LEVEL": "WARNING",
+                                        "RAPPORT_REFIT_FIRST_DELAY_S": "86400", **extra_env})
+        stack.wait_services()
+        return work({name: stack.url(name) for name in ("ingest", "profile", "next-action")})
+    except KeyboardInterrupt:
+        say("\nInterrupted.")
+        return None
+    except (localstack.StackError, RuntimeError) as exc:
+        say(f"[red]{exc}[/]")
+        return None
+    finally:
+        stack.down()
+
+
 def cmd_eval_decisions(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from rapport.next_action.simworld import run  # the workspace installs every service
 
-    stack = localstack.Stack(args.profile, say=lambda m: say(f"[dim]{m}[/]"))
-    stack.wipe()  # fresh offer statistics: what the service learns, it learns in this run
-    try:
-        stack.up(services=False)
-        # No contact policy: the static and oracle policies it is compared with have none.
-        stack.start_services(extra_env={"RAPPORT_LOG_LEVEL": "WARNING",
-                                        "RAPPORT_REFIT_FIRST_DELAY_S": "86400",
-                                        "RAPPORT_CONTACT_RULES": "[]"})
-        stack.wait_services()
-        urls = {name: stack.url(name) for name in ("ingest", "profile", "next-action")}
+    def work(urls: dict[str, str]) -> Any:
         with Progress("[progress.description]{task.description}", BarColumn(),
                       MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                       transient=True) as bar:
             task = bar.add_task("decisions", total=args.decisions)
-            report = asyncio.run(run.run_world(
+            return asyncio.run(run.run_world(
                 urls, args.customers, args.decisions, args.seed, limit=args.limit,
                 epsilon=args.epsilon,
                 progress=lambda done: bar.update(task, completed=done), say=bar.console.print))
-    except KeyboardInterrupt:
-        say("\nInterrupted.")
-        return 130
-    except (localstack.StackError, run.WorldError) as exc:
-        say(f"[red]{exc}[/]")
+
+    # No contact policy: the static and oracle policies it is compared with have none.
+    report = _on_wiped_stack(args.profile, {"RAPPORT_CONTACT_RULES": "[]"}, work)
+    if report is None:
         return 1
-    finally:
-        stack.down()
     console.print(report.table())
     if report.judged:
         from rapport.next_action.simworld import judging
@@ -335,6 +345,8 @@ def cmd_eval_uplift(args: argparse.Namespace) -> int:
 
     from rapport.next_action.simworld import uplift_eval  # the workspace installs every service
 
+    if args.live:
+        return _eval_uplift_live(args)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     setup = uplift_eval.Setup()
     results: list[uplift_eval.Result] = []
@@ -351,6 +363,23 @@ def cmd_eval_uplift(args: argparse.Namespace) -> int:
                      f"{', '.join(map(str, seeds))}"):
         console.print(t)
     console.print(f"setup: {setup}", highlight=False)
+    return 0
+
+
+def _eval_uplift_live(args: argparse.Namespace) -> int:
+    from rapport.next_action.simworld import uplift_run
+
+    window = 10.0
+    run = _on_wiped_stack(args.profile, {
+        "RAPPORT_ATTRIBUTION_WINDOW_S": str(window), "RAPPORT_ATTRIBUTION_GRACE_S": "4",
+        "RAPPORT_ATTRIBUTION_CLOSE_INTERVAL_S": "0.5"},
+        lambda urls: asyncio.run(uplift_run.run_uplift_world(
+            urls, args.customers, args.rounds, args.first_seed, window_s=window,
+            say=lambda m: say(f"[dim]{m}[/]"))))
+    if run is None:
+        return 1
+    console.print(run.table())
+    console.print(uplift_run.report_table(run.report))
     return 0
 
 
@@ -469,6 +498,10 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--rounds", type=int, default=10, help="decisions per customer")
     u.add_argument("--seeds", type=int, default=3, help="how many seeds (their mean)")
     u.add_argument("--first-seed", type=int, default=1)
+    u.add_argument("--live", action="store_true", help=(
+        "instead: the uplift world through the running services (a wiped stack of its "
+        "own, attribution windows of 10 s): one seed, the service's learned policy"))
+    u.add_argument("--profile", choices=["bench", "test"], default="bench")
     u.set_defaults(func=cmd_eval_uplift)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")

@@ -28,7 +28,6 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any

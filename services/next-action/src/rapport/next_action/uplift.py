@@ -34,7 +34,6 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import orjson
-from scipy.special import log_ndtr, ndtr, ndtri
 
 from .features import FEATURES
 from .learner import ProbitModel
@@ -173,8 +172,8 @@ def _probit_load(data: Mapping[str, str]) -> ProbitModel:
     return ProbitModel.from_fields({k: base64.b64decode(v) for k, v in data.items()})
 
 
-from .uplift_two_model import TwoModelUplift  # noqa: E402 (builds on the above)
 from .uplift_transformed import TransformedOutcomeUplift  # noqa: E402 (builds on the above)
+from .uplift_two_model import TwoModelUplift  # noqa: E402 (builds on the above)
 
 LEARNERS: dict[str, type] = {"two_model": TwoModelUplift,
                              "transformed_outcome": TransformedOutcomeUplift}

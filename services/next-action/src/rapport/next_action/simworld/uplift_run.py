@@ -23,8 +23,16 @@ from rich.table import Table
 
 from ..uplift_quality import qini_against_truth
 from . import uplift_world as world
-from .run import ADMIN_KEY, AGENT_KEY, CHANNEL_KEY, OPS_KEY, WRITE_KEY, WorldError, \
-    send_histories, wait_profiles
+from .run import (
+    ADMIN_KEY,
+    AGENT_KEY,
+    CHANNEL_KEY,
+    OPS_KEY,
+    WRITE_KEY,
+    WorldError,
+    send_histories,
+    wait_profiles,
+)
 
 CHANNEL = "web"
 """Where decisions are asked for (web has no contact rule by default; email allows two
@@ -78,7 +86,8 @@ class UpliftRun:
                            ("oracle (true uplift)", self.oracle, self.oracle)):
             t.add_row(name, f"{a:.3f}", f"{b:.3f}",
                       f"{b / self.oracle:.2f}" if self.oracle else "")
-        t.add_row("realised by the service", f"{sum(self.realised) / max(len(self.realised), 1):.3f}",
+        realised = sum(self.realised) / max(len(self.realised), 1)
+        t.add_row("realised by the service", f"{realised:.3f}",
                   f"{self.second_half(self.realised):.3f}", "")
         t.add_row("made, last round", ", ".join(
             f"{k} {v}" for k, v in Counter(m or "nothing" for m in self.made[-1]).most_common())
@@ -118,85 +127,107 @@ async def _closed(http: httpx.AsyncClient, url: str, expected: int, timeout: flo
         await asyncio.sleep(0.5)
 
 
+@dataclass
+class _Round:
+    """What one round sends and sees (one decision per customer)."""
+
+    http: httpx.AsyncClient
+    urls: Mapping[str, str]
+    params: world.Params
+    sem: asyncio.Semaphore
+    made: list[str | None]
+    ids: list[str | None]
+    realised: list[float]
+
+    async def decide(self, i: int, c: world.Customer, draw: random.Random) -> None:
+        """Ask for the customer's next-best action, let them respond as their kind does,
+        and send what they buy through ingest, like any channel."""
+        async with self.sem:
+            resp = await self.http.post(
+                f"{self.urls['next-action']}/v1/next-best-action",
+                headers={"Authorization": f"Bearer {CHANNEL_KEY}"},
+                json={"customer_id": c.customer_id, "channel": CHANNEL, "limit": 1})
+            if resp.status_code != 200:
+                raise WorldError(f"decision refused ({resp.status_code}): {resp.text[:300]}")
+            body = resp.json()
+            self.ids[i] = body["decision_id"]
+            actions = body.get("actions") or []
+            offer = self.made[i] = actions[0]["offer_id"] if actions else None
+            bought, basket, discount = world.respond(c, offer, draw, self.params)
+            cost = float(world.OFFER_BY_ID[offer]["cost"]) if offer else 0.0
+            self.realised[i] = (world.margin(basket, discount, self.params) if bought
+                                else 0.0) - cost
+            if bought:
+                sale = _order(c, datetime.now(UTC), basket, discount, self.params)
+                resp = await self.http.post(f"{self.urls['ingest']}/v1/batch",
+                                            json={"batch": [sale]}, auth=(WRITE_KEY, ""))
+                if resp.status_code != 200 or resp.json().get("rejected"):
+                    raise WorldError(f"ingest refused an order: {resp.text[:300]}")
+
+
+async def _setup(http: httpx.AsyncClient, urls: Mapping[str, str],
+                 people: list[world.Customer], control_share: float,
+                 holdout_share: float, optimism: float | None) -> int:
+    """Histories in, the catalog and the policy put; how many windows closed before."""
+    now = datetime.now(UTC)
+    orders = await send_histories(http, urls["ingest"], {
+        c.customer_id: world.touchpoints(c, now) for c in people})
+    await wait_profiles(http, urls["profile"], orders, 180)
+    na = urls["next-action"]
+    for path, body in (("/v1/offers", catalog()), ("/v1/policies", {
+            "control_share": control_share, "policies": [{
+                "policy_id": "uplift", "share": 1 - control_share,
+                "holdout_share": holdout_share,
+                **({} if optimism is None else {"uplift_optimism": optimism})}]})):
+        resp = await http.put(f"{na}{path}", json=body,
+                              headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        if resp.status_code != 200:
+            raise WorldError(f"{path} refused ({resp.status_code}): {resp.text[:300]}")
+    overall = (await _closed(http, na, 0, 5))["overall"]
+    return sum((overall.get(a) or {}).get("decisions", 0) for a in ("treatment", "control"))
+
+
 async def run_uplift_world(urls: Mapping[str, str], n_customers: int = 600, rounds: int = 8,
                            seed: int = 3, window_s: float = 8.0, concurrency: int = 8,
                            holdout_share: float = 0.05, control_share: float = 0.02,
-                           params: world.Params = world.Params(),
+                           params: world.Params | None = None, optimism: float | None = None,
                            say: Callable[[str], object] | None = None) -> UpliftRun:
     """``urls``: each service's base URL by name (``ingest``, ``profile``,
     ``next-action``); the next-action service must run with an attribution window of
     ``window_s`` (``RAPPORT_ATTRIBUTION_WINDOW_S``)."""
     tell = say or (lambda _: None)
+    params = params or world.Params()
     people = world.customers(n_customers, seed, params)
     out = UpliftRun(customers=n_customers, rounds=rounds)
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    channel = {"Authorization": f"Bearer {CHANNEL_KEY}"}
-    na = urls["next-action"]
     async with httpx.AsyncClient(timeout=30) as http:
         tell(f"Sending the history of {n_customers:,} customers to ingest ...")
-        now = datetime.now(UTC)
-        orders = await send_histories(http, urls["ingest"], {
-            c.customer_id: world.touchpoints(c, now) for c in people})
-        await wait_profiles(http, urls["profile"], orders, 180)
-        for path, body in (("/v1/offers", catalog()), ("/v1/policies", {
-                "control_share": control_share, "policies": [{
-                    "policy_id": "uplift", "share": 1 - control_share,
-                    "holdout_share": holdout_share}]})):
-            resp = await http.put(f"{na}{path}", json=body, headers=admin)
-            if resp.status_code != 200:
-                raise WorldError(f"{path} refused ({resp.status_code}): {resp.text[:300]}")
-        baseline = (await _closed(http, na, 0, 5))["overall"]
-        before = sum((baseline.get(a) or {}).get("decisions", 0) for a in ("treatment", "control"))
+        before = await _setup(http, urls, people, control_share, holdout_share,
+                              optimism)
         rng = random.Random(f"uplift-run:{seed}")
         sem = asyncio.Semaphore(concurrency)
         started = time.monotonic()
-        last_ids: list[str | None] = [None] * n_customers
+        ids: list[str | None] = [None] * n_customers
         for r in range(rounds):
             tell(f"Round {r + 1} of {rounds}: {n_customers:,} decisions ...")
-            made: list[str | None] = [None] * n_customers
+            now = _Round(http, urls, params, sem, [None] * n_customers, ids,
+                         [0.0] * n_customers)
             draws = [random.Random(rng.getrandbits(64)) for _ in people]
-
-            realised = [0.0] * n_customers
-
-            async def decide(i: int) -> None:
-                c = people[i]
-                async with sem:
-                    resp = await http.post(f"{na}/v1/next-best-action", headers=channel,
-                                           json={"customer_id": c.customer_id,
-                                                 "channel": CHANNEL, "limit": 1})
-                    if resp.status_code != 200:
-                        raise WorldError(f"decision refused ({resp.status_code}): "
-                                         f"{resp.text[:300]}")
-                    body = resp.json()
-                    last_ids[i] = body["decision_id"]
-                    actions = body.get("actions") or []
-                    offer = made[i] = actions[0]["offer_id"] if actions else None
-                    bought, basket, discount = world.respond(c, offer, draws[i], params)
-                    cost = float(world.OFFER_BY_ID[offer]["cost"]) if offer else 0.0
-                    realised[i] = (world.margin(basket, discount, params) if bought
-                                   else 0.0) - cost
-                    if bought:  # the customer buys, through ingest like any channel
-                        sale = _order(c, datetime.now(UTC), basket, discount, params)
-                        resp = await http.post(f"{urls['ingest']}/v1/batch",
-                                               json={"batch": [sale]}, auth=(WRITE_KEY, ""))
-                        if resp.status_code != 200 or resp.json().get("rejected"):
-                            raise WorldError(f"ingest refused an order: {resp.text[:300]}")
-
-            await asyncio.gather(*(decide(i) for i in range(n_customers)))
-            out.made.append(made)
+            await asyncio.gather(*(now.decide(i, c, draws[i]) for i, c in enumerate(people)))
+            out.made.append(now.made)
             out.learned.append(sum(world.true_profit(c, m, params)
-                                   for c, m in zip(people, made, strict=True)) / n_customers)
-            out.realised.append(sum(realised) / n_customers)
-            out.shown.update(m for m in made if m)
+                                   for c, m in zip(people, now.made, strict=True))
+                               / n_customers)
+            out.realised.append(sum(now.realised) / n_customers)
+            out.shown.update(m for m in now.made if m)
             tell(f"  true incremental profit per decision {out.learned[-1]:.3f}; waiting for "
                  f"the service to close {n_customers:,} windows ...")
-            out.report = await _closed(http, na, before + (r + 1) * n_customers,
-                                       window_s * 4 + 60)
+            out.report = await _closed(http, urls["next-action"],
+                                       before + (r + 1) * n_customers, window_s * 4 + 60)
         out.seconds = time.monotonic() - started
         out.always = sum(world.true_profit(c, "discount20", params) for c in people) / n_customers
         out.oracle = sum(world.true_profit(c, world.oracle_offer(c, params), params)
                          for c in people) / n_customers
-        out.qini = await _qini(http, na, people, last_ids, params)
+        out.qini = await _qini(http, urls["next-action"], people, ids, params)
     return out
 
 
@@ -227,3 +258,28 @@ async def _qini(http: httpx.AsyncClient, url: str, people: list[world.Customer],
         if len(scores) > 10:
             out[offer] = float(qini_against_truth(scores, truth))
     return out
+
+
+def report_table(report: Mapping[str, Any]) -> Table:
+    """The service's own uplift report (``GET /v1/reports/uplift``), per offer."""
+    t = Table(title="The service's uplift report: treated against held out, per offer")
+    for col in ("offer", "treated", "held out", "response treated / held out",
+                "incremental response (95%)", "incremental profit (95%)", "Qini"):
+        t.add_column(col, justify="left" if col == "offer" else "right")
+
+    def ci(v: Any, lo_hi: Any) -> str:
+        return "" if v is None else f"{v:+.3f} [{lo_hi[0]:+.2f}, {lo_hi[1]:+.2f}]" \
+            if lo_hi else f"{v:+.3f}"
+
+    rows = [*report.get("offers", []), {"offer_id": "all (treatment vs control)",
+                                        **report.get("overall", {})}]
+    for o in rows:
+        a = o.get("treated") or o.get("treatment") or {}
+        b = o.get("held_out") or o.get("control") or {}
+        rate = f"{a.get('response_rate') or 0:.3f} / {b.get('response_rate') or 0:.3f}"
+        t.add_row(o["offer_id"], f"{a.get('decisions', 0):,}", f"{b.get('decisions', 0):,}",
+                  rate, ci(o.get("incremental_response"), o.get("incremental_response_ci95")),
+                  ci(o.get("incremental_profit"), o.get("incremental_profit_ci95")),
+                  "" if not o.get("qini") or o["qini"].get("coefficient") is None
+                  else f"{o['qini']['coefficient']:.2f}")
+    return t
