@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -227,163 +226,8 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval_spikes(args: argparse.Namespace) -> int:
-    from rapport.profile.demand import evaluate  # the workspace installs every service
-
-    for path in (args.data, args.windows):
-        if not path.exists():
-            say(f"[red]{path} does not exist[/]")
-            return 2
-    try:
-        evaluate.run(args.data, args.windows, args.results)
-    except ValueError as exc:  # a malformed CSV or windows file: say which, no traceback
-        say(f"[red]{exc}[/]")
-        return 2
-    return 0
-
-
-def cmd_eval_churn(args: argparse.Namespace) -> int:
-    from rapport.scoring import evaluate  # the workspace installs every service
-    from rapport.scoring.fitting import FitRejected
-
-    if not args.data.exists():
-        say(f"[red]{args.data} does not exist[/]")
-        return 2
-    try:
-        result = evaluate.evaluate_churn_cdnow(args.data)
-    except FitRejected as exc:
-        say(f"[red]the models could not be fitted: {exc.reason}[/]")
-        return 1
-    except ValueError as exc:  # a malformed row: say which, no traceback
-        say(f"[red]{exc}[/]")
-        return 2
-    for table in evaluate.report(result):
-        console.print(table)
-    return 0
-
-
-def _on_wiped_stack(profile: str, extra_env: dict[str, str], work: Any) -> Any:
-    """``work(urls)`` against a wiped stack of the services started for it (what the
-    service learns, it learns in this run); None when it could not run (said why)."""
-    stack = localstack.Stack(profile, say=lambda m: say(f"[dim]{m}[/]"))
-    stack.wipe()
-    try:
-        stack.up(services=False)
-        stack.start_services(extra_env={"RAPPORT_LOG_LEVEL": "WARNING",
-                                        "RAPPORT_REFIT_FIRST_DELAY_S": "86400", **extra_env})
-        stack.wait_services()
-        return work({name: stack.url(name) for name in ("ingest", "profile", "next-action")})
-    except KeyboardInterrupt:
-        say("\nInterrupted.")
-        return None
-    except (localstack.StackError, RuntimeError) as exc:
-        say(f"[red]{exc}[/]")
-        return None
-    finally:
-        stack.down()
-
-
-def cmd_eval_decisions(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from rapport.next_action.simworld import run  # the workspace installs every service
-
-    def work(urls: dict[str, str]) -> Any:
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                      transient=True) as bar:
-            task = bar.add_task("decisions", total=args.decisions)
-            return asyncio.run(run.run_world(
-                urls, args.customers, args.decisions, args.seed, limit=args.limit,
-                epsilon=args.epsilon,
-                progress=lambda done: bar.update(task, completed=done), say=bar.console.print))
-
-    # No contact policy: the static and oracle policies it is compared with have none.
-    report = _on_wiped_stack(args.profile, {"RAPPORT_CONTACT_RULES": "[]"}, work)
-    if report is None:
-        return 1
-    console.print(report.table())
-    if report.judged:
-        from rapport.next_action.simworld import judging
-        console.print(judging.table(report.judged))
-    if args.trace and report.sample is not None:
-        console.print_json(data={k: v for k, v in report.sample.items()
-                                 if k not in ("features", "scores")})
-    console.print(f"learned/static {report.learned_over_static:.2f} (second half "
-                  f"{report.second_half_over_static:.2f}); learned/oracle "
-                  f"{report.learned_over_oracle:.2f} (second half "
-                  f"{report.second_half_over_oracle:.2f})", highlight=False)
-    return 0
-
-
-def cmd_eval_learners(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from rapport.next_action.simworld import learners  # the workspace installs every service
-
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    h = learners.Hyper()
-    results: list[learners.Result] = []
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
-        task = bar.add_task("decisions", total=len(seeds) * len(learners.POLICIES)
-                            * args.decisions)
-        for seed in seeds:
-            results += learners.run_seed(args.customers, args.decisions, seed, h,
-                                         progress=lambda n: bar.advance(task, n))
-    console.print(learners.table(
-        results, f"Response learners offline in the simulated world: {args.customers:,} "
-                 f"customers, {args.decisions:,} decisions, mean of seeds "
-                 f"{', '.join(map(str, seeds))}"))
-    console.print(f"hyperparameters: {h}", highlight=False)
-    return 0
-
-
-def cmd_eval_uplift(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from rapport.next_action.simworld import uplift_eval  # the workspace installs every service
-
-    if args.live:
-        return _eval_uplift_live(args)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    setup = uplift_eval.Setup()
-    results: list[uplift_eval.Result] = []
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
-        task = bar.add_task("decisions", total=len(seeds) * 5 * args.customers * args.rounds)
-        for seed in seeds:
-            results += uplift_eval.run_seed(args.customers, args.rounds, seed, setup=setup,
-                                            progress=lambda n: bar.advance(task, n))
-    for t in uplift_eval.tables(
-            results, f"Uplift: true incremental profit per decision in the uplift world, "
-                     f"{args.customers:,} customers x {args.rounds} rounds, mean of seeds "
-                     f"{', '.join(map(str, seeds))}"):
-        console.print(t)
-    console.print(f"setup: {setup}", highlight=False)
-    return 0
-
-
-def _eval_uplift_live(args: argparse.Namespace) -> int:
-    from rapport.next_action.simworld import uplift_run
-
-    window = 10.0
-    run = _on_wiped_stack(args.profile, {
-        "RAPPORT_ATTRIBUTION_WINDOW_S": str(window), "RAPPORT_ATTRIBUTION_GRACE_S": "4",
-        "RAPPORT_ATTRIBUTION_CLOSE_INTERVAL_S": "0.5"},
-        lambda urls: asyncio.run(uplift_run.run_uplift_world(
-            urls, args.customers, args.rounds, args.first_seed, window_s=window,
-            say=lambda m: say(f"[dim]{m}[/]"))))
-    if run is None:
-        return 1
-    console.print(run.table())
-    console.print(uplift_run.report_table(run.report))
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
+    from . import cli_evals  # it imports this module's console
     p = argparse.ArgumentParser(prog="rapport", description="Rapport command line")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -462,13 +306,13 @@ def parser() -> argparse.ArgumentParser:
                    help="labelled anomaly windows (NAB's combined_windows.json)")
     e.add_argument("--results", type=Path, default=None,
                    help="write per-file scores in NAB's results format here")
-    e.set_defaults(func=cmd_eval_spikes)
+    e.set_defaults(func=cli_evals.cmd_eval_spikes)
 
     c = sub.add_parser("eval-churn", help="score the churn risk on CDNOW: calibrate to "
                                           "1997-09-30, predict who buys nothing in 39 weeks")
     c.add_argument("--data", type=Path, default=Path("tests/data/cdnow_sample.txt"),
                    help="CDNOW transactions (master id, sample id, YYYYMMDD, CDs, dollars)")
-    c.set_defaults(func=cmd_eval_churn)
+    c.set_defaults(func=cli_evals.cmd_eval_churn)
 
     d = sub.add_parser("eval-decisions", help="judge next-best-action in a simulated world "
                                               "of customers with hidden tastes (starts and "
@@ -482,7 +326,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the served policy's exploration share (more: better evaluations)")
     d.add_argument("--profile", choices=["bench", "test"], default="bench",
                    help="the local stack's ports and data (wiped first)")
-    d.set_defaults(func=cmd_eval_decisions)
+    d.set_defaults(func=cli_evals.cmd_eval_decisions)
 
     lr = sub.add_parser("eval-learners", help="compare next-action's response learners "
                                              "offline in the simulated world (no services)")
@@ -490,7 +334,7 @@ def parser() -> argparse.ArgumentParser:
     lr.add_argument("--decisions", type=int, default=20_000)
     lr.add_argument("--seeds", type=int, default=3, help="how many seeds (their mean)")
     lr.add_argument("--first-seed", type=int, default=1)
-    lr.set_defaults(func=cmd_eval_learners)
+    lr.set_defaults(func=cli_evals.cmd_eval_learners)
 
     u = sub.add_parser("eval-uplift", help="compare next-action's uplift learners offline "
                                           "in the uplift world (no services)")
@@ -502,7 +346,7 @@ def parser() -> argparse.ArgumentParser:
         "instead: the uplift world through the running services (a wiped stack of its "
         "own, attribution windows of 10 s): one seed, the service's learned policy"))
     u.add_argument("--profile", choices=["bench", "test"], default="bench")
-    u.set_defaults(func=cmd_eval_uplift)
+    u.set_defaults(func=cli_evals.cmd_eval_uplift)
 
     m = sub.add_parser("simulate", help="send realistic touchpoints to ingest")
     m.add_argument("--ingest", default="http://127.0.0.1:8001")
