@@ -21,6 +21,8 @@ import orjson
 
 from rapport.shared.events import DecisionLogged
 
+from .uplift import Response
+
 ANY = "*"
 """The report's row of every decision (treatment against the global control group)."""
 
@@ -143,10 +145,8 @@ def qini_row(w: Window) -> tuple[str, list[Any]] | None:
                    int(w.bought), round(w.profit, 4)]
 
 
-def response_of(w: Window) -> Any | None:
+def response_of(w: Window) -> Response | None:
     """The learners' view of a closed window (None without features)."""
-    from .uplift import Response
-
     if w.features is None:
         return None
     return Response(x=np.asarray(w.features, dtype=float), made=w.made,

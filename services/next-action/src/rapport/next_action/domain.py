@@ -99,7 +99,8 @@ class Decision(BaseModel):
     """The customer's scores the decision used (as the scores API gives them then)."""
     personalised: bool = False
     features: list[float] | None = None
-    """What the response model saw (None for control): learning from an outcome uses it."""
+    """What the response models saw (a control decision's too: the uplift learner's
+    no-offer arm learns from it)."""
     model_version: str | None = None
     notes: list[str] = []
     """Decision-wide remarks: control group, fallbacks taken, exploration."""

@@ -93,7 +93,7 @@ class TwoModelUplift(_Serial):
     """P(buy in a window) expected of anyone before any data."""
     base_var: tuple[float, float] = (4.0, 1.0)
     """Prior variance of the no-offer model's weights: intercept, each feature."""
-    arm_var: tuple[float, float] = (1.0, 0.1)
+    arm_var: tuple[float, float] = (1.0, 0.25)
     """Prior variance of an offer's own weights (how far its effect may go)."""
     margin_var: tuple[float, float] = (50.0 ** 2, 20.0 ** 2)
     delta_var: tuple[float, float] = (20.0 ** 2, 10.0 ** 2)

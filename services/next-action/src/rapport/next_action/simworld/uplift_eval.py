@@ -13,9 +13,9 @@ nothing when that is not positive, with a random per-offer holdout like the serv
 
 Findings (``rapport eval-uplift``: 2,000 customers x 10 rounds, seeds 1-3, holdout
 10%, optimism 0.15). Second-half incremental profit per decision: always discount
--1.67, never 0, oracle 1.57, two-model 0.86 (0.55 +- 0.02 of the oracle), transformed
+-1.67, never 0, oracle 1.57, two-model 0.86 (0.55 +- 0.01 of the oracle), transformed
 outcome 0.59 (0.38 +- 0.13). Qini against the truth at the end, discount20 / retention10
-/ recognition: two-model 0.77 / 0.53 / 0.71, transformed outcome 0.67 / 0.25 / 0.31.
+/ recognition: two-model 0.79 / 0.53 / 0.76, transformed outcome 0.67 / 0.25 / 0.31.
 The two-model learner is better and steadier: with a 10% holdout the transformed
 outcome's variance is 1 / (0.9 x 0.1) = 11 times the outcome's, it learns only from
 decisions whose chance of the offer was strictly between 0 and 1, and it shares
