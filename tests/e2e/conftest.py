@@ -5,7 +5,9 @@ import pytest
 
 from rapport.shared.localstack import Stack
 
-UPLIFT_WINDOW_S = 10.0
+UPLIFT_WINDOW_S = 5.0
+"""The uplift world sends each purchase right after its decision; the grace (20 s) covers
+the pipeline's lag while earlier end-to-end tests' data is still being folded."""
 
 
 @pytest.fixture(scope="package")
@@ -18,7 +20,7 @@ def system(stack: Stack) -> Iterator[Stack]:
     os.environ.setdefault("RAPPORT_REFIT_FIRST_DELAY_S", "86400")
     # attribution windows of seconds, so the uplift world's rounds close while it runs
     os.environ.setdefault("RAPPORT_ATTRIBUTION_WINDOW_S", str(UPLIFT_WINDOW_S))
-    os.environ.setdefault("RAPPORT_ATTRIBUTION_GRACE_S", "4")
+    os.environ.setdefault("RAPPORT_ATTRIBUTION_GRACE_S", "20")
     os.environ.setdefault("RAPPORT_ATTRIBUTION_CLOSE_INTERVAL_S", "0.5")
     stack.start_services()
     try:

@@ -117,7 +117,7 @@ async def test_orders_count_once_toward_the_most_recent_decision_in_the_window(s
                         if k in ("treatment", "control"))
                 return out if n == len(people) else None
 
-            out = await eventually(closed, timeout=60)
+            out = await eventually(closed, timeout=150)
         expected = {"treatment": [p for p in people if groups[p] != "control"],
                     "control": [p for p in people if groups[p] == "control"]}
         for arm, members in expected.items():

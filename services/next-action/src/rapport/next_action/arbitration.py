@@ -138,7 +138,9 @@ def _incremental(offer: Offer, p: float, spread: float, e: Any, policy: Policy
     learnt = w * e.incremental_margin + (1 - w) * p * offer.value
     gain = learnt - offer.cost
     sd = math.sqrt((w * e.sd) ** 2 + ((1 - w) * spread * offer.value) ** 2)
-    optimistic = gain + policy.uplift_optimism * sd
+    # each part at its own optimism: an offer with no window ranks as on acceptance
+    optimistic = gain + (1 - w) * policy.optimism * spread * offer.value \
+        + w * policy.uplift_optimism * e.sd
     said = (f"incremental profit {gain:.2f} = {e.margin_with:.2f} expected with it "
             f"(buys {e.p_with:.3f}) - {e.margin_without:.2f} without "
             f"(buys {e.p_without:.3f}) - {offer.cost:.2f} cost")
@@ -153,6 +155,5 @@ def _incremental(offer: Offer, p: float, spread: float, e: Any, policy: Policy
                         e.incremental_margin)
     reasons = [said]
     if optimistic > gain:
-        reasons.append(f"ranked at an optimistic {optimistic:.2f} (uncertainty {sd:.2f} "
-                       f"x {policy.uplift_optimism:g})")
+        reasons.append(f"ranked at an optimistic {optimistic:.2f} (uncertainty {sd:.2f})")
     return Candidate(offer, p, spread, gain, optimistic, tuple(reasons), e.incremental_margin)

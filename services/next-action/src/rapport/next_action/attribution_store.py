@@ -9,8 +9,10 @@ at-least-once topics (a redelivered batch, a replay) change nothing the second t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
@@ -21,6 +23,8 @@ from rapport.shared.redis_store import get_many
 from .attribution import Window
 
 FACT_TTL_S = 120 * 86400
+T = TypeVar("T")
+R = TypeVar("R")
 
 _OPEN = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -78,6 +82,26 @@ class Counted:
     decision_id: str | None = None
 
 
+async def _gathered(work: Callable[[T], Awaitable[R]], items: Sequence[T],
+                    width: int = 64) -> list[R]:
+    """``work`` on every item, ``width`` at a time (each its own script, in its
+    person's slot), results in order. Two facts of one person keep their order: a
+    person's facts are run one after the other."""
+    by_person: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        by_person.setdefault(getattr(item, "customer", str(i)), []).append(i)
+    out: list[R | None] = [None] * len(items)
+    gate = asyncio.Semaphore(width)
+
+    async def person(indexes: list[int]) -> None:
+        async with gate:
+            for i in indexes:
+                out[i] = await work(items[i])
+
+    await asyncio.gather(*(person(ix) for ix in by_person.values()))
+    return out  # type: ignore[return-value]
+
+
 def _member(w_customer: str, decision_id: str) -> str:
     return f"{w_customer}|{decision_id}"
 
@@ -109,38 +133,41 @@ class AttributionStore:
         and not a window that would be closed already (a replayed log reopens nothing:
         it was learnt from when it closed)."""
         erased = await self._erased([w.customer for w in windows])
-        opened = 0
-        for w in windows:
-            if w.customer in erased or w.decided_at + self._window + self._grace <= now_s:
-                continue
+        fresh = [w for w in windows if w.customer not in erased
+                 and w.decided_at + self._window + self._grace > now_s]
+
+        async def one(w: Window) -> int:
             flat = [x for kv in w.fields().items() for x in kv]
-            if await self._open(keys=[keys.attribution_decisions(w.customer),
-                                      keys.attribution_window(w.customer, w.decision_id)],
-                                args=[repr(w.decided_at), w.decision_id, self.ttl_s, *flat]):
-                opened += 1
+            return int(await self._open(
+                keys=[keys.attribution_decisions(w.customer),
+                      keys.attribution_window(w.customer, w.decision_id)],
+                args=[repr(w.decided_at), w.decision_id, self.ttl_s, *flat]))
+
+        opened = sum(await _gathered(one, fresh))
+        if fresh:
             await self._redis.zadd(keys.attribution_open(), {
-                _member(w.customer, w.decision_id): w.decided_at + self._window + self._grace})
+                _member(w.customer, w.decision_id): w.decided_at + self._window + self._grace
+                for w in fresh})
         return opened
 
     async def count(self, facts: Sequence[OrderFact]) -> list[Counted]:
         erased = await self._erased([f.customer for f in facts])
-        out = []
-        for f in facts:
+
+        async def one(f: OrderFact) -> Counted:
             if f.customer in erased:
-                out.append(Counted("erased"))
-                continue
+                return Counted("erased")
             marker = keys.attribution_fact_seen(f.customer, f.message_id)
             order = keys.attribution_order(f.customer, f.order_id) if f.order_id else marker
-            prefix = keys.attribution_window(f.customer, "")
             result, decision = await self._fact(
                 keys=[keys.attribution_decisions(f.customer), marker, order],
                 args=[repr(f.occurred_at.timestamp()), repr(self._window), f.kind,
                       repr(round(f.margin(self._rate), 4)), repr(f.revenue), FACT_TTL_S,
-                      prefix])
-            out.append(Counted(result.decode() if isinstance(result, bytes) else result,
-                               (decision.decode() if isinstance(decision, bytes)
-                                else decision) or None))
-        return out
+                      keys.attribution_window(f.customer, "")])
+            return Counted(result.decode() if isinstance(result, bytes) else result,
+                           (decision.decode() if isinstance(decision, bytes)
+                            else decision) or None)
+
+        return await _gathered(one, facts)
 
     async def due(self, now_s: float, limit: int = 500) -> list[tuple[str, str]]:
         members = await self._redis.zrangebyscore(keys.attribution_open(), "-inf", now_s,

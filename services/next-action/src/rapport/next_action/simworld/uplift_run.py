@@ -65,6 +65,8 @@ class UpliftRun:
     qini: dict[str, float] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    facts: dict[str, float] = field(default_factory=dict)
+    """The service's attribution results (attributed, late, ...) from its /metrics."""
 
     def second_half(self, values: list[float]) -> float:
         tail = values[len(values) // 2:]
@@ -92,6 +94,8 @@ class UpliftRun:
         t.add_row("made, last round", ", ".join(
             f"{k} {v}" for k, v in Counter(m or "nothing" for m in self.made[-1]).most_common())
             if self.made else "", "", "")
+        t.add_row("orders as attributed", ", ".join(
+            f"{k} {v:,.0f}" for k, v in sorted(self.facts.items())), "", "")
         t.add_row("Qini vs true uplift, last round",
                   ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.qini.items())), "", "")
         return t
@@ -228,6 +232,18 @@ async def run_uplift_world(urls: Mapping[str, str], n_customers: int = 600, roun
         out.oracle = sum(world.true_profit(c, world.oracle_offer(c, params), params)
                          for c in people) / n_customers
         out.qini = await _qini(http, urls["next-action"], people, ids, params)
+        out.facts = await _attributed(http, urls["next-action"])
+    return out
+
+
+async def _attributed(http: httpx.AsyncClient, url: str) -> dict[str, float]:
+    """How the service's attribution counted the orders it heard, by result."""
+    out: dict[str, float] = {}
+    text = (await http.get(f"{url}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("rapport_attribution_facts_total{") and 'kind="order"' in line:
+            result = line.split('result="', 1)[1].split('"', 1)[0]
+            out[result] = out.get(result, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
 
 
