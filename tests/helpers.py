@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
+from rapport.shared.kafka import topic_partitions
 from rapport.shared.topics import TopicSpec, facts_beside
 
 T = TypeVar("T")
@@ -134,3 +136,27 @@ async def without_exploration(client: httpx.AsyncClient) -> None:
 def facts_of(resolved: TopicSpec) -> TopicSpec:
     """The demand facts topic of a test's own re-keyed stream (created beside it)."""
     return facts_beside(resolved)
+
+
+async def committed_and_ends(bootstrap: str, group: str, topics: list[str],
+                             ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = {tp: meta.offset for tp, meta in
+                     (await admin.list_consumer_group_offsets(group)).items()}
+        parts = [TopicPartition(t, p)
+                 for t, ps in (await topic_partitions(bootstrap, topics)).items() for p in ps]
+        assert len({tp.topic for tp in parts}) == len(topics)
+        return committed, await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Whether the group has committed up to the end of every partition of ``topics``."""
+    committed, ends = await committed_and_ends(bootstrap, group, topics)
+    return all(committed.get(tp, 0) >= end for tp, end in ends.items())

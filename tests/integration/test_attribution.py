@@ -19,7 +19,7 @@ from rapport.shared.kafka import durable_producer
 from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile, Metrics
 from tests.conftest import redis_url
-from tests.helpers import eventually, serving
+from tests.helpers import caught_up, eventually, serving
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 OPS = {"Authorization": "Bearer dev-ops"}
@@ -32,7 +32,7 @@ def settings_for(stack, group: str) -> NextActionSettings:
     return NextActionSettings(
         kafka_bootstrap=stack.kafka_bootstrap, redis_url=redis_url(stack, DB), dev_keys=True,
         learner_group_id=f"{group}-learner", attribution_group_id=f"{group}-attribution",
-        attribution_window_s=WINDOW_S, attribution_grace_s=1.0,
+        attribution_window_s=WINDOW_S, attribution_grace_s=5.0,
         attribution_close_interval_s=0.2, cache_s=0)
 
 
@@ -63,7 +63,7 @@ async def redis(stack):
 
 
 async def test_orders_count_once_toward_the_most_recent_decision_in_the_window(stack, redis):
-    await asyncio.sleep(WINDOW_S + 1.5)  # other tests' decisions are past their windows
+    await asyncio.sleep(WINDOW_S + 5.5)  # other tests' decisions are past their windows
     group = f"it-attr-{uuid.uuid4().hex[:6]}"
     settings = settings_for(stack, group)
     fp = settings.fingerprints()
@@ -78,6 +78,14 @@ async def test_orders_count_once_toward_the_most_recent_decision_in_the_window(s
                 "control_share": 0.3, "policies": [{"policy_id": "u", "share": 0.7,
                                                     "epsilon": 0.0, "holdout_share": 0.4}]}
                                      )).status_code == 200
+            # the group has joined and read the topics' backlog (other tests' decisions and
+            # orders, and a fact of nobody's sent now, so there is something to read)
+            await (await producer.send(topics.ORDER_FACTS.name, OrderFact(
+                kind="order", customer="nobody", message_id=f"m-{group}",
+                occurred_at=datetime.now(UTC), revenue=1.0).to_bytes(), key=b"nobody"))
+            await eventually(lambda: caught_up(stack.kafka_bootstrap, f"{group}-attribution",
+                                               [topics.DECISIONS.name, topics.ORDER_FACTS.name]),
+                             timeout=120, interval=1)
             people = await customers(stack, 40)
             decided = {}
             for pid in people:
@@ -103,19 +111,20 @@ async def test_orders_count_once_toward_the_most_recent_decision_in_the_window(s
             sends.append(await producer.send(topics.ORDER_FACTS.name, OrderFact(
                 kind="refund", customer=fp.profile(refunded), message_id=f"r-{refunded}",
                 order_id=f"o-{refunded}", occurred_at=at + timedelta(seconds=1),
-                revenue=50.0).to_bytes()))
+                revenue=50.0).to_bytes(), key=fp.profile(refunded).encode()))
             # before any decision of theirs: no decision to respond to
             sends.append(await producer.send(topics.ORDER_FACTS.name, OrderFact(
                 kind="order", customer=fp.profile(people[1]), message_id="early",
-                occurred_at=at - timedelta(hours=1), revenue=999.0).to_bytes()))
+                occurred_at=at - timedelta(hours=1), revenue=999.0).to_bytes(),
+                key=fp.profile(people[1]).encode()))
             for s in sends:
                 await s
 
-            async def closed():
-                out = await report(client)
-                n = sum(v["decisions"] for k, v in out["overall"].items()
-                        if k in ("treatment", "control"))
-                return out if n == len(people) else None
+            ids = [d["decision_id"] for d in decided.values()]
+
+            async def closed():  # every window of ours learnt from (markers), then the report
+                seen = await redis.exists(*(keys.response_seen(i) for i in ids))
+                return (await report(client)) if seen == len(ids) else None
 
             out = await eventually(closed, timeout=150)
         expected = {"treatment": [p for p in people if groups[p] != "control"],

@@ -17,8 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from rapport.profile import domain
 from rapport.profile.app import build
@@ -27,12 +25,12 @@ from rapport.profile.rebuild import RebuildRefused, rebuild
 from rapport.profile.settings import ProfileSettings
 from rapport.shared import keys, layout, redis_store
 from rapport.shared.events import Channel, MessageType, Touchpoint
-from rapport.shared.kafka import durable_producer, ensure_topics, topic_partitions
+from rapport.shared.kafka import durable_producer, ensure_topics
 from rapport.shared.layout import ProfileLayout
 from rapport.shared.profiles import CustomerProfile
 from rapport.shared.topics import TopicSpec
 from tests.conftest import ROOT
-from tests.helpers import eventually, facts_of, serving
+from tests.helpers import committed_and_ends, eventually, facts_of, serving
 
 CLUSTER = True  # run on the single Redis and on the local Redis Cluster
 
@@ -118,24 +116,6 @@ async def publish(bootstrap: str, topic: str, events: list[Touchpoint]) -> None:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
-
-async def committed_and_ends(bootstrap: str, group: str, topics: list[str],
-                             ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = {tp: meta.offset for tp, meta in
-                     (await admin.list_consumer_group_offsets(group)).items()}
-        parts = [TopicPartition(t, p)
-                 for t, ps in (await topic_partitions(bootstrap, topics)).items() for p in ps]
-        assert len({tp.topic for tp in parts}) == len(topics)
-        return committed, await consumer.end_offsets(parts)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def caught_up(bootstrap: str, group: str, topics: list[str], timeout: float = 180):
