@@ -60,19 +60,25 @@ class SimCustomer:
     x: np.ndarray  # the customer part of the features (the channel's part zero)
 
 
-def fold(people: Sequence[world.Customer], now: datetime = NOW) -> list[CustomerProfile]:
-    """Profiles exactly as the profile service folds the customers' Segment messages."""
+def fold_histories(histories: Sequence[tuple[str, list[dict]]], now: datetime = NOW,
+                   ) -> list[CustomerProfile]:
+    """Profiles exactly as the profile service folds each (customer id, Segment messages)."""
     source = Source(source="sim")
     out = []
-    for c in people:
+    for customer_id, messages in histories:
         p: CustomerProfile | None = None
-        for i, msg in enumerate(world.touchpoints(c, now)):
+        for i, msg in enumerate(messages):
             tp = normalize(msg, index=i, source=source, received_at=now)
-            if isinstance(tp, Touchpoint):  # the world sends only valid messages
-                p = profile_domain.apply_owned(p, tp, customer_id=c.customer_id,
+            if isinstance(tp, Touchpoint):  # the worlds send only valid messages
+                p = profile_domain.apply_owned(p, tp, customer_id=customer_id,
                                                processed_at=now)
-        out.append(p or CustomerProfile(customer_id=c.customer_id))
+        out.append(p or CustomerProfile(customer_id=customer_id))
     return out
+
+
+def fold(people: Sequence[world.Customer], now: datetime = NOW) -> list[CustomerProfile]:
+    """The decision world's customers' profiles, folded as the profile service does."""
+    return fold_histories([(c.customer_id, world.touchpoints(c, now)) for c in people], now)
 
 
 def population(profiles: Sequence[CustomerProfile], now: datetime = NOW) -> ListPopulation:

@@ -39,12 +39,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from rapport.ingest.domain import normalize  # the workspace installs every service
-from rapport.ingest.settings import Source
-from rapport.profile import domain as profile_domain
 from rapport.shared import facts
-from rapport.shared.events import Touchpoint
-from rapport.shared.profiles import CustomerProfile
 from rapport.shared.scores.compute import ScoringPolicy, score
 from rapport.shared.scores.model import PRIOR
 
@@ -52,7 +47,7 @@ from .. import uplift
 from ..features import INDEX, base_features, profile_values
 from ..uplift_quality import qini_against_truth
 from . import uplift_world as world
-from .learners import population
+from .learners import fold_histories, population
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 PARAMS = world.Params()
@@ -80,16 +75,8 @@ def sim_customers(n: int, seed: int, params: world.Params = PARAMS,
                   channel: str = "email", now: datetime = NOW) -> list[SimCustomer]:
     """The customers with their feature vectors, their histories folded as the services do."""
     people = world.customers(n, seed, params)
-    source = Source(source="sim")
-    profiles = []
-    for c in people:
-        p: CustomerProfile | None = None
-        for i, msg in enumerate(world.touchpoints(c, now)):
-            tp = normalize(msg, index=i, source=source, received_at=now)
-            if isinstance(tp, Touchpoint):
-                p = profile_domain.apply_owned(p, tp, customer_id=c.customer_id,
-                                               processed_at=now)
-        profiles.append(p or CustomerProfile(customer_id=c.customer_id))
+    profiles = fold_histories([(c.customer_id, world.touchpoints(c, now)) for c in people],
+                              now)
     pop = population(profiles, now)
     out = []
     for c, p in zip(people, profiles, strict=True):
