@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -145,7 +145,7 @@ class Decider:
         p = domain.plan(catalog, req, predictions, now, policy=policy, rules=self._rules,
                         spikes=await self._or(self._parts.spikes(), frozenset(), "spikes",
                                               [], ""),
-                        uplift=await self._uplift(policy, catalog, x, notes))
+                        uplift=await self._uplift(policy, x, notes))
         u, r = self._rng.random(), self._rng.random()
         pool = max(0, req.limit - 1) + policy.explore_pool
         offers = [c.offer for c in p.ranked[:pool]]
@@ -178,19 +178,18 @@ class Decider:
                                                                   f"{model.version}",
                                notes=notes, why=why)
 
-    async def _uplift(self, policy: Policy, catalog: Catalog, x: np.ndarray,
-                      notes: list[str]) -> dict[str, Any] | None:
-        """The uplift learner's estimates of the marketing offers (None under the
-        acceptance objective, or when the learner cannot be read: then they are
-        ranked on acceptance, and the notes say so)."""
+    async def _uplift(self, policy: Policy, x: np.ndarray, notes: list[str]
+                      ) -> Callable[[list[str]], dict[str, Any]] | None:
+        """The uplift learner's estimates, for the offers the plan finds eligible (None
+        under the acceptance objective, or when the learner cannot be read: then they
+        are ranked on acceptance, and the notes say so)."""
         if policy.objective != "uplift":
             return None
         learner = await self._or(self._parts.uplift(), None, "uplift", notes,
                                  "the uplift model could not be read: ranked on acceptance")
-        ids = [o.offer_id for o in catalog.offers if o.marketing]
-        if learner is None or not ids:
+        if learner is None:
             return None
-        return {e.offer_id: e for e in learner.estimate(ids, x)}
+        return lambda ids: {e.offer_id: e for e in learner.estimate(ids, x)} if ids else {}
 
     async def _finish(self, decision: domain.Decision, req: domain.DecisionRequest,
                       notes: list[str]) -> None:

@@ -9,7 +9,7 @@ predictions and the contact limits' verdicts, the decision and its full trace.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -173,7 +173,10 @@ def _prediction(value: float | tuple[float, float] | None) -> tuple[float, float
 def plan(catalog: Catalog, req: DecisionRequest,
          predictions: Mapping[str, float | tuple[float, float]], at: datetime, *,
          policy: Policy = DEFAULT.policies[0], rules: SuitabilityRules = RULES,
-         spikes: Iterable[str] = (), uplift: Mapping[str, Any] | None = None) -> Plan:
+         spikes: Iterable[str] = (),
+         uplift: Callable[[list[str]], Mapping[str, Any]] | None = None) -> Plan:
+    """``uplift``: the uplift learner's estimates of the eligible marketing offers given
+    their ids (None: ranked on acceptance)."""
     facts = {"profile": req.profile or {}, "scores": req.scores or {}, "context": req.context}
     trace: list[TraceEntry] = []
     eligible: list[Offer] = []
@@ -188,7 +191,8 @@ def plan(catalog: Catalog, req: DecisionRequest,
                                        for o in eligible}, policy,
                             tier=scores.get("value_tier"), context=req.context, spikes=spikes,
                             clv_90d=(scores.get("clv") or {}).get("expected_value_90d"),
-                            uplift=uplift)
+                            uplift=None if uplift is None else uplift(
+                                [o.offer_id for o in eligible if o.marketing]))
     trace.extend(TraceEntry(
         offer_id=u.offer.offer_id, eligible=True, reasons=[u.reason],
                             value=u.offer.value, cost=u.offer.cost,
