@@ -38,9 +38,6 @@ class ThresholdDetector:
         return Reading(score=1.0 if abnormal else 0.0, expected=expected,
                        direction="up" if abnormal else None, alert=alert, magnitude=magnitude)
 
-    def forecast(self, horizon: int) -> list[float]:
-        return [self.mean] * horizon
-
     def to_state(self) -> dict[str, Any]:
         return asdict(self)
 

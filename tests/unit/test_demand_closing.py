@@ -20,6 +20,7 @@ from rapport.profile.demand.closing import (
     close_bucket,
     spike_detectors,
 )
+from rapport.profile.demand.forecast import Forecaster
 from rapport.profile.demand.series import Dimension, Metric, SeriesKey, product_item
 from rapport.shared.profiles import Affinity, Consent, CustomerProfile
 from tests.demand_fakes import ThresholdDetector, threshold_detectors
@@ -106,6 +107,20 @@ def test_detector_slots_survive_a_round_trip_through_json():
     body = orjson.loads(orjson.dumps(tracking.slots[SHOES].to_json()))
     slot = Slot.from_json(body, KIND)
     assert slot.detector.to_state() == tracking.slots[SHOES].detector.to_state()
+    before = tracking.slots[SHOES].forecaster
+    assert slot.forecaster is not None and before is not None
+    assert slot.forecaster.to_state() == before.to_state()
+
+
+def test_a_slot_saved_before_forecasters_existed_gets_a_fresh_one():
+    tracking = Tracking()
+    close_bucket(tracking, demand(0, {SHOES: 3}, [SHOES]), KIND, ClosePolicy(width=W))
+    body = orjson.loads(orjson.dumps(tracking.slots[SHOES].to_json()))
+    del body["forecast"]
+    tracking.slots[SHOES] = Slot.from_json(body, KIND)
+    close_bucket(tracking, demand(W, {SHOES: 4}, [SHOES]), KIND, ClosePolicy(width=W))
+    forecaster = tracking.slots[SHOES].forecaster
+    assert forecaster is not None and forecaster.n == 1
 
 
 def test_revenue_alerts_are_presented_in_currency_units():
@@ -116,7 +131,15 @@ def test_revenue_alerts_are_presented_in_currency_units():
         records += close_bucket(tracking, demand(i * W, {revenue: cents}, [revenue]), KIND,
                                 ClosePolicy(width=W, forecast_points=1))
     assert records[0]["spike"]["observed"] == 90.0
-    assert records[0]["spike"]["forecast"][0]["expected"] == 10.0
+    forecaster = Forecaster(step_s=W)
+    for i, cents in enumerate([1000, 1000, 1000, 9000]):
+        forecaster.update(i * W, cents)
+    [cents] = forecaster.forecast(1)
+    point = records[0]["spike"]["forecast"][0]
+    assert point == {"at": alerts.iso(4 * W), "expected": round(cents.expected / 100, 2),
+                     "lower": round(max(0.0, cents.lower) / 100, 2),
+                     "upper": round(cents.upper / 100, 2)}
+    assert point["lower"] <= point["expected"] <= point["upper"]
 
 
 def test_products_are_tracked_while_heavy_and_bounded_in_number():

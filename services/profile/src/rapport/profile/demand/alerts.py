@@ -8,6 +8,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .forecast import ForecastPoint
 from .series import SeriesKey, present
 
 
@@ -28,11 +29,15 @@ def alert_id(series: SeriesKey, started_at: int) -> str:
 
 
 def forecast_points(series: SeriesKey, at: int, width: int,
-                    values: list[float]) -> list[dict[str, Any]]:
-    """The detector's expectations for the buckets after ``at``."""
-    return [{"at": iso(at + (i + 1) * width),
-             "expected": present(series.metric, max(0.0, float(v)))}
-            for i, v in enumerate(values)]
+                    points: list[ForecastPoint]) -> list[dict[str, Any]]:
+    """The forecast for the buckets after ``at``, each with its 80 % interval (demand
+    is never negative, whatever the interval's arithmetic says)."""
+    def shown(v: float) -> float:
+        return present(series.metric, max(0.0, float(v)))
+
+    return [{"at": iso(at + (i + 1) * width), "expected": shown(p.expected),
+             "lower": shown(p.lower), "upper": shown(p.upper)}
+            for i, p in enumerate(points)]
 
 
 def _point(series: SeriesKey, at: int, value: float, reading: ReadingLike) -> dict[str, Any]:
@@ -43,7 +48,7 @@ def _point(series: SeriesKey, at: int, value: float, reading: ReadingLike) -> di
 
 
 def opened(series: SeriesKey, at: int, width: int, value: float, reading: ReadingLike,
-           forecast: list[float], category: str | None = None) -> dict[str, Any]:
+           forecast: list[ForecastPoint], category: str | None = None) -> dict[str, Any]:
     point = _point(series, at, value, reading)
     direction = str(reading.direction or ("up" if reading.magnitude >= 0 else "down"))
     alert: dict[str, Any] = {
@@ -59,7 +64,7 @@ def opened(series: SeriesKey, at: int, width: int, value: float, reading: Readin
 
 
 def refreshed(alert: dict[str, Any], series: SeriesKey, at: int, width: int, value: float,
-              reading: ReadingLike, forecast: list[float]) -> dict[str, Any]:
+              reading: ReadingLike, forecast: list[ForecastPoint]) -> dict[str, Any]:
     point = _point(series, at, value, reading)
     peak = alert["peak"]
     if abs(point["magnitude"]) > abs(peak["magnitude"]):

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import alerts
+from .forecast import Forecaster
 from .series import PRODUCT_METRICS, Dimension, Metric, SeriesKey, product_item, split_item
 
 
 class Detector(Protocol):
     def update(self, at: float, value: float) -> alerts.ReadingLike: ...
-    def forecast(self, horizon: int) -> list[float]: ...
     def to_state(self) -> dict[str, Any]: ...
 
 
@@ -55,18 +55,27 @@ class ClosePolicy:
 
 @dataclass
 class Slot:
+    """One tracked series: its detector and its forecaster (a state saved before there
+    were forecasters gets a fresh one)."""
+
     detector: Detector
     seen: int
     """Last base bucket the series was heavy (products) or fed."""
     category: str | None = None
+    forecaster: Forecaster | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.detector.to_state(), "seen": self.seen,
+        body = {"state": self.detector.to_state(), "seen": self.seen,
                 "category": self.category}
+        if self.forecaster is not None:
+            body["forecast"] = self.forecaster.to_state()
+        return body
 
     @classmethod
     def from_json(cls, body: dict[str, Any], kind: DetectorKind) -> Slot:
-        return cls(kind.restore(body["state"]), int(body["seen"]), body.get("category"))
+        forecast = body.get("forecast")
+        return cls(kind.restore(body["state"]), int(body["seen"]), body.get("category"),
+                   None if forecast is None else Forecaster.from_state(forecast))
 
 
 @dataclass
@@ -102,10 +111,13 @@ def _feed(tracking: Tracking, series: SeriesKey, slot: Slot, demand: BucketDeman
           value: float, policy: ClosePolicy) -> list[dict[str, Any]]:
     at, width = demand.start, policy.width
     reading = slot.detector.update(at=at, value=value)
+    if slot.forecaster is None:
+        slot.forecaster = Forecaster(step_s=width)
+    slot.forecaster.update(at, value)
     current = tracking.alerts.get(series.field)
     if reading.alert == "start" and current is None:
         alert = alerts.opened(series, at, width, value, reading,
-                              slot.detector.forecast(policy.forecast_points), slot.category)
+                              slot.forecaster.forecast(policy.forecast_points), slot.category)
         tracking.alerts[series.field] = alert
         return [alerts.record("started", alert)]
     if current is None:
@@ -117,7 +129,7 @@ def _feed(tracking: Tracking, series: SeriesKey, slot: Slot, demand: BucketDeman
         return [alerts.record("ended", done)]
     tracking.alerts[series.field] = alerts.refreshed(
         current, series, at, width, value, reading,
-        slot.detector.forecast(policy.forecast_points))
+        slot.forecaster.forecast(policy.forecast_points))
     return []
 
 

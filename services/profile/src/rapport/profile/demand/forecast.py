@@ -1,0 +1,352 @@
+"""Forecasts of one demand series, for the next hour and the next day, with intervals.
+
+The model is additive: a slow **level**, a **daily pattern** at the series' own
+resolution and a **weekly pattern** by hour of the week (the weekday's deviation from
+the daily one, so a week costs 168 numbers, not a week of buckets), plus what is left:
+the **residual**, which tends to persist (a busy afternoon stays busy for a while).
+The residual's persistence is its lag-one autocorrelation, learnt per series, so the
+latest residual fades from the forecast as the horizon grows; beyond an hour or so
+only the level and the patterns remain.
+
+Intervals are learnt, not assumed: for a few horizons (1, 2, 4 ... 64 points, and
+"far", where the residual has faded) the forecaster checks, at every point, what it
+would have forecast that many points ago and tracks the 10 % and 90 % quantiles of its
+errors (in units of the series' usual residual, so they carry from quiet to busy
+series). It keeps score of itself the same way, against the seasonal-naive forecast
+(the value one day earlier), so the live system can say how good its forecasts are.
+
+Constant memory per series: the two patterns, the last 64 residuals, the last day of
+values (for the naive forecast) and a few dozen numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+HORIZONS = (1, 2, 4, 8, 16, 32, 64)
+"""Horizons (in points) whose errors are tracked; "far" (any longer) comes after them."""
+_RING = HORIZONS[-1]
+_HOUR, _DAY, _WEEK = 3600, 86400, 7 * 86400
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    level_alpha: float = 0.02        # how fast the level follows what the patterns leave
+    day_gamma: float = 0.15          # weight of the newest day in the daily pattern
+    week_delta: float = 0.3          # weight of the newest week in the weekly pattern
+    memory_alpha: float = 0.01       # how fast the residual's persistence and size move
+    quantile_rate: float = 0.005     # the intervals' learning rate, once settled
+    robust: float = 3.0              # learn from at most this many usual residuals off ...
+    shift_points: int = 12           # ... unless the points before were as far off
+    blend_alpha: float = 0.02        # how fast the model's and the naive's errors move
+    coverage: float = 0.8            # central share of outcomes an interval should hold
+    max_slots: int = 2016            # longest daily pattern kept (a day of 43 s buckets)
+
+
+@dataclass(frozen=True)
+class ForecastPoint:
+    at: float                        # epoch second the point's bucket starts
+    expected: float
+    lower: float
+    upper: float
+
+
+@dataclass(frozen=True)
+class Quality:
+    """How the forecasts made ``horizon`` ahead did, against the seasonal-naive one."""
+
+    horizon: str
+    points: int
+    mae: float
+    naive_mae: float
+    covered: float                   # share of outcomes inside the interval
+
+    @property
+    def mase(self) -> float | None:
+        return self.mae / self.naive_mae if self.naive_mae > 0 else None
+
+
+def _pack(values: list[float | None]) -> str:
+    return base64.b64encode(np.array([math.nan if v is None else v for v in values],
+                                     dtype="<f8").tobytes()).decode()
+
+
+def _unpack(text: str) -> list[float | None]:
+    raw = np.frombuffer(base64.b64decode(text), dtype="<f8")
+    return [None if math.isnan(v) else v for v in raw.tolist()]
+
+
+_PACKED = ("day", "week", "ring", "recent")
+
+
+@dataclass
+class Forecaster:
+    """Constant memory and work per point; ``step_s`` is the series' bucket width."""
+
+    step_s: float
+    config: ForecastConfig = field(default_factory=ForecastConfig)
+    n: int = 0
+    last_slot: int | None = None
+    level: float = 0.0
+    residual: float = 0.0
+    lag_product: float = 0.0          # running mean of residual x previous residual
+    lag_square: float = 0.0           # running mean of squared residuals
+    scale: float = 0.0                # running mean absolute residual
+    day: list[float | None] = field(default_factory=list)
+    week: list[float | None] = field(default_factory=list)
+    ring: list[float | None] = field(default_factory=list)     # last residuals, oldest first
+    recent: list[float | None] = field(default_factory=list)   # last day of values
+    lower_q: list[float] = field(default_factory=list)
+    middle_q: list[float] = field(default_factory=list)
+    model_error: list[float] = field(default_factory=list)     # running |error| per horizon
+    naive_mae: float = 0.0                                      # the same, seasonal naive
+    pending: list[tuple[int, float, float | None, float]] = field(default_factory=list)
+    """Far forecasts awaiting their outcome: (slot, model, naive, scale), one per hour."""
+    upper_q: list[float] = field(default_factory=list)
+    checked: list[int] = field(default_factory=list)
+    # self-scoring: per tracked horizon, sums of |error|, |naive error|, covered, count
+    abs_error: list[float] = field(default_factory=list)
+    naive_error: list[float] = field(default_factory=list)
+    inside: list[int] = field(default_factory=list)
+    scored: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        per_day = round(_DAY / self.step_s) if self.step_s > 0 else 0
+        if not self.day and 2 <= per_day <= self.config.max_slots:
+            self.day = [None] * per_day
+        week_res = max(self.step_s, _HOUR)
+        if not self.week and round(_WEEK / week_res) >= 2:
+            self.week = [None] * round(_WEEK / week_res)
+        if not self.recent:
+            self.recent = [None] * (len(self.day) or len(self.week) or 1)
+        if not self.ring:
+            self.ring = [None] * _RING
+        self.pending = [(int(s), m, n, sc) for s, m, n, sc in self.pending]  # JSON: lists
+        bins = len(HORIZONS) + 1
+        z = 1.2815515655446004 * 1.25    # the normal's 10/90 % point, in mean |residual|s
+        self.lower_q = self.lower_q or [-z] * bins
+        self.upper_q = self.upper_q or [z] * bins
+        self.middle_q = self.middle_q or [0.0] * bins
+        for name in ("checked", "inside", "scored"):
+            setattr(self, name, getattr(self, name) or [0] * bins)
+        for name in ("abs_error", "naive_error", "model_error"):
+            setattr(self, name, getattr(self, name) or [0.0] * bins)
+
+    # -- the model ------------------------------------------------------------------
+
+    def _patterns(self, slot: int) -> tuple[float, float]:
+        day = self.day[slot % len(self.day)] if self.day else None
+        week = None
+        if self.week:
+            per_week_slot = max(self.step_s, _HOUR) / self.step_s
+            week = self.week[int(slot // per_week_slot) % len(self.week)]
+        return day or 0.0, week or 0.0
+
+    def _base(self, slot: int) -> float:
+        day, week = self._patterns(slot)
+        return self.level + day + week
+
+    @property
+    def persistence(self) -> float:
+        """Lag-one autocorrelation of the residual, in [0, 0.98]."""
+        if self.lag_square <= 0:
+            return 0.0
+        return max(0.0, min(0.98, self.lag_product / self.lag_square))
+
+    def _bin(self, h: int) -> int:
+        for k, horizon in enumerate(HORIZONS):
+            if h < horizon * 2 and h >= horizon:
+                return k
+        return len(HORIZONS)
+
+    def _model(self, base: float, residual: float, h: int, k: int, scale: float) -> float:
+        """The model's forecast: patterns, the residual faded, its median bias."""
+        return base + residual * self.persistence ** h + self.middle_q[k] * scale
+
+    def _blend(self, model: float, naive: float | None, k: int) -> float:
+        """Model and seasonal-naive forecasts weighted by the inverse of their recent
+        squared errors at this horizon: an exactly repeating series is best forecast by
+        its last day, a noisy one by its smoothed patterns."""
+        if naive is None:
+            return model
+        m, n = self.model_error[k], self.naive_mae
+        if m + n <= 0:
+            return model
+        w = n * n / (m * m + n * n)
+        return w * model + (1.0 - w) * naive
+
+    def _scale(self) -> float:
+        return self.scale + 1e-9 * (abs(self.level) + 1.0)
+
+    # -- learning one point ------------------------------------------------------------
+
+    def update(self, at: float, value: float) -> None:
+        """Learn the point at epoch second ``at`` (gaps of whole steps are allowed)."""
+        value = float(value)
+        slot = round(at / self.step_s)
+        if self.last_slot is not None:
+            if slot <= self.last_slot:
+                slot = self.last_slot + 1
+            for _ in range(min(slot - self.last_slot - 1, len(self.recent))):
+                self._push(None, None)
+        self.last_slot = slot
+        if self.n == 0:
+            self.level = value
+        base = self._base(slot)
+        if self.n:
+            self._check(value, base)
+        residual = value - base
+        a = self.config.memory_alpha
+        bound = self.config.robust * self._scale() if self.n > 10 else math.inf
+        previous = self.ring[-1]
+        clipped = max(-bound, min(bound, residual))
+        if all(r is not None and abs(r) > bound and r * residual > 0
+               for r in self.ring[-self.config.shift_points:]):
+            clipped = residual    # far off for a while: a shift to learn, not an outlier
+        if previous is not None:
+            self.lag_product += a * (residual * previous - self.lag_product)
+            self.lag_square += a * (residual * residual - self.lag_square)
+        self._learn(slot, base + clipped)
+        self.scale = abs(residual) if self.n == 1 else self.scale + a * (
+            min(abs(residual), 2 * bound) - self.scale)
+        self.residual = value - self._base(slot)
+        self._push(residual, value)
+        self.n += 1
+        if slot % self.points_per(_HOUR) == 0:
+            self.pending = [p for p in self.pending if p[0] > slot]
+            self._remember_far()
+
+    def _check(self, value: float, base: float) -> None:
+        """What the forecasts made 1, 2, 4 ... points ago (and half a day ago, "far")
+        would have missed by: learnt into the blend, the median bias and the interval
+        quantiles, and kept as the running score."""
+        scale = self._scale()
+        naive = self.recent[0]
+        if naive is not None:
+            self.naive_mae += self.config.blend_alpha * (abs(value - naive) - self.naive_mae)
+        for k, h in enumerate(HORIZONS):
+            past = self.ring[-h]
+            if past is not None:
+                self._score(k, value, self._model(base, past, h, k, scale), naive, scale)
+        if self.pending and self.pending[0][0] == self.last_slot:
+            _, model, naive_then, scale_then = self.pending.pop(0)
+            self._score(len(HORIZONS), value, model, naive_then, scale_then)
+
+    def _score(self, k: int, value: float, model: float, naive: float | None,
+               scale: float) -> None:
+        """One forecast ``k`` horizons ago met its outcome."""
+        c = self.config
+        tail = (1.0 - c.coverage) / 2.0
+        expected = self._blend(model, naive, k)
+        self.model_error[k] += c.blend_alpha * (abs(value - model) - self.model_error[k])
+        z = (value - expected) / scale
+        lo, hi = self.lower_q[k], self.upper_q[k]
+        if naive is not None:
+            self.abs_error[k] += abs(value - expected)
+            self.naive_error[k] += abs(value - naive)
+            self.inside[k] += int(lo <= z <= hi)
+            self.scored[k] += 1
+        rate = 2.0 * max(c.quantile_rate, 2.0 / (self.checked[k] + 10))
+        self.lower_q[k] = lo + rate * (tail - (z < lo))
+        self.upper_q[k] = hi + rate * ((1 - tail) - (z < hi))
+        bias = (value - model) / scale
+        self.middle_q[k] += rate * (0.5 - (bias < self.middle_q[k]))
+        self.checked[k] += 1
+
+    def _remember_far(self) -> None:
+        """Once an hour, the forecast half a day ahead is kept until its outcome comes:
+        it stands for every far one (a series with a day of fewer than 256 points
+        has none: its day ahead is a tracked horizon)."""
+        assert self.last_slot is not None
+        h = len(self.recent) // 2
+        if h < HORIZONS[-1] * 2:
+            return
+        k = len(HORIZONS)
+        scale = self._scale()
+        model = self._model(self._base(self.last_slot + h), 0.0, h, k, scale)
+        naive = self.recent[h - 1] if h <= len(self.recent) else None
+        self.pending.append((self.last_slot + h, model, naive, scale))
+
+    def _learn(self, slot: int, value: float) -> None:
+        c = self.config
+        day, week = self._patterns(slot)
+        self.level += c.level_alpha * (value - day - week - self.level)
+        if self.day:
+            i = slot % len(self.day)
+            old = self.day[i]
+            target = value - self.level - week
+            self.day[i] = target if old is None else old + c.day_gamma * (target - old)
+        if self.week:
+            per_week_slot = max(self.step_s, _HOUR) / self.step_s
+            j = int(slot // per_week_slot) % len(self.week)
+            old = self.week[j]
+            daily = self.day[slot % len(self.day)] if self.day else None
+            target = value - self.level - (daily or 0.0)
+            if self.day:   # the weekly part only learns once the daily one is known
+                if self.n >= len(self.day):
+                    rate = c.week_delta / per_week_slot
+                    self.week[j] = 0.0 if old is None else old + rate * (target - old)
+            else:
+                self.week[j] = target if old is None else old + c.day_gamma * (target - old)
+
+    def _push(self, residual: float | None, value: float | None) -> None:
+        self.ring.append(residual)
+        del self.ring[0]
+        self.recent.append(value)
+        del self.recent[0]
+
+    # -- reading -----------------------------------------------------------------------
+
+    def forecast(self, horizon: int) -> list[ForecastPoint]:
+        """The next ``horizon`` points, each with its central ``coverage`` interval."""
+        if self.last_slot is None:
+            return []
+        scale = self._scale()
+        season = len(self.recent)
+        out = []
+        for h in range(1, horizon + 1):
+            slot = self.last_slot + h
+            k = self._bin(h)
+            naive = self.recent[h - 1] if h <= season else None
+            expected = self._blend(self._model(self._base(slot), self.residual, h, k, scale),
+                                   naive, k)
+            out.append(ForecastPoint(slot * self.step_s, expected,
+                                     expected + self.lower_q[k] * scale,
+                                     expected + self.upper_q[k] * scale))
+        return out
+
+    def points_per(self, seconds: int) -> int:
+        return max(1, round(seconds / self.step_s))
+
+    def quality(self) -> list[Quality]:
+        """The running score of the forecasts an hour ahead and a day ahead ("far")."""
+        hour = self._bin(self.points_per(_HOUR))
+        out = []
+        for name, k in (("next_hour", hour), ("next_day", self._bin(len(self.recent)))):
+            n = self.scored[k]
+            out.append(Quality(name, n, self.abs_error[k] / n if n else 0.0,
+                               self.naive_error[k] / n if n else 0.0,
+                               self.inside[k] / n if n else 0.0))
+        return out
+
+    # -- state -------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        state = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "config"}
+        for name in _PACKED:
+            state[name] = _pack(state[name])
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any],
+                   config: ForecastConfig | None = None) -> Forecaster:
+        known = {f.name for f in fields(cls)} - {"config"}
+        values = {k: v for k, v in state.items() if k in known}
+        for name in _PACKED:
+            values[name] = _unpack(state[name])
+        return cls(config=config or ForecastConfig(), **values)
