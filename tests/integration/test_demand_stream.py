@@ -296,6 +296,42 @@ async def test_the_surge_opens_one_alert_on_kafka_and_in_the_api(stack, demand):
     assert {s["series"]["value"] for s in only.json()["spikes"]} == {"shoes"}
     assert (await client.get("/v1/demand/spikes", headers=AGENT)).status_code == 403
     assert (await client.get("/v1/demand/spikes")).status_code == 401
+    # the alert's forecast carries its interval
+    assert all(p["lower"] <= p["expected"] <= p["upper"] for p in listed["forecast"])
+
+
+async def test_a_tracked_series_forecasts_its_next_hour_and_day_with_intervals(demand):
+    client = demand["client"]
+    params = {"dimension": "category", "value": "shoes", "metric": "orders"}
+    resp = await client.get("/v1/demand/forecast", headers=OPS, params=params)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["series"] == params and body["bucket_s"] == W and body["interval"] == 0.8
+    assert body["as_of"] == (T + timedelta(seconds=10 * W)).isoformat()
+    hour, day = body["next_hour"], body["next_day"]
+    assert [p["start"] for p in hour["points"]] == [
+        (T + timedelta(seconds=(10 + k) * W)).isoformat() for k in range(3600 // W)]
+    assert len(day["points"]) == 24 and day["resolution"] == "3600s"
+    for part in (hour, day):
+        assert part["lower"] <= part["expected"] <= part["upper"]
+        assert all(p["lower"] <= p["expected"] <= p["upper"] for p in part["points"])
+    assert day["expected"] == pytest.approx(sum(p["expected"] for p in day["points"]), abs=0.1)
+    assert set(body["quality"]) == {"next_hour", "next_day"}
+
+    quality = (await client.get("/v1/demand/forecasts/quality", headers=OPS)).json()
+    assert quality["series"] >= 1 and set(quality) >= {"next_hour", "next_day"}
+
+    unknown = await client.get("/v1/demand/forecast", headers=OPS,
+                               params={**params, "value": "no-such-category"})
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_series"
+    missing = await client.get("/v1/demand/forecast", headers=OPS,
+                               params={"dimension": "region", "metric": "views"})
+    assert missing.status_code == 400 and missing.json()["code"] == "missing_value"
+    bad = await client.get("/v1/demand/forecast", headers=OPS,
+                           params={**params, "metric": "hugs"})
+    assert bad.status_code == 422 and set(bad.json()) >= {"code", "message"}
+    assert (await client.get("/v1/demand/forecast", headers=AGENT,
+                             params=params)).status_code == 403
 
 
 async def test_the_audience_of_the_spike_ranks_its_fans_first(demand):

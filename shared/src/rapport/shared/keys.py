@@ -245,6 +245,11 @@ def demand_detectors() -> str:
     return f"{tagged(DEMAND)}:demand:detectors"
 
 
+def demand_forecast_quality() -> str:
+    """Hash series field -> how its forecasts have done (JSON, beside its detector)."""
+    return f"{tagged(DEMAND)}:demand:forecast-quality"
+
+
 def demand_alerts() -> str:
     """Hash alert id -> open spike alert (JSON)."""
     return f"{tagged(DEMAND)}:demand:alerts"

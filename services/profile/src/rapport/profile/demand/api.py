@@ -1,5 +1,5 @@
-"""HTTP (ops): active demand spikes with forecasts, their audiences, demand series for
-dashboards, heavy products and the state of the demand clock."""
+"""HTTP (ops): active demand spikes with forecasts, their audiences, demand series and
+their forecasts for dashboards, heavy products and the state of the demand clock."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from rapport.shared.auth import Role, require
 from rapport.shared.service import ApiError
 
 from ..store import ProfileStore
-from . import audience, sketches
+from . import audience, forecast_view, sketches
 from .alerts import iso
 from .clock import Buckets, label
+from .forecast import Forecaster
 from .series import TOTAL, Dimension, Metric, SeriesKey, present
 from .store import DemandStore
 
@@ -101,12 +102,7 @@ async def series(reads: Reads, _: Ops, dimension: Annotated[Dimension, Query()],
                  resolution: Annotated[str, Query(max_length=8)] = "5m",
                  limit: Annotated[int, Query(ge=1, le=1000)] = 48) -> dict[str, Any]:
     width = _width(reads, resolution)
-    if dimension is Dimension.TOTAL:
-        value = value or TOTAL
-    if value is None:
-        raise ApiError(400, f"value is required for dimension {dimension.value}",
-                       code="missing_value")
-    key = SeriesKey(dimension, value, metric)
+    key = _series_key(dimension, metric, value)
     view = await reads.store.clock_view(reads.partitions_prefix)
     closed = await reads.store.closed_through()
     body: dict[str, Any] = {"series": key.to_json(), "resolution": label(width),
@@ -122,6 +118,37 @@ async def series(reads: Reads, _: Ops, dimension: Annotated[Dimension, Query()],
                         "closed": closed_end is not None and s + width <= closed_end}
                        for s, amount in zip(starts, amounts, strict=True)]
     return body
+
+
+def _series_key(dimension: Dimension, metric: Metric, value: str | None) -> SeriesKey:
+    if dimension is Dimension.TOTAL:
+        value = value or TOTAL
+    if value is None:
+        raise ApiError(400, f"value is required for dimension {dimension.value}",
+                       code="missing_value")
+    return SeriesKey(dimension, value, metric)
+
+
+@router.get("/forecast", summary="One series' forecast: the next hour and the next day, "
+                                 "with 80 % intervals, and how good its forecasts have been",
+            responses={404: {"description": "the series is not tracked"}})
+async def forecast(reads: Reads, _: Ops, dimension: Annotated[Dimension, Query()],
+                   metric: Annotated[Metric, Query()],
+                   value: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+                   ) -> dict[str, Any]:
+    key = _series_key(dimension, metric, value)
+    slot = await reads.store.slot(key.field)
+    if slot is None or slot.get("forecast") is None:
+        raise ApiError(404, "this series is not tracked (yet): it has no forecast",
+                       code="unknown_series")
+    return forecast_view.view(key, Forecaster.from_state(slot["forecast"]))
+
+
+@router.get("/forecasts/quality", summary="How good the forecasts of every tracked series "
+                                          "have been: MASE against the seasonal-naive "
+                                          "forecast and interval coverage")
+async def forecast_quality(reads: Reads, _: Ops) -> dict[str, Any]:
+    return forecast_view.summary(await reads.store.forecast_quality())
 
 
 @router.get("/top", summary="Heavy products of the current hour or day (estimates)")

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 
 from rapport.shared import topics
 
-from . import clock, sketches
+from . import clock, forecast_view, sketches
 from .closing import BucketDemand, ClosePolicy, DetectorKind, Slot, Tracking, close_bucket
 from .series import PRODUCT_METRICS, Dimension, Metric, SeriesKey, split_item
 from .store import CloseWrites, DemandStore, StaleClose
@@ -191,6 +191,9 @@ class DemandCloser:
         await asyncio.gather(*futures)
         writes.slots = {n: orjson.dumps(s.to_json(), option=_JSON)
                         for n, s in tracking.slots.items()}
+        writes.forecast_quality = {
+            n: orjson.dumps(forecast_view.quality_json(s.forecaster.quality()))
+            for n, s in tracking.slots.items() if s.forecaster is not None}
         writes.evicted = set(tracking.evicted)
         writes.alerts = {a["id"]: orjson.dumps(a, option=_JSON)
                          for a in tracking.alerts.values()}

@@ -53,6 +53,7 @@ class CloseWrites:
 
     through: int
     slots: dict[str, bytes] = field(default_factory=dict)
+    forecast_quality: dict[str, bytes] = field(default_factory=dict)
     evicted: set[str] = field(default_factory=set)
     alerts: dict[str, bytes] = field(default_factory=dict)
     """Open alerts after the tick (the whole set is replaced)."""
@@ -211,8 +212,11 @@ class DemandStore:
             tx.set(marker, writes.through)
             if writes.slots:
                 tx.hset(keys.demand_detectors(), mapping=writes.slots)
+            if writes.forecast_quality:
+                tx.hset(keys.demand_forecast_quality(), mapping=writes.forecast_quality)
             if writes.evicted:
                 tx.hdel(keys.demand_detectors(), *sorted(writes.evicted))
+                tx.hdel(keys.demand_forecast_quality(), *sorted(writes.evicted))
             tx.delete(keys.demand_alerts())
             if writes.alerts:
                 tx.hset(keys.demand_alerts(), mapping=writes.alerts)
@@ -240,6 +244,15 @@ class DemandStore:
                 pipe.hget(keys.demand_counts(width, start), name)
             raws = await pipe.execute()
         return [0 if r is None else int(r) for r in raws]
+
+    async def slot(self, name: str) -> dict[str, Any] | None:
+        """One tracked series' slot (detector and forecaster state), if tracked."""
+        raw = await self._redis.hget(keys.demand_detectors(), name)
+        return None if raw is None else orjson.loads(raw)
+
+    async def forecast_quality(self) -> dict[str, dict[str, Any]]:
+        raw = await self._redis.hgetall(keys.demand_forecast_quality())
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
 
     async def open_alerts(self) -> list[dict[str, Any]]:
         raw = await self._redis.hgetall(keys.demand_alerts())

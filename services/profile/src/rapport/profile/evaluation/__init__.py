@@ -1,1 +1,2 @@
-"""Evaluation commands of the profile service (offline and live figures), apart from the runtime code."""
+"""Evaluation commands of the profile service (offline and live figures), apart from
+the runtime code."""

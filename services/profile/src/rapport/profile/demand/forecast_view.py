@@ -1,0 +1,98 @@
+"""What ops read of a series' forecast: the next hour point by point and the next day hour
+by hour, each part with a total and its interval, and how good the forecasts have been.
+
+Totals add the points' expectations; their interval is not the sum of the points'
+intervals (errors partly cancel) nor their root-sum-square (errors persist, so they
+partly add up): it is the root-sum-square widened by the residual's persistence, as for
+a sum of AR(1) errors, and never wider than the plain sum.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .alerts import iso
+from .forecast import Forecaster, ForecastPoint, Quality
+from .series import SeriesKey, present
+
+HOUR, DAY = 3600, 86400
+
+
+def total(points: Sequence[ForecastPoint], persistence: float) -> ForecastPoint:
+    """The sum of consecutive points, with its interval (``at`` is the first's)."""
+    expected = sum(p.expected for p in points)
+    widen = math.sqrt((1 + persistence) / (1 - persistence)) if persistence < 1 else 1.0
+    halves = []
+    for side in (lambda p: p.expected - p.lower, lambda p: p.upper - p.expected):
+        widths = [max(0.0, side(p)) for p in points]
+        halves.append(min(sum(widths), widen * math.sqrt(sum(w * w for w in widths))))
+    return ForecastPoint(points[0].at if points else 0.0, expected,
+                         expected - halves[0], expected + halves[1])
+
+
+def _shown(series: SeriesKey, point: ForecastPoint, width: float) -> dict[str, Any]:
+    def amount(v: float) -> float:
+        return present(series.metric, max(0.0, v))
+
+    return {"start": iso(point.at), "end": iso(point.at + width),
+            "expected": amount(point.expected), "lower": amount(point.lower),
+            "upper": amount(point.upper)}
+
+
+def _part(series: SeriesKey, points: list[ForecastPoint], step: float, group: int,
+          persistence: float) -> dict[str, Any]:
+    groups = [points[i:i + group] for i in range(0, len(points), group)]
+    rows = [_shown(series, total(g, persistence), step * len(g)) for g in groups]
+    whole = _shown(series, total(points, persistence), step * len(points))
+    return {**whole, "resolution": f"{int(step * group)}s", "points": rows}
+
+
+def view(series: SeriesKey, forecaster: Forecaster) -> dict[str, Any]:
+    """The forecast as the ops API shows it."""
+    step = forecaster.step_s
+    per_hour = forecaster.points_per(HOUR)
+    per_day = forecaster.points_per(DAY)
+    ahead = forecaster.forecast(max(per_day, per_hour))
+    phi = forecaster.persistence
+    body: dict[str, Any] = {
+        "series": series.to_json(), "bucket_s": int(step),
+        "as_of": None if forecaster.last_slot is None
+        else iso((forecaster.last_slot + 1) * step),
+        "interval": forecaster.config.coverage, "next_hour": None, "next_day": None,
+        "quality": quality_json(forecaster.quality())}
+    if ahead:
+        body["next_hour"] = _part(series, ahead[:per_hour], step, 1, phi)
+        body["next_day"] = _part(series, ahead[:per_day], step, per_hour, phi)
+    return body
+
+
+def quality_json(found: Iterable[Quality]) -> dict[str, Any]:
+    return {q.horizon: {"points": q.points,
+                        "mase": None if q.mase is None else round(q.mase, 4),
+                        "coverage": round(q.covered, 4) if q.points else None}
+            for q in found}
+
+
+def summary(per_series: Mapping[str, Mapping[str, Any]], *, worst: int = 5) -> dict[str, Any]:
+    """Across tracked series: the mean and median MASE (series the naive forecast gets
+    exactly right have none), the share of points inside their intervals, and the
+    series forecast worst."""
+    out: dict[str, Any] = {"series": len(per_series)}
+    for horizon in ("next_hour", "next_day"):
+        rows = [(name, q[horizon]) for name, q in per_series.items() if horizon in q]
+        mases = [r["mase"] for _, r in rows if r.get("mase") is not None]
+        points = sum(r["points"] for _, r in rows)
+        inside = sum(r["points"] * (r.get("coverage") or 0.0) for _, r in rows)
+        ranked = sorted(((r["mase"], name) for name, r in rows if r.get("mase") is not None),
+                        reverse=True)[:worst]
+        out[horizon] = {
+            "scored_series": len(mases), "points": points,
+            "mase_mean": round(statistics.fmean(mases), 4) if mases else None,
+            "mase_median": round(statistics.median(mases), 4) if mases else None,
+            "coverage": round(inside / points, 4) if points else None,
+            "worst": [{"series": SeriesKey.parse(name).to_json(), "mase": round(m, 4)}
+                      for m, name in ranked]}
+    return out
