@@ -308,6 +308,20 @@ def parser() -> argparse.ArgumentParser:
                    help="write per-file scores in NAB's results format here")
     e.set_defaults(func=cli_evals.cmd_eval_spikes)
 
+    f = sub.add_parser("eval-forecast", help="score the demand forecasts (MASE against the "
+                                             "seasonal-naive forecast, 80%% interval coverage)")
+    f.add_argument("--data", type=Path, default=Path("../shared/data/nab-dev/data"),
+                   help="folder of timestamp,value CSVs (NAB's format), scored rolling origin")
+    f.add_argument("--live", action="store_true", help=(
+        "instead: the running system's own scores on its live demand series (a wiped stack "
+        "of its own, simulated customers over --days of event time)"))
+    f.add_argument("--days", type=float, default=10.0)
+    f.add_argument("--per-bucket", type=float, default=8.0,
+                   help="customer journeys per 5-minute bucket at average activity")
+    f.add_argument("--seed", type=int, default=7)
+    f.add_argument("--profile", choices=["bench", "test"], default="bench")
+    f.set_defaults(func=cli_evals.cmd_eval_forecast)
+
     c = sub.add_parser("eval-churn", help="score the churn risk on CDNOW: calibrate to "
                                           "1997-09-30, predict who buys nothing in 39 weeks")
     c.add_argument("--data", type=Path, default=Path("tests/data/cdnow_sample.txt"),

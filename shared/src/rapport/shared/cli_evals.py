@@ -8,6 +8,8 @@ import argparse
 import asyncio
 from typing import Any
 
+import orjson
+
 from . import localstack
 from .cli import console, say
 
@@ -24,6 +26,64 @@ def cmd_eval_spikes(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a malformed CSV or windows file: say which, no traceback
         say(f"[red]{exc}[/]")
         return 2
+    return 0
+
+
+def cmd_eval_forecast(args: argparse.Namespace) -> int:
+    if args.live:
+        return _eval_forecast_live(args)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from rapport.profile.demand import evaluate  # the workspace installs every service
+    from rapport.profile.evaluation import forecasts
+
+    if not args.data.exists():
+        say(f"[red]{args.data} does not exist[/]")
+        return 2
+    try:
+        corpus = evaluate.load_corpus(args.data)
+    except ValueError as exc:
+        say(f"[red]{exc}[/]")
+        return 2
+    if not corpus:
+        say(f"[red]no CSV files under {args.data}[/]")
+        return 2
+    jobs = [(s.name, [t.timestamp() for t in s.timestamps], s.values,
+             evaluate.step_of(s.timestamps)) for s in corpus]
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("points", total=sum(len(j[2]) for j in jobs))
+        scores = forecasts.score_corpus(jobs, progress=lambda n: bar.advance(task, n))
+    groups = forecasts.by_group(scores, lambda name: name.split("/")[0])
+    console.print(forecasts.table(
+        f"Demand forecasts, rolling origin every hour over {len(scores)} series "
+        "(MASE: mean absolute error over the seasonal-naive forecast's, under 1 beats it)",
+        groups))
+    overall = forecasts.summary_row(scores)
+    print(orjson.dumps({k: round(v, 4) if isinstance(v, float) else v
+                        for k, v in overall.items()}).decode())
+    return 0
+
+
+def _eval_forecast_live(args: argparse.Namespace) -> int:
+    from rapport.profile.evaluation import forecast_live
+
+    backfill = str(int(args.days * 86400 + 7200))
+    found = _on_wiped_stack(args.profile, {
+        "RAPPORT_DEMAND_BACKFILL_S": backfill, "RAPPORT_DEMAND_CLOSE_INTERVAL_S": "0.2"},
+        lambda urls: asyncio.run(forecast_live.run(
+            urls, days=args.days, per_bucket=args.per_bucket, seed=args.seed,
+            say=lambda m: say(f"[dim]{m}[/]"))))
+    if found is None:
+        return 1
+    console.print(forecast_live.table(
+        found, f"The running system's own forecast scores on its live demand series "
+               f"({args.days:g} simulated days, seed {args.seed})"))
+    print(orjson.dumps({k: {h: v[h] and {"mase_mean": v[h]["mase_mean"],
+                                         "coverage": v[h]["coverage"]}
+                            for h in ("next_hour", "next_day")}
+                        for k, v in found.items()}).decode())
     return 0
 
 

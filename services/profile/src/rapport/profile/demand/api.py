@@ -147,8 +147,13 @@ async def forecast(reads: Reads, _: Ops, dimension: Annotated[Dimension, Query()
 @router.get("/forecasts/quality", summary="How good the forecasts of every tracked series "
                                           "have been: MASE against the seasonal-naive "
                                           "forecast and interval coverage")
-async def forecast_quality(reads: Reads, _: Ops) -> dict[str, Any]:
-    return forecast_view.summary(await reads.store.forecast_quality())
+async def forecast_quality(reads: Reads, _: Ops,
+                           dimension: Annotated[Dimension | None, Query()] = None,
+                           ) -> dict[str, Any]:
+    found = await reads.store.forecast_quality()
+    if dimension is not None:
+        found = {k: v for k, v in found.items() if SeriesKey.parse(k).dimension is dimension}
+    return forecast_view.summary(found)
 
 
 @router.get("/top", summary="Heavy products of the current hour or day (estimates)")

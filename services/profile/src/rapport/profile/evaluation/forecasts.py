@@ -12,8 +12,12 @@ their 80 % interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
 
 from ..demand.forecast import ForecastConfig, Forecaster
 
@@ -91,3 +95,63 @@ def mean_of(values: Iterable[float | None]) -> float | None:
     as a perfect square wave, has no MASE)."""
     found = [v for v in values if v is not None and math.isfinite(v)]
     return sum(found) / len(found) if found else None
+
+
+def _score_file(args: tuple[str, list[float], list[float], float]) -> SeriesScore:
+    name, times, values, step = args
+    return score_series(name, times, values, step)
+
+
+def score_corpus(series: Iterable[tuple[str, list[float], list[float], float]],
+                 progress: Callable[[int], None] = lambda n: None,
+                 workers: int = 2) -> list[SeriesScore]:
+    """Every series scored, in ``workers`` processes (the forecaster is pure Python)."""
+    jobs = list(series)
+    if workers <= 1:
+        out = []
+        for job in jobs:
+            out.append(_score_file(job))
+            progress(len(job[2]))
+        return out
+    with ProcessPoolExecutor(workers) as pool:
+        out = []
+        for score in pool.map(_score_file, jobs):
+            out.append(score)
+            progress(score.points)
+        return out
+
+
+def by_group(scores: Iterable[SeriesScore],
+             group: Callable[[str], str]) -> dict[str, list[SeriesScore]]:
+    out: dict[str, list[SeriesScore]] = {}
+    for s in scores:
+        out.setdefault(group(s.name), []).append(s)
+    return out
+
+
+def summary_row(scores: list[SeriesScore]) -> dict[str, Any]:
+    """Mean per-series MASE (as M4 reports it) and pooled coverage, per horizon."""
+    hour, day = pooled(scores)
+    return {"series": len(scores),
+            "hour_mase": mean_of(s.hour.mase for s in scores), "hour_coverage": hour.coverage,
+            "day_mase": mean_of(s.day.mase for s in scores), "day_coverage": day.coverage,
+            "points": day.points}
+
+
+def table(title: str, groups: dict[str, list[SeriesScore]]) -> Table:
+    out = Table(title=title)
+    for col in ("series", "files", "MASE next hour", "80% coverage next hour",
+                "MASE next day", "80% coverage next day", "forecast points"):
+        out.add_column(col, justify="left" if col == "series" else "right")
+
+    def fmt(v: float | None, pct: bool = False) -> str:
+        return "n/a" if v is None else (f"{v:.1%}" if pct else f"{v:.3f}")
+
+    everything = [s for group in groups.values() for s in group]
+    for name, row in [*((k, summary_row(v)) for k, v in sorted(groups.items())),
+                      ("all", summary_row(everything))]:
+        out.add_row(name, str(row["series"]), fmt(row["hour_mase"]),
+                    fmt(row["hour_coverage"], True), fmt(row["day_mase"]),
+                    fmt(row["day_coverage"], True), f"{row['points']:,}",
+                    style="bold" if name == "all" else None)
+    return out
