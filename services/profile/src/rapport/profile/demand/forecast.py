@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .forecast_errors import HorizonErrors, Quality
+
 HORIZONS = (1, 2, 4, 8, 16, 32, 64)
 """Horizons (in points) whose errors are tracked; "far" (any longer) comes after them."""
 _RING = HORIZONS[-1]
@@ -54,21 +56,6 @@ class ForecastPoint:
     expected: float
     lower: float
     upper: float
-
-
-@dataclass(frozen=True)
-class Quality:
-    """How the forecasts made ``horizon`` ahead did, against the seasonal-naive one."""
-
-    horizon: str
-    points: int
-    mae: float
-    naive_mae: float
-    covered: float                   # share of outcomes inside the interval
-
-    @property
-    def mase(self) -> float | None:
-        return self.mae / self.naive_mae if self.naive_mae > 0 else None
 
 
 def _pack(values: list[float | None]) -> str:
@@ -101,19 +88,10 @@ class Forecaster:
     week: list[float | None] = field(default_factory=list)
     ring: list[float | None] = field(default_factory=list)     # last residuals, oldest first
     recent: list[float | None] = field(default_factory=list)   # last day of values
-    lower_q: list[float] = field(default_factory=list)
-    middle_q: list[float] = field(default_factory=list)
-    model_error: list[float] = field(default_factory=list)     # running |error| per horizon
-    naive_mae: float = 0.0                                      # the same, seasonal naive
+    naive_mae: float = 0.0            # running mean |error| of the seasonal naive
+    errors: list[HorizonErrors] = field(default_factory=list)  # per HORIZONS, then far
     pending: list[tuple[int, float, float | None, float]] = field(default_factory=list)
     """Far forecasts awaiting their outcome: (slot, model, naive, scale), one per hour."""
-    upper_q: list[float] = field(default_factory=list)
-    checked: list[int] = field(default_factory=list)
-    # self-scoring: per tracked horizon, sums of |error|, |naive error|, covered, count
-    abs_error: list[float] = field(default_factory=list)
-    naive_error: list[float] = field(default_factory=list)
-    inside: list[int] = field(default_factory=list)
-    scored: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         per_day = round(_DAY / self.step_s) if self.step_s > 0 else 0
@@ -127,15 +105,8 @@ class Forecaster:
         if not self.ring:
             self.ring = [None] * _RING
         self.pending = [(int(s), m, n, sc) for s, m, n, sc in self.pending]  # JSON: lists
-        bins = len(HORIZONS) + 1
-        z = 1.2815515655446004 * 1.25    # the normal's 10/90 % point, in mean |residual|s
-        self.lower_q = self.lower_q or [-z] * bins
-        self.upper_q = self.upper_q or [z] * bins
-        self.middle_q = self.middle_q or [0.0] * bins
-        for name in ("checked", "inside", "scored"):
-            setattr(self, name, getattr(self, name) or [0] * bins)
-        for name in ("abs_error", "naive_error", "model_error"):
-            setattr(self, name, getattr(self, name) or [0.0] * bins)
+        self.errors = [e if isinstance(e, HorizonErrors) else HorizonErrors(**e)
+                       for e in self.errors] or [HorizonErrors() for _ in range(len(HORIZONS) + 1)]
 
     # -- the model ------------------------------------------------------------------
 
@@ -166,19 +137,7 @@ class Forecaster:
 
     def _model(self, base: float, residual: float, h: int, k: int, scale: float) -> float:
         """The model's forecast: patterns, the residual faded, its median bias."""
-        return base + residual * self.persistence ** h + self.middle_q[k] * scale
-
-    def _blend(self, model: float, naive: float | None, k: int) -> float:
-        """Model and seasonal-naive forecasts weighted by the inverse of their recent
-        squared errors at this horizon: an exactly repeating series is best forecast by
-        its last day, a noisy one by its smoothed patterns."""
-        if naive is None:
-            return model
-        m, n = self.model_error[k], self.naive_mae
-        if m + n <= 0:
-            return model
-        w = n * n / (m * m + n * n)
-        return w * model + (1.0 - w) * naive
+        return base + residual * self.persistence ** h + self.errors[k].middle * scale
 
     def _scale(self) -> float:
         return self.scale + 1e-9 * (abs(self.level) + 1.0)
@@ -239,24 +198,10 @@ class Forecaster:
 
     def _score(self, k: int, value: float, model: float, naive: float | None,
                scale: float) -> None:
-        """One forecast ``k`` horizons ago met its outcome."""
         c = self.config
-        tail = (1.0 - c.coverage) / 2.0
-        expected = self._blend(model, naive, k)
-        self.model_error[k] += c.blend_alpha * (abs(value - model) - self.model_error[k])
-        z = (value - expected) / scale
-        lo, hi = self.lower_q[k], self.upper_q[k]
-        if naive is not None:
-            self.abs_error[k] += abs(value - expected)
-            self.naive_error[k] += abs(value - naive)
-            self.inside[k] += int(lo <= z <= hi)
-            self.scored[k] += 1
-        rate = 2.0 * max(c.quantile_rate, 2.0 / (self.checked[k] + 10))
-        self.lower_q[k] = lo + rate * (tail - (z < lo))
-        self.upper_q[k] = hi + rate * ((1 - tail) - (z < hi))
-        bias = (value - model) / scale
-        self.middle_q[k] += rate * (0.5 - (bias < self.middle_q[k]))
-        self.checked[k] += 1
+        errors = self.errors[k]
+        errors.learn(value, model, errors.blend(model, naive, self.naive_mae), naive, scale,
+                     coverage=c.coverage, rate=c.quantile_rate, blend_alpha=c.blend_alpha)
 
     def _remember_far(self) -> None:
         """Once an hour, the forecast half a day ahead is kept until its outcome comes:
@@ -313,11 +258,12 @@ class Forecaster:
             slot = self.last_slot + h
             k = self._bin(h)
             naive = self.recent[h - 1] if h <= season else None
-            expected = self._blend(self._model(self._base(slot), self.residual, h, k, scale),
-                                   naive, k)
+            errors = self.errors[k]
+            model = self._model(self._base(slot), self.residual, h, k, scale)
+            expected = errors.blend(model, naive, self.naive_mae)
             out.append(ForecastPoint(slot * self.step_s, expected,
-                                     expected + self.lower_q[k] * scale,
-                                     expected + self.upper_q[k] * scale))
+                                     expected + errors.lower * scale,
+                                     expected + errors.upper * scale))
         return out
 
     def points_per(self, seconds: int) -> int:
@@ -325,14 +271,8 @@ class Forecaster:
 
     def quality(self) -> list[Quality]:
         """The running score of the forecasts an hour ahead and a day ahead ("far")."""
-        hour = self._bin(self.points_per(_HOUR))
-        out = []
-        for name, k in (("next_hour", hour), ("next_day", self._bin(len(self.recent)))):
-            n = self.scored[k]
-            out.append(Quality(name, n, self.abs_error[k] / n if n else 0.0,
-                               self.naive_error[k] / n if n else 0.0,
-                               self.inside[k] / n if n else 0.0))
-        return out
+        return [self.errors[self._bin(self.points_per(_HOUR))].quality("next_hour"),
+                self.errors[self._bin(len(self.recent))].quality("next_day")]
 
     # -- state -------------------------------------------------------------------------
 
@@ -340,6 +280,7 @@ class Forecaster:
         state = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "config"}
         for name in _PACKED:
             state[name] = _pack(state[name])
+        state["errors"] = [e.to_json() for e in self.errors]
         return state
 
     @classmethod

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .alerts import iso
-from .forecast import Forecaster, ForecastPoint, Quality
+from .forecast import Forecaster, ForecastPoint
+from .forecast_errors import Quality
 from .series import SeriesKey, present
 
 HOUR, DAY = 3600, 86400
