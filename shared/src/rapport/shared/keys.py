@@ -255,6 +255,16 @@ def demand_alert(alert_id: str) -> str:
     return f"{tagged(DEMAND)}:demand:alert:{alert_id}"
 
 
+def demand_incidents() -> str:
+    """Hash incident id -> open demand incident (JSON): correlated alerts grouped."""
+    return f"{tagged(DEMAND)}:demand:incidents"
+
+
+def demand_incident(incident_id: str) -> str:
+    """An ended demand incident (JSON), kept for a while."""
+    return f"{tagged(DEMAND)}:demand:incident:{incident_id}"
+
+
 def demand_audience(category: str) -> str:
     """Sorted set customer id -> affinity rank score: the top customers of a category."""
     return f"{tagged(DEMAND)}:demand:audience:{category}"

@@ -30,6 +30,7 @@ from rapport.shared.vault import KeyVault, Sealer
 
 from . import api, domain, segments
 from .demand import api as demand_api
+from .demand import incidents_api
 from .demand.clock import Buckets
 from .demand.closer import DemandCloser
 from .demand.closing import ClosePolicy, DetectorKind, spike_detectors
@@ -154,6 +155,7 @@ def build(settings: ProfileSettings | None = None, *,
                                             settings.dev_keys)
     app.include_router(api.router)
     app.include_router(demand_api.router)
+    app.include_router(incidents_api.router)
     return app
 
 

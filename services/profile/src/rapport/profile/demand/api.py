@@ -61,6 +61,8 @@ async def spikes(reads: Reads, _: Ops,
              if (dimension is None or a["series"]["dimension"] == dimension.value)
              and (metric is None or a["series"]["metric"] == metric.value)]
     found.sort(key=lambda a: (-abs(a["peak"]["magnitude"]), a["started_at"], a["id"]))
+    for a in found:  # alerts opened before incidents were kept have none
+        a.setdefault("incident_id", None)
     closed = await reads.store.closed_through()
     return {"spikes": found, "count": len(found),
             "closed_through": None if closed is None else iso(closed + reads.buckets.base)}

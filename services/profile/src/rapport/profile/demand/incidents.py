@@ -193,6 +193,18 @@ def record(kind: str, incident: dict[str, Any]) -> dict[str, Any]:
     return {"type": f"demand_incident_{kind}", "incident": incident}
 
 
+def ordered(found: Iterable[Mapping[str, Any]], sort: str = "newest") -> list[Any]:
+    """Incidents newest first (then largest), or largest first (then newest)."""
+    def size(i: Mapping[str, Any]) -> float:
+        return -abs(float(i.get("peak_magnitude", 0.0)))
+
+    def age(i: Mapping[str, Any]) -> float:
+        return -_epoch(i["started_at"])
+    if sort == "largest":
+        return sorted(found, key=lambda i: (size(i), age(i), i["id"]))
+    return sorted(found, key=lambda i: (age(i), size(i), i["id"]))
+
+
 def stamp(alerts: Iterable[dict[str, Any]], of: Mapping[str, str]) -> None:
     """Every alert carries the id of its incident (in place)."""
     for alert in alerts:

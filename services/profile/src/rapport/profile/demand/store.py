@@ -57,6 +57,9 @@ class CloseWrites:
     alerts: dict[str, bytes] = field(default_factory=dict)
     """Open alerts after the tick (the whole set is replaced)."""
     ended: dict[str, bytes] = field(default_factory=dict)
+    incidents: dict[str, bytes] = field(default_factory=dict)
+    """Open incidents after the tick (the whole set is replaced, as the alerts)."""
+    incidents_ended: dict[str, bytes] = field(default_factory=dict)
     product_counts: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
     dropped_products: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     rollup_sketches: dict[tuple[int, int], dict[str, bytes]] = field(default_factory=dict)
@@ -218,6 +221,11 @@ class DemandStore:
                 tx.hset(keys.demand_alerts(), mapping=writes.alerts)
             for alert_id, body in writes.ended.items():
                 tx.set(keys.demand_alert(alert_id), body, ex=ENDED_ALERT_TTL_S)
+            tx.delete(keys.demand_incidents())
+            if writes.incidents:
+                tx.hset(keys.demand_incidents(), mapping=writes.incidents)
+            for incident_id, body in writes.incidents_ended.items():
+                tx.set(keys.demand_incident(incident_id), body, ex=ENDED_ALERT_TTL_S)
             for (width, start), counts in writes.product_counts.items():
                 if counts:
                     tx.hset(keys.demand_counts(width, start), mapping=counts)
@@ -251,6 +259,19 @@ class DemandStore:
         if raw is not None:
             return orjson.loads(raw), True
         raw = await self._redis.get(keys.demand_alert(alert_id))
+        return (None if raw is None else orjson.loads(raw)), False
+
+    async def open_incidents(self) -> dict[str, dict[str, Any]]:
+        """Incident id -> open incident."""
+        raw = await self._redis.hgetall(keys.demand_incidents())
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+    async def incident(self, incident_id: str) -> tuple[dict[str, Any] | None, bool]:
+        """(the incident, whether it is still open)."""
+        raw = await self._redis.hget(keys.demand_incidents(), incident_id)
+        if raw is not None:
+            return orjson.loads(raw), True
+        raw = await self._redis.get(keys.demand_incident(incident_id))
         return (None if raw is None else orjson.loads(raw)), False
 
     async def audience(self, category: str, limit: int) -> list[tuple[str, float]]:
