@@ -270,6 +270,18 @@ def demand_audience(category: str) -> str:
     return f"{tagged(DEMAND)}:demand:audience:{category}"
 
 
+def demand_reach(name: str) -> str:
+    """Sorted set customer id -> response score (expected 90-day value, then P(alive), as
+    of the profile's last change) of the top customers of one region, channel or
+    segment, or of everyone (``name`` is ``<dimension>:<value>``)."""
+    return f"{tagged(DEMAND)}:demand:reach:{name}"
+
+
+def demand_reach_names() -> str:
+    """Set of the reach sets' names in use (what a merge or an erasure leaves)."""
+    return f"{tagged(DEMAND)}:demand:reach-names"
+
+
 def demand_counted() -> str:
     """Hash partition member -> highest record offset of the re-keyed stream whose demand
     facts are counted (what makes a republished fact count once)."""

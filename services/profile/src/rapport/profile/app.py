@@ -76,6 +76,7 @@ def build(settings: ProfileSettings | None = None, *,
         identities = IdentityStore(redis, fingerprints, join_limit=settings.identity_join_limit)
         probe = KafkaProbe(settings.kafka_bootstrap)
         demand_store = DemandStore(redis, audience_size=settings.demand_audience_size)
+        reader = CustomerReadModel(redis, layout=laid_out)
         closer = DemandCloser(
             demand_store, producer, buckets=buckets, kind=detectors or spike_detectors(),
             policy=ClosePolicy(
@@ -101,7 +102,8 @@ def build(settings: ProfileSettings | None = None, *,
                                  demand_facts=settings.demand_facts_topic
                                  if settings.demand_enabled else None,
                                  timeline_length=settings.timeline_length,
-                                 seals=sealer, fingerprints=fingerprints),
+                                 seals=sealer, fingerprints=fingerprints,
+                                 models=reader.model),
             touchpoints_topic=settings.touchpoints_topic,
             resolved_topic=settings.resolved_topic, fence=fence)
         await stages.subscribe_when_visible(STOP_TIMEOUT_S)
@@ -112,7 +114,7 @@ def build(settings: ProfileSettings | None = None, *,
         closing = (asyncio.create_task(closer.run(), name="demand-closer")
                    if settings.demand_enabled else None)
         app.state.profiles = store
-        app.state.reader = CustomerReadModel(redis, layout=laid_out)
+        app.state.reader = reader
         app.state.demand = demand_api.DemandReads(
             demand_store, store, buckets, prefix, settings.demand_lateness_s, half_life)
         app.state.eraser = Eraser(store, identities, redis, producer, fingerprints, vault)

@@ -67,6 +67,17 @@ class DemandStage:
                 fx.audience_add.setdefault(category, {}).update(scores)
             for category, gone in batch.audience_remove.items():
                 fx.audience_remove.setdefault(category, set()).update(gone)
+            for set_name, scores in batch.reach_add.items():
+                fx.reach_add.setdefault(set_name, {}).update(scores)
+            for set_name, gone in batch.reach_remove.items():
+                fx.reach_remove.setdefault(set_name, set()).update(gone)
+        merged_away = {pid for b in batches for pid in b.reach_gone}
+        if merged_away:  # out of every reach set, whichever they were in
+            for set_name in {*await self._store.reach_names(), *fx.reach_add}:
+                fx.reach_remove.setdefault(set_name, set()).update(merged_away)
+                scores = fx.reach_add.get(set_name, {})
+                for pid in merged_away & scores.keys():
+                    del scores[pid]
         self._closed = closed
         return fx
 

@@ -155,13 +155,29 @@ class DemandStore:
             key = keys.demand_audience(category)
             tx.zadd(key, scores)
             tx.zremrangebyrank(key, 0, -self._audience_size - 1)
+        for name, members in fx.reach_remove.items():
+            tx.zrem(keys.demand_reach(name), *members)
+        for name, scores in fx.reach_add.items():
+            if scores:
+                key = keys.demand_reach(name)
+                tx.zadd(key, scores)
+                tx.zremrangebyrank(key, 0, -self._audience_size - 1)
+        if fx.reach_add:
+            tx.sadd(keys.demand_reach_names(), *sorted(fx.reach_add))
 
     async def forget_customer(self, customer_id: str, categories: Iterable[str]) -> None:
         """An erased person leaves every audience."""
         async with self._redis.pipeline(transaction=True) as tx:
             for category in categories:
                 tx.zrem(keys.demand_audience(category), customer_id)
+            for name in await self.reach_names():
+                tx.zrem(keys.demand_reach(name), customer_id)
             await tx.execute()
+
+    async def reach_names(self) -> list[str]:
+        """The reach sets in use (region, channel, segment and everyone's)."""
+        return sorted(m.decode() for m in await self._redis.smembers(
+            keys.demand_reach_names()))
 
     # --- closer -------------------------------------------------------------------------
     async def hold_lock(self, owner: str, ttl_ms: int) -> bool:
@@ -276,6 +292,11 @@ class DemandStore:
 
     async def audience(self, category: str, limit: int) -> list[tuple[str, float]]:
         rows = await self._redis.zrevrange(keys.demand_audience(category), 0, limit - 1,
+                                           withscores=True)
+        return [(m.decode(), float(s)) for m, s in rows]
+
+    async def reach(self, name: str, limit: int) -> list[tuple[str, float]]:
+        rows = await self._redis.zrevrange(keys.demand_reach(name), 0, limit - 1,
                                            withscores=True)
         return [(m.decode(), float(s)) for m, s in rows]
 
