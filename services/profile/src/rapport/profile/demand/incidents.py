@@ -146,6 +146,8 @@ def advance(book: Book, at: int, width: int, open_alerts: Iterable[Mapping[str, 
     records to publish and, for every open alert, the id of its incident."""
     open_alerts = {a["id"]: a for a in open_alerts}
     ended_alerts = {a["id"]: a for a in ended_alerts}
+    # Copies: records already made (published at the end of a tick) keep what they said.
+    book.open = {i: {**inc, "members": list(inc["members"])} for i, inc in book.open.items()}
     placed = book.member_of()
     founded: set[str] = set()
     grown: set[str] = set()
