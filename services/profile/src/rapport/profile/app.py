@@ -102,14 +102,14 @@ def build(settings: ProfileSettings | None = None, *,
                                  demand_facts=settings.demand_facts_topic
                                  if settings.demand_enabled else None,
                                  timeline_length=settings.timeline_length,
-                                 seals=sealer, fingerprints=fingerprints,
-                                 models=reader.model),
+                                 seals=sealer, fingerprints=fingerprints),
             touchpoints_topic=settings.touchpoints_topic,
             resolved_topic=settings.resolved_topic, fence=fence)
         await stages.subscribe_when_visible(STOP_TIMEOUT_S)
         streaming = asyncio.create_task(stages.run(), name="profile-stages")
         counting = await _demand_counting(settings, demand_store, buckets, identities,
-                                          producer) if settings.demand_enabled else None
+                                          producer, reader) if settings.demand_enabled \
+            else None
         await stages.until_joined(STOP_TIMEOUT_S)
         closing = (asyncio.create_task(closer.run(), name="demand-closer")
                    if settings.demand_enabled else None)
@@ -188,11 +188,12 @@ class _Counting:
 
 
 async def _demand_counting(settings: ProfileSettings, store: DemandStore, buckets: Buckets,
-                           identities: IdentityStore, producer: object) -> _Counting:
+                           identities: IdentityStore, producer: object,
+                           reader: CustomerReadModel) -> _Counting:
     group = settings.demand_group_id or f"{settings.profile_group_id}-demand"
     counter = DemandCounter(
         DemandStage(store, buckets, lateness_s=settings.demand_lateness_s,
-                    sketch_lg_k=settings.demand_sketch_lg_k),
+                    sketch_lg_k=settings.demand_sketch_lg_k, models=reader.model),
         store, identities, DeadLetters(producer, "demand"))  # type: ignore[arg-type]
     consumer = batching.make_consumer(settings.kafka_bootstrap, group,
                                       client_id="rapport-profile-demand",

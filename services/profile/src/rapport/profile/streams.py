@@ -40,7 +40,6 @@ from rapport.shared.deadletter import DeadLetters
 from rapport.shared.events import ProfileStep
 from rapport.shared.fencing import Fence, Fenced
 from rapport.shared.privacy import Fingerprints
-from rapport.shared.scores.model import PRIOR, ClvModel
 from rapport.shared.vault import Sealer
 
 from . import domain, orders, segments
@@ -78,12 +77,8 @@ class ProfileFolder:
                  policy: domain.FoldPolicy = domain.DEFAULT_POLICY,
                  resolved_topic: str = topics.RESOLVED.name,
                  demand_facts: str | None = None, timeline_length: int = 100, *,
-                 seals: Sealer, fingerprints: Fingerprints,
-                 models: Callable[[], Awaitable[ClvModel]] | None = None) -> None:
-        """``demand_facts``: the topic the batches' demand facts go to (None: none);
-        ``models``: the lifetime-value model in use, which the reach sets of demand
-        spikes rank by (None: the published prior)."""
-        self._models = models
+                 seals: Sealer, fingerprints: Fingerprints) -> None:
+        """``demand_facts``: the topic the batches' demand facts go to (None: none)."""
         self._sealer = seals
         self._fp = fingerprints
         self._resolved = resolved_topic
@@ -186,7 +181,7 @@ class ProfileFolder:
                                             f"profile cannot be stored: {reason_of(exc)}")
         await self._seal_and_send(batch)
         fx = batch.fx
-        await self._send_facts(batch, fresh)
+        self._send_facts(batch, fresh)
         self._send_orders(batch)
         batch.sends.extend(await batch.forward.sends())
         await acked(batch.sends)
@@ -213,15 +208,13 @@ class ProfileFolder:
                                                   .total_seconds()))
 
 
-    async def _send_facts(self, batch: FoldBatch, fresh: list[Record]) -> None:
+    def _send_facts(self, batch: FoldBatch, fresh: list[Record]) -> None:
         """What demand counts of this batch (one partition's), ahead of its commit."""
         if self._facts is None or not fresh:
             return
         member = f"{fresh[0].topic}:{fresh[0].partition}"
-        model = PRIOR if self._models is None else await self._models()
         told = facts.of_batch(member, batch.demand, batch.fx.profiles, batch.gone,
-                              self._half_life, model=model, before=batch.before,
-                              now=batch.now)
+                              self._half_life, before=batch.before, now=batch.now)
         if told:
             batch.sends.extend(self._producer.send(self._facts, record, key=member.encode())
                                for record in facts.encode(told))

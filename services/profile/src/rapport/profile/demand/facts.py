@@ -19,7 +19,6 @@ import orjson
 
 from rapport.shared.events import Touchpoint
 from rapport.shared.profiles import CustomerProfile
-from rapport.shared.scores.model import ClvModel
 
 from . import audience, reach
 from .series import (
@@ -72,31 +71,31 @@ class FactBatch:
     facts: list[Fact] = field(default_factory=list)
     audience_add: dict[str, dict[str, float]] = field(default_factory=dict)
     audience_remove: dict[str, set[str]] = field(default_factory=dict)
-    reach_add: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Region/channel/segment/everyone set name -> customer -> score (:mod:`.reach`)."""
+    reach_points: dict[str, reach.Point] = field(default_factory=dict)
+    """Customer -> what their place in the region/channel/segment/everyone sets is
+    computed from (by demand counting: :mod:`.reach`)."""
     reach_remove: dict[str, set[str]] = field(default_factory=dict)
     reach_gone: set[str] = field(default_factory=set)
     """Customers merged away: out of every reach set."""
 
     def __bool__(self) -> bool:
         return bool(self.facts or self.audience_add or self.audience_remove
-                    or self.reach_add or self.reach_remove or self.reach_gone)
+                    or self.reach_points or self.reach_remove or self.reach_gone)
 
     def past(self, counted: int) -> FactBatch:
         """The facts from records past offset ``counted`` (audiences are idempotent)."""
         return FactBatch(self.member, [f for f in self.facts if f.offset > counted],
-                         self.audience_add, self.audience_remove, self.reach_add,
+                         self.audience_add, self.audience_remove, self.reach_points,
                          self.reach_remove, self.reach_gone)
 
 
 def of_batch(member: str, applied: Iterable[Applied],
              profiles: Mapping[str, CustomerProfile], gone: Mapping[str, Iterable[str]],
-             half_life_days: float, *, model: ClvModel | None = None,
-             before: Mapping[str, Iterable[str]] | None = None,
+             half_life_days: float, *, before: Mapping[str, Iterable[str]] | None = None,
              now: datetime | None = None) -> FactBatch:
     """A batch's facts: ``profiles`` are its changed profiles (segments evaluated),
-    ``gone`` the categories of the profiles it handed over; with the lifetime-value
-    ``model`` in use also the reach sets' changes (``before``: segments before)."""
+    ``gone`` the categories of the profiles it handed over, ``before`` the segments its
+    profiles had before it (those left leave the reach sets)."""
     out = FactBatch(member, audience_add=audience.additions(profiles, half_life_days),
                     audience_remove=audience.removals(gone))
     regions: dict[str, set[str]] = {}
@@ -113,10 +112,9 @@ def of_batch(member: str, applied: Iterable[Applied],
             if profile is not None:
                 regions.setdefault(a.profile_id, set()).add(fact.region)
         out.facts.append(fact)
-    if model is not None:
-        out.reach_add = reach.additions(profiles, regions, now or datetime.now(UTC), model)
-        out.reach_remove = reach.removals(profiles, before or {})
-        out.reach_gone = set(gone)
+    out.reach_points = reach.points(profiles, regions, now or datetime.now(UTC))
+    out.reach_remove = reach.removals(profiles, before or {})
+    out.reach_gone = set(gone)
     return out
 
 
@@ -166,10 +164,10 @@ def _record(member: bytes, rows: list[bytes], audience: bytes = b"") -> bytes:
 
 def _audience_parts(batch: FactBatch, limit: int) -> list[bytes]:
     """``"audience_add":{...},"audience_remove":{...}`` members (and the reach sets'
-    ``reach_add``, ``reach_remove``, ``reach_gone``), split to fit."""
+    ``reach_points``, ``reach_remove``, ``reach_gone``), split to fit."""
     parts: list[dict[str, Any]] = [{}]
     size = 0
-    overhead = len(b'"audience_add":{},"audience_remove":{},"reach_add":{},'
+    overhead = len(b'"audience_add":{},"audience_remove":{},"reach_points":{},'
                    b'"reach_remove":{},"reach_gone":[]')
 
     def room(cost: int) -> dict[str, Any]:
@@ -180,11 +178,14 @@ def _audience_parts(batch: FactBatch, limit: int) -> list[bytes]:
         size += cost
         return parts[-1]
 
-    for kind, adds in (("audience_add", batch.audience_add), ("reach_add", batch.reach_add)):
-        for key, scores in adds.items():
-            for pid, score in scores.items():  # the entry, and its key again at worst
-                cost = len(orjson.dumps(pid)) + len(orjson.dumps(score)) + len(key) + 8
-                room(cost).setdefault(kind, {}).setdefault(key, {})[pid] = score
+    for key, scores in batch.audience_add.items():
+        for pid, score in scores.items():  # the entry, and its key again at worst
+            cost = len(orjson.dumps(pid)) + len(orjson.dumps(score)) + len(key) + 8
+            room(cost).setdefault("audience_add", {}).setdefault(key, {})[pid] = score
+    for pid, point in batch.reach_points.items():
+        body = point.to_json()
+        room(len(orjson.dumps(pid)) + len(orjson.dumps(body)) + 2).setdefault(
+            "reach_points", {})[pid] = body
     for kind, drops in (("audience_remove", batch.audience_remove),
                         ("reach_remove", batch.reach_remove)):
         for key, gone in drops.items():
@@ -205,8 +206,8 @@ def decode(raw: bytes) -> FactBatch:
                                   for c, m in body.get("audience_add", {}).items()},
                     audience_remove={str(c): {str(p) for p in m}
                                      for c, m in body.get("audience_remove", {}).items()},
-                    reach_add={str(c): {str(p): float(s) for p, s in m.items()}
-                               for c, m in body.get("reach_add", {}).items()},
+                    reach_points={str(p): reach.Point.from_json(v)
+                                  for p, v in body.get("reach_points", {}).items()},
                     reach_remove={str(c): {str(p) for p in m}
                                   for c, m in body.get("reach_remove", {}).items()},
                     reach_gone={str(p) for p in body.get("reach_gone", [])})

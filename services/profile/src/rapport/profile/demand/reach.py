@@ -7,22 +7,36 @@ The score ranked by is the customer's expected value over the next 90 days (BG/N
 expected orders times the Gamma-Gamma order value: already weighted by P(alive)),
 then P(alive) itself, which tells apart the many who are expected to spend nothing
 (prospects, lapsed buyers) by how recently they were active. Scanning every profile
-per question does not scale, so stage 2 keeps per region, channel and segment (and for
+per question does not scale, so demand keeps per region, channel and segment (and for
 everyone) a bounded sorted set scored by that value as of the profile's last change;
 a question re-scores its candidates at the moment asked with the model in use.
-Pure: no I/O, no clock.
+
+Stage 2 only picks what the score needs (:class:`Point`: the sets, the purchase summary,
+when last seen), a few microseconds a profile; demand counting, on its own consumer
+group, computes the scores (BG/NBD is some 30 microseconds a customer), off the profile
+path. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from rapport.shared.profiles import CustomerProfile
-from rapport.shared.scores.compute import Scores, ScoringPolicy, score
+from rapport.shared.purchases import PurchaseSummary
+from rapport.shared.scores import bgnbd
+from rapport.shared.scores.compute import (
+    DAYS_PER_WEEK,
+    STANDARD_HORIZON_DAYS,
+    Scores,
+    ScoringPolicy,
+    score,
+)
 from rapport.shared.scores.model import ClvModel
 from rapport.shared.scores.population import ListPopulation
+from rapport.shared.scores.profit import bounded
 
 from .series import TOTAL, Dimension, SeriesKey, clean
 
@@ -62,6 +76,63 @@ def response(s: Scores) -> float:
     return rank_score(s.clv.expected_value_90d, s.clv.p_alive)
 
 
+@dataclass(frozen=True)
+class Point:
+    """What a customer's place in the reach sets is computed from (stage 2 picks it)."""
+
+    sets: tuple[str, ...]
+    as_of_s: float
+    summary: PurchaseSummary | None
+    last_seen_s: float | None
+
+    def to_json(self) -> list[Any]:
+        s = self.summary
+        return [list(self.sets), self.as_of_s, self.last_seen_s,
+                None if s is None else [s.as_of_day, s.purchase_days, s.first_day,
+                                        s.last_day, s.first_value, s.total_value]]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> Point:
+        sets, as_of_s, seen, s = raw
+        return cls(tuple(str(x) for x in sets), float(as_of_s),
+                   None if s is None else PurchaseSummary(
+                       int(s[0]), int(s[1]), int(s[2]), int(s[3]), float(s[4]), float(s[5])),
+                   None if seen is None else float(seen))
+
+
+def point_of(profile: CustomerProfile, as_of: datetime,
+             regions: Iterable[str] = ()) -> Point:
+    seen = profile.metrics.last_seen
+    if seen is not None and seen.tzinfo is None:
+        seen = seen.replace(tzinfo=UTC)
+    return Point(tuple(sorted(memberships(profile, regions))), as_of.timestamp(),
+                 profile.purchases.summary(as_of), None if seen is None else seen.timestamp())
+
+
+def value_of(point: Point, model: ClvModel,
+             policy: ScoringPolicy | None = None) -> tuple[float, float]:
+    """(expected value over 90 days, P(alive)) exactly as :func:`scores_of` gives them."""
+    policy = policy or _POLICY
+    s = point.summary
+    if s is None:
+        if point.last_seen_s is None:
+            return 0.0, 0.0
+        idle = max(0.0, (point.as_of_s - point.last_seen_s) / 86400)
+        return 0.0, round(0.5 ** (idle / policy.prospect_half_life_days), 4)
+    bg, gg = model.bgnbd.params(), model.gamma_gamma.params()
+    x, t_x, big_t = s.frequency, s.recency_weeks, s.age_weeks
+    aov = bgnbd.expected_order_value(x, s.mean_repeat_value, gg)
+    orders = bgnbd.expected_purchases(x, t_x, big_t, STANDARD_HORIZON_DAYS / DAYS_PER_WEEK, bg)
+    return (round(bounded(orders * aov), 2),
+            round(bgnbd.p_alive(x, t_x, big_t, bg), 4))
+
+
+def points(profiles: Mapping[str, CustomerProfile], regions: Mapping[str, set[str]],
+           as_of: datetime) -> dict[str, Point]:
+    """Customer -> their point, for the profiles a batch changed (stage 2)."""
+    return {pid: point_of(p, as_of, regions.get(pid, ())) for pid, p in profiles.items()}
+
+
 def memberships(profile: CustomerProfile, regions: Iterable[str] = ()) -> set[str]:
     """The sets a customer belongs in: their region trait and the regions of the
     demand they made in this batch, the channels they use, their segments, everyone."""
@@ -73,13 +144,12 @@ def memberships(profile: CustomerProfile, regions: Iterable[str] = ()) -> set[st
     return out
 
 
-def additions(profiles: Mapping[str, CustomerProfile], regions: Mapping[str, set[str]],
-              as_of: datetime, model: ClvModel) -> dict[str, dict[str, float]]:
-    """Set name -> customer -> rank score, for the profiles a batch changed."""
+def additions(found: Mapping[str, Point], model: ClvModel) -> dict[str, dict[str, float]]:
+    """Set name -> customer -> rank score (demand counting, with the model in use)."""
     out: dict[str, dict[str, float]] = {}
-    for pid, profile in profiles.items():
-        value = response(scores_of(profile, as_of, model))
-        for set_name in memberships(profile, regions.get(pid, ())):
+    for pid, point in found.items():
+        value = rank_score(*value_of(point, model))
+        for set_name in point.sets:
             out.setdefault(set_name, {})[pid] = value
     return out
 
