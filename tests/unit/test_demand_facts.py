@@ -99,6 +99,7 @@ class Store:
         self.hw: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.audience: dict[str, dict[str, float]] = {}
+        self.reach: dict[str, dict[str, float]] = {"region:west": {"merged": 1.0}}
         self.race: dict[str, int] | None = None
 
     async def counted(self, members):
@@ -113,6 +114,9 @@ class Store:
     async def open_sketches(self, wanted):
         return {}
 
+    async def reach_names(self):
+        return sorted(self.reach)
+
     async def commit(self, fx, expected, counted):
         if self.race is not None:
             self.hw.update(self.race)
@@ -125,6 +129,11 @@ class Store:
                     self.counts[name] = self.counts.get(name, 0) + amount
         for category, scores in fx.audience_add.items():
             self.audience.setdefault(category, {}).update(scores)
+        for name, gone in fx.reach_remove.items():
+            for pid in gone:
+                self.reach.get(name, {}).pop(pid, None)
+        for name, scores in fx.reach_add.items():
+            self.reach.setdefault(name, {}).update(scores)
         self.hw.update(counted)
         return True
 
@@ -194,6 +203,19 @@ async def test_an_erased_person_does_not_come_back_into_an_audience() -> None:
     count, _ = counter(store, erased={"gone"})
     await count.handle_batch([record([1], audience={"shoes": {"gone": 1.0, "kept": 2.0}})])
     assert store.audience == {"shoes": {"kept": 2.0}}
+
+
+async def test_reach_sets_are_scored_by_counting_and_lose_the_erased_and_merged_away(
+        ) -> None:
+    store = Store()
+    count, _ = counter(store, erased={"gone"})
+    people = {pid: CustomerProfile(customer_id=pid, traits={"region": "west"})
+              for pid in ("kept", "gone")}
+    built = facts.of_batch(MEMBER, [], people, {"merged": []}, 30.0, now=T0)
+    [encoded] = facts.encode(built)
+    await count.handle_batch([Rec(encoded)])
+    assert set(store.reach["region:west"]) == {"kept"}  # "merged" left, "gone" never came
+    assert set(store.reach["total:all"]) == {"kept"}
 
 
 async def test_an_undecodable_record_is_set_aside_and_the_rest_is_counted() -> None:

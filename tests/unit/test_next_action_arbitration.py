@@ -142,6 +142,10 @@ def test_spikes_fold_opens_and_closes_rising_categories():
     assert set(active.values()) == {"shoes", "bags"}
     assert fold(active, {"type": "demand_spike_ended", "spike": {"id": "s1"}}) == {"s2": "bags"}
     assert fold(active, {"type": "something"}) == active
+    incident = {"type": "demand_incident_started", "incident": {  # same topic, not folded
+        "id": "i1", "direction": "up", "category": "hats", "members": [{"id": "s9"}]}}
+    assert fold(active, incident) == active
+    assert fold(active, {"type": "demand_incident_ended", "incident": {"id": "s2"}}) == active
 
 
 def test_the_report_sums_actual_against_expected_and_profit_per_decision():

@@ -260,9 +260,31 @@ def demand_alert(alert_id: str) -> str:
     return f"{tagged(DEMAND)}:demand:alert:{alert_id}"
 
 
+def demand_incidents() -> str:
+    """Hash incident id -> open demand incident (JSON): correlated alerts grouped."""
+    return f"{tagged(DEMAND)}:demand:incidents"
+
+
+def demand_incident(incident_id: str) -> str:
+    """An ended demand incident (JSON), kept for a while."""
+    return f"{tagged(DEMAND)}:demand:incident:{incident_id}"
+
+
 def demand_audience(category: str) -> str:
     """Sorted set customer id -> affinity rank score: the top customers of a category."""
     return f"{tagged(DEMAND)}:demand:audience:{category}"
+
+
+def demand_reach(name: str) -> str:
+    """Sorted set customer id -> response score (expected 90-day value, then P(alive), as
+    of the profile's last change) of the top customers of one region, channel or
+    segment, or of everyone (``name`` is ``<dimension>:<value>``)."""
+    return f"{tagged(DEMAND)}:demand:reach:{name}"
+
+
+def demand_reach_names() -> str:
+    """Set of the reach sets' names in use (what a merge or an erasure leaves)."""
+    return f"{tagged(DEMAND)}:demand:reach-names"
 
 
 def demand_counted() -> str:

@@ -30,6 +30,7 @@ from rapport.shared.vault import KeyVault, Sealer
 
 from . import api, domain, segments
 from .demand import api as demand_api
+from .demand import incidents_api
 from .demand.clock import Buckets
 from .demand.closer import DemandCloser
 from .demand.closing import ClosePolicy, DetectorKind, spike_detectors
@@ -75,6 +76,7 @@ def build(settings: ProfileSettings | None = None, *,
         identities = IdentityStore(redis, fingerprints, join_limit=settings.identity_join_limit)
         probe = KafkaProbe(settings.kafka_bootstrap)
         demand_store = DemandStore(redis, audience_size=settings.demand_audience_size)
+        reader = CustomerReadModel(redis, layout=laid_out)
         closer = DemandCloser(
             demand_store, producer, buckets=buckets, kind=detectors or spike_detectors(),
             policy=ClosePolicy(
@@ -106,12 +108,13 @@ def build(settings: ProfileSettings | None = None, *,
         await stages.subscribe_when_visible(STOP_TIMEOUT_S)
         streaming = asyncio.create_task(stages.run(), name="profile-stages")
         counting = await _demand_counting(settings, demand_store, buckets, identities,
-                                          producer) if settings.demand_enabled else None
+                                          producer, reader) if settings.demand_enabled \
+            else None
         await stages.until_joined(STOP_TIMEOUT_S)
         closing = (asyncio.create_task(closer.run(), name="demand-closer")
                    if settings.demand_enabled else None)
         app.state.profiles = store
-        app.state.reader = CustomerReadModel(redis, layout=laid_out)
+        app.state.reader = reader
         app.state.demand = demand_api.DemandReads(
             demand_store, store, buckets, prefix, settings.demand_lateness_s, half_life)
         app.state.eraser = Eraser(store, identities, redis, producer, fingerprints, vault)
@@ -154,6 +157,7 @@ def build(settings: ProfileSettings | None = None, *,
                                             settings.dev_keys)
     app.include_router(api.router)
     app.include_router(demand_api.router)
+    app.include_router(incidents_api.router)
     return app
 
 
@@ -184,11 +188,12 @@ class _Counting:
 
 
 async def _demand_counting(settings: ProfileSettings, store: DemandStore, buckets: Buckets,
-                           identities: IdentityStore, producer: object) -> _Counting:
+                           identities: IdentityStore, producer: object,
+                           reader: CustomerReadModel) -> _Counting:
     group = settings.demand_group_id or f"{settings.profile_group_id}-demand"
     counter = DemandCounter(
         DemandStage(store, buckets, lateness_s=settings.demand_lateness_s,
-                    sketch_lg_k=settings.demand_sketch_lg_k),
+                    sketch_lg_k=settings.demand_sketch_lg_k, models=reader.model),
         store, identities, DeadLetters(producer, "demand"))  # type: ignore[arg-type]
     consumer = batching.make_consumer(settings.kafka_bootstrap, group,
                                       client_id="rapport-profile-demand",

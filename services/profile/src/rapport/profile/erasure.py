@@ -79,7 +79,8 @@ class Eraser:
         async with self._redis.pipeline(transaction=False) as pipe:
             for index in indexes:
                 pipe.smembers(index)
-            decided = await pipe.execute()
+            pipe.smembers(keys.demand_reach_names())
+            *decided, reach_names = await pipe.execute()
         async with self._redis.pipeline(transaction=False) as pipe:
             for absorbed in profile.merged_from:  # their ids would still name the person
                 for key in (keys.merged_into(absorbed), keys.handed_over(keys.IDS, absorbed),
@@ -90,6 +91,8 @@ class Eraser:
                 pipe.srem(keys.segment_members(layout.slot(pid), segment), pid)
             for category in profile.affinities:  # the audiences of demand spikes
                 pipe.zrem(keys.demand_audience(category), pid)
+            for name in sorted(reach_names):  # every region, channel, segment, everyone
+                pipe.zrem(keys.demand_reach(name.decode()), *sorted(ids))
             for c in sorted(ids):
                 pipe.delete(keys.contacts(self._fp.profile(c)))
             for c, index, members in zip(sorted(ids), indexes, decided, strict=True):

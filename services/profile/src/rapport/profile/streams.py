@@ -214,7 +214,7 @@ class ProfileFolder:
             return
         member = f"{fresh[0].topic}:{fresh[0].partition}"
         told = facts.of_batch(member, batch.demand, batch.fx.profiles, batch.gone,
-                              self._half_life)
+                              self._half_life, before=batch.before, now=batch.now)
         if told:
             batch.sends.extend(self._producer.send(self._facts, record, key=member.encode())
                                for record in facts.encode(told))

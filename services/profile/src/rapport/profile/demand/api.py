@@ -13,7 +13,7 @@ from rapport.shared.auth import Role, require
 from rapport.shared.service import ApiError
 
 from ..store import ProfileStore
-from . import audience, forecast_view, sketches
+from . import audience, audiences, forecast_view, sketches
 from .alerts import iso
 from .clock import Buckets, label
 from .forecast import Forecaster
@@ -62,6 +62,8 @@ async def spikes(reads: Reads, _: Ops,
              if (dimension is None or a["series"]["dimension"] == dimension.value)
              and (metric is None or a["series"]["metric"] == metric.value)]
     found.sort(key=lambda a: (-abs(a["peak"]["magnitude"]), a["started_at"], a["id"]))
+    for a in found:  # alerts opened before incidents were kept have none
+        a.setdefault("incident_id", None)
     closed = await reads.store.closed_through()
     return {"spikes": found, "count": len(found),
             "closed_through": None if closed is None else iso(closed + reads.buckets.base)}
@@ -70,7 +72,7 @@ async def spikes(reads: Reads, _: Ops,
 @router.get("/spikes/{spike_id}/audience",
             summary="Segments and customers most likely to want what is spiking",
             responses={404: {"description": "no active spike with this id"}})
-async def spike_audience(reads: Reads, _: Ops,
+async def spike_audience(reads: Reads, _: Ops, scorer: audiences.Scorer,
                          spike_id: Annotated[str, Path(max_length=64)],
                          limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:
     alert, active = await reads.store.alert(spike_id)
@@ -82,17 +84,15 @@ async def spike_audience(reads: Reads, _: Ops,
     s = alert["series"]
     series = SeriesKey(Dimension(s["dimension"]), s["value"], Metric(s["metric"]))
     category = audience.category_of(series, alert.get("category"))
-    body: dict[str, Any] = {"spike_id": spike_id, "series": s, "category": category}
-    if category is None:
-        return {**body, "basis": f"no category to rank customers by for a {series.dimension} "
-                                 "spike", "segments": [], "customers": []}
-    candidates = await reads.store.audience(category, limit * 2 + 10)
-    profiles = await reads.profiles.load_many([pid for pid, _ in candidates])
-    ranked = audience.rank(candidates, dict(zip([pid for pid, _ in candidates], profiles,
-                                                 strict=True)),
-                           now=datetime.now(UTC), half_life_days=reads.half_life_days,
-                           limit=limit)
-    return {**body, "basis": f"affinity for category {category!r}", **ranked}
+    body: dict[str, Any] = {"spike_id": spike_id, "series": s, "category": category,
+                            "incident_id": alert.get("incident_id")}
+    now = datetime.now(UTC)
+    if category is None:  # region, channel, segment, total: by the customers' scores
+        return {**body, **await audiences.by_reach(reads.store, reads.profiles, scorer, series,
+                                                   limit=limit, now=now)}
+    return {**body, **await audiences.by_category(
+        reads.store, reads.profiles, scorer, category, limit=limit, now=now,
+        half_life_days=reads.half_life_days)}
 
 
 @router.get("/series", summary="Recent buckets of one demand series (event time)")

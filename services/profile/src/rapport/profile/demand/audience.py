@@ -65,19 +65,28 @@ def category_of(series: SeriesKey, product_category: str | None) -> str | None:
 
 
 def rank(candidates: list[tuple[str, float]], profiles: Mapping[str, CustomerProfile | None],
-         *, now: datetime, half_life_days: float, limit: int) -> dict[str, Any]:
-    """The customers (strongest affinity first, gone ones skipped) and the segments they
-    belong to, most represented first."""
+         *, now: datetime, half_life_days: float, limit: int,
+         value: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The customers (strongest affinity first, gone ones skipped; with ``value``, the
+    customers' expected value, equal affinities most valuable first) and the segments
+    they belong to, most represented first."""
     customers: list[dict[str, Any]] = []
-    for pid, score in sorted(candidates, key=lambda c: (-c[1], c[0])):
+    worth = value or {}
+
+    def key(c: tuple[str, float]) -> tuple[float, float, str]:
+        return (-round(affinity_at(c[1], now, half_life_days), 4) if value is not None
+                else -c[1], -worth.get(c[0], 0.0), c[0])
+    for pid, score in sorted(candidates, key=key):
         profile = profiles.get(pid)
         if profile is None:
             continue
-        customers.append({
-            "customer_id": pid,
-            "affinity": round(affinity_at(score, now, half_life_days), 4),
-            "segments": sorted(profile.segments),
-            "consents": {k: c.value for k, c in sorted(profile.consents.items())}})
+        row = {"customer_id": pid,
+               "affinity": round(affinity_at(score, now, half_life_days), 4),
+               "segments": sorted(profile.segments),
+               "consents": {k: c.value for k, c in sorted(profile.consents.items())}}
+        if value is not None:
+            row["expected_value_90d"] = worth.get(pid, 0.0)
+        customers.append(row)
         if len(customers) >= limit:
             break
     by_segment: dict[str, list[float]] = {}

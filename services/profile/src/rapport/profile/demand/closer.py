@@ -6,7 +6,9 @@ detector states, open alerts, product estimates and the last-closed marker are
 committed in one MULTI that only applies if the marker is still where the tick
 found it (WATCH), so two closers (a lock that expired under a stalled one) or a
 crash mid-tick can never feed a bucket twice. Alerts go to Kafka (acks=all) before
-that commit; a tick redone after a crash publishes the same alert ids again.
+that commit; a tick redone after a crash publishes the same alert ids again. The
+incidents grouping them (:mod:`.incidents`) are folded bucket by bucket from the same
+alerts and committed with them, so a redone tick gives the same incidents too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from prometheus_client import Counter, Gauge
 
 from rapport.shared import topics
 
-from . import clock, forecast_view, sketches
+from . import clock, forecast_view, incidents, sketches
 from .closing import BucketDemand, ClosePolicy, DetectorKind, Slot, Tracking, close_bucket
 from .series import PRODUCT_METRICS, Dimension, Metric, SeriesKey, split_item
 from .store import CloseWrites, DemandStore, StaleClose
@@ -34,11 +36,17 @@ log = structlog.get_logger(__name__)
 
 CLOSED = Counter("rapport_demand_buckets_closed_total", "Base demand buckets closed")
 ALERTS = Counter("rapport_demand_alerts_total", "Demand spike alerts", ["kind"])
+INCIDENTS = Counter("rapport_demand_incidents_total", "Demand incident records", ["kind"])
 RESETS = Counter("rapport_demand_detector_resets_total",
                  "Detectors started afresh because their stored state did not load")
 _JSON = orjson.OPT_SERIALIZE_NUMPY  # detector states may hold numpy arrays and scalars
 CLOSED_AT = Gauge("rapport_demand_closed_through_seconds",
                   "End (event time, epoch seconds) of the last closed demand bucket")
+
+
+def _key(record: dict[str, Any]) -> bytes:
+    """Alert records are keyed by spike id, incident records by incident id."""
+    return str((record.get("spike") or record["incident"])["id"]).encode()
 
 
 def _product_field(metric: Metric, item: str) -> str:
@@ -110,7 +118,8 @@ class DemandCloser:
                  partitions_prefix: str, lateness_s: float, idle_s: float,
                  backfill_s: float, sketch_lg_k: int, interval_s: float = 2.0,
                  lock_ttl_s: float = 20.0, max_buckets_per_tick: int = 48,
-                 alerts_topic: str = topics.DEMAND_ALERTS.name) -> None:
+                 alerts_topic: str = topics.DEMAND_ALERTS.name,
+                 incident_policy: incidents.IncidentPolicy | None = None) -> None:
         self._store = store
         self._producer = producer
         self._buckets = buckets
@@ -126,7 +135,8 @@ class DemandCloser:
         self._max_buckets = max_buckets_per_tick
         self._topic = alerts_topic
         self._owner = uuid.uuid4().hex
-        self._cache: tuple[int | None, Tracking] | None = None
+        self._incident_policy = incident_policy or incidents.IncidentPolicy()
+        self._cache: tuple[int | None, Tracking, incidents.Book] | None = None
         self._last_error: tuple[str, float] = ("", 0.0)
         self._stopping = False
 
@@ -173,7 +183,7 @@ class DemandCloser:
                                   backfill_s=self._backfill, limit=self._max_buckets)
         if not plan:
             return 0
-        tracking = await self._tracking(closed)
+        tracking, book = await self._tracking(closed)
         self._cache = None  # mutated below: valid again only once committed
         registry = [name for name in await self._store.registry()
                     if not name.startswith(f"{Dimension.PRODUCT.value}:")]
@@ -184,10 +194,11 @@ class DemandCloser:
             if self._stopping:
                 self._cache = None
                 return 0
-            records += await self._close(start, tracking, registry, rollups, writes)
+            found = await self._close(start, tracking, registry, rollups, writes)
+            records += found + self._group(book, start, tracking, found)
         rollups.write_into(writes)
         futures = [await self._producer.send(self._topic, orjson.dumps(r, option=_JSON),
-                                             key=r["spike"]["id"].encode()) for r in records]
+                                             key=_key(r)) for r in records]
         await asyncio.gather(*futures)
         writes.slots = {n: orjson.dumps(s.to_json(), option=_JSON)
                         for n, s in tracking.slots.items()}
@@ -198,22 +209,39 @@ class DemandCloser:
         writes.alerts = {a["id"]: orjson.dumps(a, option=_JSON)
                          for a in tracking.alerts.values()}
         writes.ended = {i: orjson.dumps(a, option=_JSON) for i, a in tracking.ended.items()}
+        writes.incidents = {i: orjson.dumps(x) for i, x in book.open.items()}
+        writes.incidents_ended = {i: orjson.dumps(x) for i, x in book.ended.items()}
         await self._store.commit_close(closed, writes)
         tracking.evicted.clear()
         tracking.ended.clear()
-        self._cache = (plan[-1], tracking)
+        book.ended.clear()
+        self._cache = (plan[-1], tracking, book)
         CLOSED.inc(len(plan))
         CLOSED_AT.set(plan[-1] + width)
+        spikes = [r for r in records if "spike" in r]
         for r in records:
-            ALERTS.labels(r["type"].rsplit("_", 1)[1]).inc()
+            (ALERTS if "spike" in r else INCIDENTS).labels(r["type"].rsplit("_", 1)[1]).inc()
         if records:
-            log.info("demand_alerts", started=sum(r["type"].endswith("started") for r in records),
-                     ended=sum(r["type"].endswith("ended") for r in records))
+            log.info("demand_alerts", started=sum(r["type"].endswith("started") for r in spikes),
+                     ended=sum(r["type"].endswith("ended") for r in spikes),
+                     incident_records=len(records) - len(spikes))
         return len(plan)
 
-    async def _tracking(self, closed: int | None) -> Tracking:
+    def _group(self, book: incidents.Book, start: int, tracking: Tracking,
+               found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The bucket's alerts into incidents; every alert is stamped with its own."""
+        ended = [r["spike"] for r in found if r["type"] == "demand_spike_ended"]
+        records, of = incidents.advance(book, start, self._buckets.base,
+                                        tracking.alerts.values(), ended,
+                                        self._incident_policy)
+        incidents.stamp(tracking.alerts.values(), of)
+        incidents.stamp([r["spike"] for r in found], of)
+        return records
+
+    async def _tracking(self, closed: int | None) -> tuple[Tracking, incidents.Book]:
         if self._cache is not None and self._cache[0] == closed:
-            return self._cache[1]
+            return self._cache[1], self._cache[2]
+        book = incidents.Book(open=await self._store.open_incidents())
         slots, open_alerts = await self._store.tracking_state()
         restored: dict[str, Slot] = {}
         for name, body in slots.items():
@@ -228,7 +256,7 @@ class DemandCloser:
             slots=restored,
             alerts={SeriesKey(Dimension(a["series"]["dimension"]), a["series"]["value"],
                               Metric(a["series"]["metric"])).field: a
-                    for a in open_alerts.values()})
+                    for a in open_alerts.values()}), book
 
     async def _close(self, start: int, tracking: Tracking, registry: list[str],
                      rollups: _Rollups, writes: CloseWrites) -> list[dict[str, Any]]:

@@ -71,10 +71,11 @@ class DemandCounter:
 
     async def _drop_erased(self, batches: list[FactBatch]) -> None:
         """A replayed fact must not bring an erased person back into an audience."""
-        ids = sorted({pid for b in batches for m in b.audience_add.values() for pid in m})
+        ids = sorted({pid for b in batches for m in b.audience_add.values() for pid in m}
+                     | {pid for b in batches for pid in b.reach_points})
         erased = await self._identities.erased_profiles(ids)
         if erased:
             for b in batches:
-                for scores in b.audience_add.values():
+                for scores in [*b.audience_add.values(), b.reach_points]:
                     for pid in erased.keys() & scores.keys():
                         del scores[pid]

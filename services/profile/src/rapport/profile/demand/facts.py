@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ import orjson
 from rapport.shared.events import Touchpoint
 from rapport.shared.profiles import CustomerProfile
 
-from . import audience
+from . import audience, reach
 from .series import (
     DEMAND_PROPERTIES,
     Contribution,
@@ -70,23 +71,34 @@ class FactBatch:
     facts: list[Fact] = field(default_factory=list)
     audience_add: dict[str, dict[str, float]] = field(default_factory=dict)
     audience_remove: dict[str, set[str]] = field(default_factory=dict)
+    reach_points: dict[str, reach.Point] = field(default_factory=dict)
+    """Customer -> what their place in the region/channel/segment/everyone sets is
+    computed from (by demand counting: :mod:`.reach`)."""
+    reach_remove: dict[str, set[str]] = field(default_factory=dict)
+    reach_gone: set[str] = field(default_factory=set)
+    """Customers merged away: out of every reach set."""
 
     def __bool__(self) -> bool:
-        return bool(self.facts or self.audience_add or self.audience_remove)
+        return bool(self.facts or self.audience_add or self.audience_remove
+                    or self.reach_points or self.reach_remove or self.reach_gone)
 
     def past(self, counted: int) -> FactBatch:
         """The facts from records past offset ``counted`` (audiences are idempotent)."""
         return FactBatch(self.member, [f for f in self.facts if f.offset > counted],
-                         self.audience_add, self.audience_remove)
+                         self.audience_add, self.audience_remove, self.reach_points,
+                         self.reach_remove, self.reach_gone)
 
 
 def of_batch(member: str, applied: Iterable[Applied],
              profiles: Mapping[str, CustomerProfile], gone: Mapping[str, Iterable[str]],
-             half_life_days: float) -> FactBatch:
+             half_life_days: float, *, before: Mapping[str, Iterable[str]] | None = None,
+             now: datetime | None = None) -> FactBatch:
     """A batch's facts: ``profiles`` are its changed profiles (segments evaluated),
-    ``gone`` the categories of the profiles it handed over."""
+    ``gone`` the categories of the profiles it handed over, ``before`` the segments its
+    profiles had before it (those left leave the reach sets)."""
     out = FactBatch(member, audience_add=audience.additions(profiles, half_life_days),
                     audience_remove=audience.removals(gone))
+    regions: dict[str, set[str]] = {}
     for a in applied:
         tp = a.touchpoint
         fact = Fact(a.offset, tp.timestamp.timestamp(), tp.received_at.timestamp())
@@ -97,7 +109,12 @@ def of_batch(member: str, applied: Iterable[Applied],
                            segments=tuple(sorted(set(profile.segments))) if profile else (),
                            properties={k: tp.properties[k] for k in DEMAND_PROPERTIES
                                        if k in tp.properties})
+            if profile is not None:
+                regions.setdefault(a.profile_id, set()).add(fact.region)
         out.facts.append(fact)
+    out.reach_points = reach.points(profiles, regions, now or datetime.now(UTC))
+    out.reach_remove = reach.removals(profiles, before or {})
+    out.reach_gone = set(gone)
     return out
 
 
@@ -146,29 +163,38 @@ def _record(member: bytes, rows: list[bytes], audience: bytes = b"") -> bytes:
 
 
 def _audience_parts(batch: FactBatch, limit: int) -> list[bytes]:
-    """``"audience_add":{...},"audience_remove":{...}`` members, split to fit."""
-    parts: list[tuple[dict[str, dict[str, float]], dict[str, list[str]]]] = [({}, {})]
+    """``"audience_add":{...},"audience_remove":{...}`` members (and the reach sets'
+    ``reach_points``, ``reach_remove``, ``reach_gone``), split to fit."""
+    parts: list[dict[str, Any]] = [{}]
     size = 0
-    overhead = len(b'"audience_add":{},"audience_remove":{}')
+    overhead = len(b'"audience_add":{},"audience_remove":{},"reach_points":{},'
+                   b'"reach_remove":{},"reach_gone":[]')
 
-    def room(cost: int) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+    def room(cost: int) -> dict[str, Any]:
         nonlocal size
         if size and size + cost > limit - overhead:
-            parts.append(({}, {}))
+            parts.append({})
             size = 0
         size += cost
         return parts[-1]
 
-    for category, scores in batch.audience_add.items():
-        for pid, score in scores.items():  # the entry, and its category's key again at worst
-            cost = len(orjson.dumps(pid)) + len(orjson.dumps(score)) + len(category) + 8
-            room(cost)[0].setdefault(category, {})[pid] = score
-    for category, gone in batch.audience_remove.items():
-        for pid in sorted(gone):
-            cost = len(orjson.dumps(pid)) + len(category) + 8
-            room(cost)[1].setdefault(category, []).append(pid)
-    return [orjson.dumps({"audience_add": a, "audience_remove": r})[1:-1]
-            for a, r in parts if a or r]
+    for key, scores in batch.audience_add.items():
+        for pid, score in scores.items():  # the entry, and its key again at worst
+            cost = len(orjson.dumps(pid)) + len(orjson.dumps(score)) + len(key) + 8
+            room(cost).setdefault("audience_add", {}).setdefault(key, {})[pid] = score
+    for pid, point in batch.reach_points.items():
+        body = point.to_json()
+        room(len(orjson.dumps(pid)) + len(orjson.dumps(body)) + 2).setdefault(
+            "reach_points", {})[pid] = body
+    for kind, drops in (("audience_remove", batch.audience_remove),
+                        ("reach_remove", batch.reach_remove)):
+        for key, gone in drops.items():
+            for pid in sorted(gone):
+                cost = len(orjson.dumps(pid)) + len(key) + 8
+                room(cost).setdefault(kind, {}).setdefault(key, []).append(pid)
+    for pid in sorted(batch.reach_gone):
+        room(len(orjson.dumps(pid)) + 1).setdefault("reach_gone", []).append(pid)
+    return [orjson.dumps(p)[1:-1] for p in parts if p]
 
 
 def decode(raw: bytes) -> FactBatch:
@@ -179,7 +205,12 @@ def decode(raw: bytes) -> FactBatch:
                     audience_add={str(c): {str(p): float(s) for p, s in m.items()}
                                   for c, m in body.get("audience_add", {}).items()},
                     audience_remove={str(c): {str(p) for p in m}
-                                     for c, m in body.get("audience_remove", {}).items()})
+                                     for c, m in body.get("audience_remove", {}).items()},
+                    reach_points={str(p): reach.Point.from_json(v)
+                                  for p, v in body.get("reach_points", {}).items()},
+                    reach_remove={str(c): {str(p) for p in m}
+                                  for c, m in body.get("reach_remove", {}).items()},
+                    reach_gone={str(p) for p in body.get("reach_gone", [])})
     for row in body["facts"]:
         if len(row) not in (3, 8):
             raise ValueError(f"a fact has 3 or 8 members, not {len(row)}")

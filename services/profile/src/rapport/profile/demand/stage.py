@@ -12,11 +12,13 @@ rebalance or when a commit finds another worker was first.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import Counter
 
-from . import sketches
+from rapport.shared.scores.model import PRIOR, ClvModel
+
+from . import reach, sketches
 from .clock import Buckets
 from .facts import FactBatch
 from .store import DemandStore
@@ -32,7 +34,11 @@ _CACHE_LIMIT = 20_000
 
 class DemandStage:
     def __init__(self, store: DemandStore, buckets: Buckets, *, lateness_s: float,
-                 sketch_lg_k: int) -> None:
+                 sketch_lg_k: int,
+                 models: Callable[[], Awaitable[ClvModel]] | None = None) -> None:
+        """``models``: the lifetime-value model in use, which the reach sets of demand
+        spikes are scored by (None: the published prior)."""
+        self._models = models
         self._store = store
         self._buckets = buckets
         self._lateness = lateness_s
@@ -67,6 +73,19 @@ class DemandStage:
                 fx.audience_add.setdefault(category, {}).update(scores)
             for category, gone in batch.audience_remove.items():
                 fx.audience_remove.setdefault(category, set()).update(gone)
+            for set_name, gone in batch.reach_remove.items():
+                fx.reach_remove.setdefault(set_name, set()).update(gone)
+        found = {pid: p for b in batches for pid, p in b.reach_points.items()}
+        if found:
+            model = PRIOR if self._models is None else await self._models()
+            fx.reach_add = reach.additions(found, model)
+        merged_away = {pid for b in batches for pid in b.reach_gone}
+        if merged_away:  # out of every reach set, whichever they were in
+            for set_name in {*await self._store.reach_names(), *fx.reach_add}:
+                fx.reach_remove.setdefault(set_name, set()).update(merged_away)
+                scores = fx.reach_add.get(set_name, {})
+                for pid in merged_away & scores.keys():
+                    del scores[pid]
         self._closed = closed
         return fx
 

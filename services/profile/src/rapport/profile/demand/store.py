@@ -58,6 +58,9 @@ class CloseWrites:
     alerts: dict[str, bytes] = field(default_factory=dict)
     """Open alerts after the tick (the whole set is replaced)."""
     ended: dict[str, bytes] = field(default_factory=dict)
+    incidents: dict[str, bytes] = field(default_factory=dict)
+    """Open incidents after the tick (the whole set is replaced, as the alerts)."""
+    incidents_ended: dict[str, bytes] = field(default_factory=dict)
     product_counts: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
     dropped_products: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     rollup_sketches: dict[tuple[int, int], dict[str, bytes]] = field(default_factory=dict)
@@ -153,13 +156,29 @@ class DemandStore:
             key = keys.demand_audience(category)
             tx.zadd(key, scores)
             tx.zremrangebyrank(key, 0, -self._audience_size - 1)
+        for name, members in fx.reach_remove.items():
+            tx.zrem(keys.demand_reach(name), *members)
+        for name, scores in fx.reach_add.items():
+            if scores:
+                key = keys.demand_reach(name)
+                tx.zadd(key, scores)
+                tx.zremrangebyrank(key, 0, -self._audience_size - 1)
+        if fx.reach_add:
+            tx.sadd(keys.demand_reach_names(), *sorted(fx.reach_add))
 
     async def forget_customer(self, customer_id: str, categories: Iterable[str]) -> None:
         """An erased person leaves every audience."""
         async with self._redis.pipeline(transaction=True) as tx:
             for category in categories:
                 tx.zrem(keys.demand_audience(category), customer_id)
+            for name in await self.reach_names():
+                tx.zrem(keys.demand_reach(name), customer_id)
             await tx.execute()
+
+    async def reach_names(self) -> list[str]:
+        """The reach sets in use (region, channel, segment and everyone's)."""
+        return sorted(m.decode() for m in await self._redis.smembers(
+            keys.demand_reach_names()))
 
     # --- closer -------------------------------------------------------------------------
     async def hold_lock(self, owner: str, ttl_ms: int) -> bool:
@@ -222,6 +241,11 @@ class DemandStore:
                 tx.hset(keys.demand_alerts(), mapping=writes.alerts)
             for alert_id, body in writes.ended.items():
                 tx.set(keys.demand_alert(alert_id), body, ex=ENDED_ALERT_TTL_S)
+            tx.delete(keys.demand_incidents())
+            if writes.incidents:
+                tx.hset(keys.demand_incidents(), mapping=writes.incidents)
+            for incident_id, body in writes.incidents_ended.items():
+                tx.set(keys.demand_incident(incident_id), body, ex=ENDED_ALERT_TTL_S)
             for (width, start), counts in writes.product_counts.items():
                 if counts:
                     tx.hset(keys.demand_counts(width, start), mapping=counts)
@@ -266,8 +290,26 @@ class DemandStore:
         raw = await self._redis.get(keys.demand_alert(alert_id))
         return (None if raw is None else orjson.loads(raw)), False
 
+    async def open_incidents(self) -> dict[str, dict[str, Any]]:
+        """Incident id -> open incident."""
+        raw = await self._redis.hgetall(keys.demand_incidents())
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+    async def incident(self, incident_id: str) -> tuple[dict[str, Any] | None, bool]:
+        """(the incident, whether it is still open)."""
+        raw = await self._redis.hget(keys.demand_incidents(), incident_id)
+        if raw is not None:
+            return orjson.loads(raw), True
+        raw = await self._redis.get(keys.demand_incident(incident_id))
+        return (None if raw is None else orjson.loads(raw)), False
+
     async def audience(self, category: str, limit: int) -> list[tuple[str, float]]:
         rows = await self._redis.zrevrange(keys.demand_audience(category), 0, limit - 1,
+                                           withscores=True)
+        return [(m.decode(), float(s)) for m, s in rows]
+
+    async def reach(self, name: str, limit: int) -> list[tuple[str, float]]:
+        rows = await self._redis.zrevrange(keys.demand_reach(name), 0, limit - 1,
                                            withscores=True)
         return [(m.decode(), float(s)) for m, s in rows]
 

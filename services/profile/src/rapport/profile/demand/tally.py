@@ -37,6 +37,9 @@ class DemandEffects:
     audience_add: dict[str, dict[str, float]] = field(default_factory=dict)
     """Category -> customer id -> affinity rank score."""
     audience_remove: dict[str, set[str]] = field(default_factory=dict)
+    reach_add: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Reach set name -> customer id -> response score (:mod:`.reach`)."""
+    reach_remove: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def late_events(self) -> int:
