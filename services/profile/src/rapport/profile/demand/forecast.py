@@ -46,6 +46,7 @@ class ForecastConfig:
     robust: float = 3.0              # learn from at most this many usual residuals off ...
     shift_points: int = 12           # ... unless the points before were as far off
     blend_alpha: float = 0.02        # how fast the model's and the naive's errors move
+    far_every_s: int = 900           # a far forecast is checked against its outcome this often
     coverage: float = 0.8            # central share of outcomes an interval should hold
     max_slots: int = 2016            # longest daily pattern kept (a day of 43 s buckets)
 
@@ -176,8 +177,7 @@ class Forecaster:
         self.residual = value - self._base(slot)
         self._push(residual, value)
         self.n += 1
-        if slot % self.points_per(_HOUR) == 0:
-            self.pending = [p for p in self.pending if p[0] > slot]
+        if slot % self.points_per(self.config.far_every_s) == 0:
             self._remember_far()
 
     def _check(self, value: float, base: float) -> None:
@@ -192,6 +192,8 @@ class Forecaster:
             past = self.ring[-h]
             if past is not None:
                 self._score(k, value, self._model(base, past, h, k, scale), naive, scale)
+        while self.pending and self.pending[0][0] < self.last_slot:   # lost in a gap
+            self.pending.pop(0)
         if self.pending and self.pending[0][0] == self.last_slot:
             _, model, naive_then, scale_then = self.pending.pop(0)
             self._score(len(HORIZONS), value, model, naive_then, scale_then)
