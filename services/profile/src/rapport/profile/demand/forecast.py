@@ -206,7 +206,7 @@ class Forecaster:
                      coverage=c.coverage, rate=c.quantile_rate, blend_alpha=c.blend_alpha)
 
     def _remember_far(self) -> None:
-        """Once an hour, the forecast half a day ahead is kept until its outcome comes:
+        """Every ``far_every_s``, the forecast half a day ahead is kept until its outcome:
         it stands for every far one (a series with a day of fewer than 256 points
         has none: its day ahead is a tracked horizon)."""
         assert self.last_slot is not None
