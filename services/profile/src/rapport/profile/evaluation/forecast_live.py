@@ -130,12 +130,13 @@ async def _closed_through(http: httpx.AsyncClient, target: float, buckets: int,
 
 def table(found: dict[str, dict[str, Any]], title: str) -> Table:
     out = Table(title=title)
-    for col in ("series", "tracked", "MASE next hour (mean / median)",
+    for col in ("series", "tracked (scored)", "MASE next hour (mean / median)",
                 "80% coverage next hour", "MASE next day (mean / median)",
                 "80% coverage next day"):
         out.add_column(col, justify="left" if col == "series" else "right")
 
     def cell(part: dict[str, Any], key: str) -> str:
+        """A series is scored once it has a day of history (the naive forecast's)."""
         if key == "coverage":
             return "n/a" if part.get("coverage") is None else f"{part['coverage']:.1%}"
         mean, median = part.get("mase_mean"), part.get("mase_median")
@@ -143,7 +144,7 @@ def table(found: dict[str, dict[str, Any]], title: str) -> Table:
 
     for name, body in found.items():
         hour, day = body["next_hour"], body["next_day"]
-        out.add_row(name, str(body["series"]), cell(hour, "mase"), cell(hour, "coverage"),
+        out.add_row(name, f"{body['series']} ({day.get('scored_series', 0)})", cell(hour, "mase"), cell(hour, "coverage"),
                     cell(day, "mase"), cell(day, "coverage"),
                     style="bold" if name == "all" else None)
     return out
