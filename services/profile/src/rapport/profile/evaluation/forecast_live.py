@@ -144,7 +144,8 @@ def table(found: dict[str, dict[str, Any]], title: str) -> Table:
 
     for name, body in found.items():
         hour, day = body["next_hour"], body["next_day"]
-        out.add_row(name, f"{body['series']} ({day.get('scored_series', 0)})", cell(hour, "mase"), cell(hour, "coverage"),
+        tracked = f"{body['series']} ({day.get('scored_series', 0)})"
+        out.add_row(name, tracked, cell(hour, "mase"), cell(hour, "coverage"),
                     cell(day, "mase"), cell(day, "coverage"),
                     style="bold" if name == "all" else None)
     return out
