@@ -163,3 +163,35 @@ def test_the_forecaster_scores_itself_as_the_evaluation_does():
         assert q.points > 100
         assert q.mase is not None and q.mase < 0.9
         assert 0.7 <= q.covered <= 0.9
+
+
+def test_eval_forecast_scores_a_corpus_and_says_what_is_wrong_with_bad_input(tmp_path, capsys):
+    from rapport.shared.cli import main
+
+    folder = tmp_path / "data" / "shop"
+    folder.mkdir(parents=True)
+    rng = random.Random(3)
+    rows = ["timestamp,value"] + [
+        f"2024-01-{1 + i // 48:02d} {(i % 48) // 2:02d}:{30 * (i % 2):02d}:00,"
+        f"{daily(i * 1800) + rng.gauss(0, 5):.3f}" for i in range(48 * 6)]
+    (folder / "visits.csv").write_text("\n".join(rows) + "\n")
+    assert main(["eval-forecast", "--data", str(tmp_path / "data")]) == 0
+    figures = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["series"] == 1 and figures["day_mase"] < 1.0
+    assert 0.6 < figures["day_coverage"] < 0.95
+    assert main(["eval-forecast", "--data", str(tmp_path / "nowhere")]) == 2
+    (folder / "broken.csv").write_text("timestamp,value\nyesterday,3\n")
+    assert main(["eval-forecast", "--data", str(tmp_path / "data")]) == 2
+
+
+def test_the_live_world_shops_more_in_the_evening_and_at_weekends_in_time_order():
+    from rapport.profile.evaluation import forecast_live
+
+    wednesday_8pm, wednesday_4am = T0 + 20 * HOUR, T0 + 4 * HOUR
+    assert forecast_live.intensity(wednesday_8pm) > 3 * forecast_live.intensity(wednesday_4am)
+    saturday_8pm = wednesday_8pm + 3 * DAY
+    assert forecast_live.intensity(saturday_8pm) > 1.3 * forecast_live.intensity(wednesday_8pm)
+    buckets = list(forecast_live.journeys(0.5, 6.0, seed=2, end=T0 + DAY))
+    assert len(buckets) == 12 * 12 - 1
+    stamps = [m["timestamp"] for _, messages in buckets for m in messages]
+    assert stamps == sorted(stamps) and len(stamps) > 100
