@@ -1,6 +1,5 @@
-"""What ops read of a forecast: totals whose intervals neither add up nor cancel out
-naively, the next hour by bucket and the next day by hour, and the summary across
-series."""
+"""What ops read of a forecast: totals whose intervals add the points', the next hour
+by bucket and the next day by hour, and the summary across series."""
 
 from __future__ import annotations
 
@@ -20,21 +19,18 @@ def point(at, expected, half):
     return ForecastPoint(at, expected, expected - half, expected + half)
 
 
-def test_a_total_adds_expectations_and_widens_its_interval_with_persistence():
+def test_a_total_adds_expectations_and_the_points_half_widths():
+    """A day's errors move together, so the total's interval is the points' summed."""
     points = [point(i * 300, 10.0, 2.0) for i in range(4)]
-    independent = forecast_view.total(points, 0.0)
-    assert independent.expected == 40.0
-    assert independent.upper - independent.expected == pytest.approx(4.0)  # sqrt(4) * 2
-    persistent = forecast_view.total(points, 0.6)
-    assert persistent.upper - persistent.expected == pytest.approx(4.0 * math.sqrt(4.0))
-    # never wider than every point's error in the same direction
-    assert forecast_view.total(points, 0.98).upper == pytest.approx(40.0 + 8.0)
+    whole = forecast_view.total(points)
+    assert (whole.at, whole.expected, whole.lower, whole.upper) == (0, 40.0, 32.0, 48.0)
 
 
 def test_a_total_keeps_a_skewed_interval_skewed():
     points = [ForecastPoint(0, 10.0, 9.0, 14.0)] * 4
-    t = forecast_view.total(points, 0.0)
-    assert t.expected - t.lower == pytest.approx(2.0) and t.upper - t.expected == pytest.approx(8.0)
+    t = forecast_view.total(points)
+    assert t.expected - t.lower == pytest.approx(4.0)
+    assert t.upper - t.expected == pytest.approx(16.0)
 
 
 def test_the_view_shows_the_next_hour_by_bucket_and_the_next_day_by_hour():

@@ -1,15 +1,16 @@
 """What ops read of a series' forecast: the next hour point by point and the next day hour
 by hour, each part with a total and its interval, and how good the forecasts have been.
 
-Totals add the points' expectations; their interval is not the sum of the points'
-intervals (errors partly cancel) nor their root-sum-square (errors persist, so they
-partly add up): it is the root-sum-square widened by the residual's persistence, as for
-a sum of AR(1) errors, and never wider than the plain sum.
+Totals add the points' expectations, and their intervals add the points' half-widths:
+the errors of one hour's or one day's points move together (what the level and the
+patterns got wrong persists), so they add up rather than cancel. Measured by
+``rapport eval-forecast`` on NAB's development series: 79.8 % of next-hour and 81.5 % of
+next-day totals fall inside their 80 % intervals (root-sum-square widths, even widened
+for the residual's persistence, held only 74 % and 48 %).
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -22,16 +23,10 @@ from .series import SeriesKey, present
 HOUR, DAY = 3600, 86400
 
 
-def total(points: Sequence[ForecastPoint], persistence: float) -> ForecastPoint:
+def total(points: Sequence[ForecastPoint]) -> ForecastPoint:
     """The sum of consecutive points, with its interval (``at`` is the first's)."""
-    expected = sum(p.expected for p in points)
-    widen = math.sqrt((1 + persistence) / (1 - persistence)) if persistence < 1 else 1.0
-    halves = []
-    for side in (lambda p: p.expected - p.lower, lambda p: p.upper - p.expected):
-        widths = [max(0.0, side(p)) for p in points]
-        halves.append(min(sum(widths), widen * math.sqrt(sum(w * w for w in widths))))
-    return ForecastPoint(points[0].at if points else 0.0, expected,
-                         expected - halves[0], expected + halves[1])
+    return ForecastPoint(points[0].at if points else 0.0, sum(p.expected for p in points),
+                         sum(p.lower for p in points), sum(p.upper for p in points))
 
 
 def _shown(series: SeriesKey, point: ForecastPoint, width: float) -> dict[str, Any]:
@@ -43,11 +38,11 @@ def _shown(series: SeriesKey, point: ForecastPoint, width: float) -> dict[str, A
             "upper": amount(point.upper)}
 
 
-def _part(series: SeriesKey, points: list[ForecastPoint], step: float, group: int,
-          persistence: float) -> dict[str, Any]:
+def _part(series: SeriesKey, points: list[ForecastPoint], step: float,
+          group: int) -> dict[str, Any]:
     groups = [points[i:i + group] for i in range(0, len(points), group)]
-    rows = [_shown(series, total(g, persistence), step * len(g)) for g in groups]
-    whole = _shown(series, total(points, persistence), step * len(points))
+    rows = [_shown(series, total(g), step * len(g)) for g in groups]
+    whole = _shown(series, total(points), step * len(points))
     return {**whole, "resolution": f"{int(step * group)}s", "points": rows}
 
 
@@ -57,7 +52,6 @@ def view(series: SeriesKey, forecaster: Forecaster) -> dict[str, Any]:
     per_hour = forecaster.points_per(HOUR)
     per_day = forecaster.points_per(DAY)
     ahead = forecaster.forecast(max(per_day, per_hour))
-    phi = forecaster.persistence
     body: dict[str, Any] = {
         "series": series.to_json(), "bucket_s": int(step),
         "as_of": None if forecaster.last_slot is None
@@ -65,8 +59,8 @@ def view(series: SeriesKey, forecaster: Forecaster) -> dict[str, Any]:
         "interval": forecaster.config.coverage, "next_hour": None, "next_day": None,
         "quality": quality_json(forecaster.quality())}
     if ahead:
-        body["next_hour"] = _part(series, ahead[:per_hour], step, 1, phi)
-        body["next_day"] = _part(series, ahead[:per_day], step, per_hour, phi)
+        body["next_hour"] = _part(series, ahead[:per_hour], step, 1)
+        body["next_day"] = _part(series, ahead[:per_day], step, per_hour)
     return body
 
 

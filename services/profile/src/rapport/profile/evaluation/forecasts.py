@@ -20,6 +20,7 @@ from typing import Any
 from rich.table import Table
 
 from ..demand.forecast import ForecastConfig, Forecaster
+from ..demand.forecast_view import total
 
 _HOUR, _DAY = 3600, 86400
 
@@ -55,6 +56,8 @@ class SeriesScore:
     points: int
     hour: Tally
     day: Tally
+    hour_total: Tally          # the next hour's and the next day's sums
+    day_total: Tally
 
 
 def score_series(name: str, times: Sequence[float], values: Sequence[float], step_s: float,
@@ -65,29 +68,35 @@ def score_series(name: str, times: Sequence[float], values: Sequence[float], ste
     season = max(1, round(_DAY / step_s))
     horizon = season
     warm = 2 * season
-    hour, day = Tally(), Tally()
+    hour, day, hour_total, day_total = Tally(), Tally(), Tally(), Tally()
     for i, (t, v) in enumerate(zip(times, values, strict=True)):
         forecaster.update(t, v)
         if i + 1 < warm or (i + 1) % per_hour or i + horizon >= len(values):
             continue
-        for h, point in enumerate(forecaster.forecast(horizon), start=1):
+        ahead = forecaster.forecast(horizon)
+        for h, point in enumerate(ahead, start=1):
             actual, naive = values[i + h], values[i + h - season]
             args = (actual, point.expected, point.lower, point.upper, naive)
             day.add(*args)
             if h <= per_hour:
                 hour.add(*args)
-    return SeriesScore(name, len(values), hour, day)
+        for tally, n in ((hour_total, per_hour), (day_total, horizon)):
+            whole = total(ahead[:n])
+            tally.add(sum(values[i + 1:i + 1 + n]), whole.expected, whole.lower, whole.upper,
+                      sum(values[i + 1 - season:i + 1 - season + n]))
+    return SeriesScore(name, len(values), hour, day, hour_total, day_total)
 
 
-def pooled(scores: Iterable[SeriesScore]) -> tuple[Tally, Tally]:
-    hour, day = Tally(), Tally()
+def pooled(scores: Iterable[SeriesScore]) -> tuple[Tally, Tally, Tally, Tally]:
+    """Next hour, next day, next hour's total, next day's total: summed over series."""
+    out = (Tally(), Tally(), Tally(), Tally())
     for s in scores:
-        for total, part in ((hour, s.hour), (day, s.day)):
-            total.points += part.points
-            total.abs_error += part.abs_error
-            total.naive_error += part.naive_error
-            total.inside += part.inside
-    return hour, day
+        for whole, part in zip(out, (s.hour, s.day, s.hour_total, s.day_total), strict=True):
+            whole.points += part.points
+            whole.abs_error += part.abs_error
+            whole.naive_error += part.naive_error
+            whole.inside += part.inside
+    return out
 
 
 def mean_of(values: Iterable[float | None]) -> float | None:
@@ -131,17 +140,19 @@ def by_group(scores: Iterable[SeriesScore],
 
 def summary_row(scores: list[SeriesScore]) -> dict[str, Any]:
     """Mean per-series MASE (as M4 reports it) and pooled coverage, per horizon."""
-    hour, day = pooled(scores)
+    hour, day, hour_total, day_total = pooled(scores)
     return {"series": len(scores),
             "hour_mase": mean_of(s.hour.mase for s in scores), "hour_coverage": hour.coverage,
             "day_mase": mean_of(s.day.mase for s in scores), "day_coverage": day.coverage,
-            "points": day.points}
+            "hour_total_coverage": hour_total.coverage,
+            "day_total_coverage": day_total.coverage, "points": day.points}
 
 
 def table(title: str, groups: dict[str, list[SeriesScore]]) -> Table:
     out = Table(title=title)
     for col in ("series", "files", "MASE next hour", "80% coverage next hour",
-                "MASE next day", "80% coverage next day", "forecast points"):
+                "MASE next day", "80% coverage next day", "80% coverage of totals (hour / day)",
+                "forecast points"):
         out.add_column(col, justify="left" if col == "series" else "right")
 
     def fmt(v: float | None, pct: bool = False) -> str:
@@ -152,6 +163,8 @@ def table(title: str, groups: dict[str, list[SeriesScore]]) -> Table:
                       ("all", summary_row(everything))]:
         out.add_row(name, str(row["series"]), fmt(row["hour_mase"]),
                     fmt(row["hour_coverage"], True), fmt(row["day_mase"]),
-                    fmt(row["day_coverage"], True), f"{row['points']:,}",
+                    fmt(row["day_coverage"], True),
+                    f"{fmt(row['hour_total_coverage'], True)} / "
+                    f"{fmt(row['day_total_coverage'], True)}", f"{row['points']:,}",
                     style="bold" if name == "all" else None)
     return out
