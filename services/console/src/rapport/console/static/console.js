@@ -29,6 +29,7 @@
         grid: { stroke: "#eef0f4", width: 1 }, ticks: { show: false } };
       new uPlot({ width: Math.max(220, el.clientWidth || 320), height: 110,
         legend: { show: false }, cursor: { show: false },
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
         scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
         axes: [Object.assign({}, axis, { size: 20 }), Object.assign({}, axis, { size: 40 })],
         series: [{},
