@@ -142,3 +142,11 @@ async def test_the_page_renders_when_the_profile_service_is_down():
     assert len(problems) == 2 and any("profile is not reachable" in p for p in problems)
     html = _render(demand, problems)
     assert "no active incident" in html and "profile is not reachable" in html
+
+
+def test_an_ended_lead_links_to_no_audience(data):
+    shoes = next(i for i in data["incidents"] if i["category"] == "shoes")
+    others = {s["id"]: s for s in data["spikes"] if s["id"] != shoes["lead"]["id"]}
+    c = ops_demand.card(shoes, others, [], None)
+    assert c["lead_id"] is None and c["chart"] is None
+    assert [m["active"] for m in c["members"] if m["lead"]] == [False]

@@ -81,6 +81,8 @@ async def _report(up: Upstreams, key: str) -> tuple[dict[str, Any] | None, list[
         got = await up.get("next-action", "/v1/reports/offers", key)
     except Refused as exc:
         return None, [exc.message]
+    except ValueError:  # an answer that is not JSON
+        return None, ["next-action: the offers report is not JSON"]
     return got if isinstance(got, dict) else None, []
 
 

@@ -135,7 +135,7 @@ def card(incident: Json, spikes_by_id: Mapping[str, Json], buckets: Sequence[Jso
     lead_spike = spikes_by_id.get(str(lead.get("id"))) or {}
     size = incident.get("size") or len(members)
     return {"id": incident.get("id"), "lead": series_label(lead.get("series")),
-            "lead_id": lead.get("id"), "category": incident.get("category"),
+            "lead_id": lead.get("id") if lead_spike else None, "category": incident.get("category"),
             "direction": incident.get("direction") or lead_spike.get("direction") or "?",
             "change": change(lead.get("magnitude")),
             "peak": change(incident.get("peak_magnitude", lead.get("magnitude"))),
