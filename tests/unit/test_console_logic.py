@@ -163,7 +163,7 @@ def test_the_ops_view_reads_rates_and_lag_from_offsets_and_metrics():
 
     data = Collected(samples=deque([sample(100.0, 100, 0, 100), sample(102.0, 120, 40, 120),
                                     sample(104.0, 140, 90, 140)]))
-    view = ops_view.build(data, [], {"offers": [{"offer_id": "o", "decisions": 10,
+    view = ops_view.build(data, {}, {"offers": [{"offer_id": "o", "decisions": 10,
                                                   "expected_acceptances": 2.0,
                                                   "acceptances": 3, "profit": 1.0}]}, [])
     (topic,) = [t for t in view["topics"] if t["topic"] == "rapport.touchpoints.v1"]
@@ -174,4 +174,4 @@ def test_the_ops_view_reads_rates_and_lag_from_offsets_and_metrics():
     assert view["ingest"]["accepted"] == {"total": 140.0, "rate": 10.0}
     assert view["dead_letters"]["rapport.touchpoints.dead-letter.v1"] == 2
     assert view["offers"][0]["actual_rate"] == 0.3 and view["offers"][0]["expected_rate"] == 0.2
-    assert ops_view.build(Collected(), [], None, [])["ready"] is False
+    assert ops_view.build(Collected(), {}, None, [])["ready"] is False

@@ -95,7 +95,7 @@ def offers(report: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
-def build(data: Collected, spikes: list[dict[str, Any]], report: dict[str, Any] | None,
+def build(data: Collected, demand: dict[str, Any], report: dict[str, Any] | None,
           problems: list[str]) -> dict[str, Any]:
     samples = list(data.samples)
     if not samples:
@@ -113,6 +113,6 @@ def build(data: Collected, spikes: list[dict[str, Any]], report: dict[str, Any] 
         "decisions_rate": sum(v["rate"] for v in decisions.values()),
         "decisions_total": made,
         "control_share": decisions.get("control", {}).get("total", 0) / made if made else None,
-        "spikes": spikes, "offers": offers(report), "problems": problems,
+        "demand": demand, "offers": offers(report), "problems": problems,
         "errors": data.errors,
     }
