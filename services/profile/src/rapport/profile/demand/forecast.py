@@ -84,7 +84,8 @@ class Forecaster:
     residual: float = 0.0
     lag_product: float = 0.0          # running mean of residual x previous residual
     lag_square: float = 0.0           # running mean of squared residuals
-    scale: float = 0.0                # running mean absolute residual
+    scale: float = 0.0                # running mean absolute residual (robust)
+    spread: float = 0.0               # the same, bursts and all (the intervals' unit)
     day: list[float | None] = field(default_factory=list)
     week: list[float | None] = field(default_factory=list)
     ring: list[float | None] = field(default_factory=list)     # last residuals, oldest first
@@ -143,6 +144,12 @@ class Forecaster:
     def _scale(self) -> float:
         return self.scale + 1e-9 * (abs(self.level) + 1.0)
 
+    def _units(self) -> float:
+        """What errors are measured in for the intervals: the usual residual, bursts
+        and all (a sparse series' rare sales are its errors, not outliers to ignore: in
+        the robust scale they would shrink the unit until every sale is 100 units off)."""
+        return self.spread + 1e-9 * (abs(self.level) + 1.0)
+
     # -- learning one point ------------------------------------------------------------
 
     def update(self, at: float, value: float) -> None:
@@ -174,6 +181,8 @@ class Forecaster:
         self._learn(slot, base + clipped)
         self.scale = abs(residual) if self.n == 1 else self.scale + a * (
             min(abs(residual), 2 * bound) - self.scale)
+        self.spread = abs(residual) if self.n == 1 else self.spread + a * (
+            abs(residual) - self.spread)
         self.residual = value - self._base(slot)
         self._push(residual, value)
         self.n += 1
@@ -184,7 +193,7 @@ class Forecaster:
         """What the forecasts made 1, 2, 4 ... points ago (and half a day ago, "far")
         would have missed by: learnt into the blend, the median bias and the interval
         quantiles, and kept as the running score."""
-        scale = self._scale()
+        scale = self._units()
         naive = self.recent[0]
         if naive is not None:
             self.naive_mae += self.config.blend_alpha * (abs(value - naive) - self.naive_mae)
@@ -214,7 +223,7 @@ class Forecaster:
         if h < HORIZONS[-1] * 2:
             return
         k = len(HORIZONS)
-        scale = self._scale()
+        scale = self._units()
         model = self._model(self._base(self.last_slot + h), 0.0, h, k, scale)
         naive = self.recent[h - 1] if h <= len(self.recent) else None
         self.pending.append((self.last_slot + h, model, naive, scale))
@@ -253,7 +262,7 @@ class Forecaster:
         """The next ``horizon`` points, each with its central ``coverage`` interval."""
         if self.last_slot is None:
             return []
-        scale = self._scale()
+        scale = self._units()
         season = len(self.recent)
         out = []
         for h in range(1, horizon + 1):
