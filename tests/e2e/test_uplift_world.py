@@ -11,12 +11,14 @@ full size by ``rapport eval-uplift --live`` (README)."""
 
 import math
 
+import pytest
 from rich.console import Console
 
 from rapport.next_action.simworld import uplift_run
 from tests.e2e.conftest import UPLIFT_WINDOW_S
 
 
+@pytest.mark.timeout(900)  # ~4-5 min alone; a busy machine must not fail it
 async def test_the_service_learns_whom_a_discount_changes(system):
     urls = {name: system.url(name) for name in ("ingest", "profile", "next-action")}
     run = await uplift_run.run_uplift_world(urls, n_customers=600, rounds=8, seed=3,
