@@ -54,6 +54,10 @@ class DetectorConfig:
     shape_memory: int = 256           # prototypes kept (least recently matched go first)
     shape_rest: int = 300             # a new shape scores at most once in this many points
     shape_start: int = 750            # new shapes score from this point on
+    novelty_ratio: float = 0.0
+    partial_noise: float = 2.0
+    surprise_scale: float = 4.0
+    near_points: int = 2000
     novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
     novelty_half_life: float = 3000.0  # ... counted over about this many points
     range_points: int = 750           # the range shapes are measured in is learnt this long
@@ -110,14 +114,15 @@ class SpikeDetector:
         floor = c.scale_floor * p.spread + 1e-9
         expected, sigma = p.best(predictions, value, floor)
         surprise = min(abs(value - expected) / sigma, 50.0)
+        if c.surprise_scale:
+            surprise = min(1.0, surprise / c.surprise_scale)
 
         warm = self.n >= c.warmup_points
         error_score = self.errors.update(surprise, warm, c)
-        novelty = self.shapes.update(self.n, value, c)
+        novelty = self.shapes.update(self.n, value, sigma, c)
         score = 0.0
         if warm:
-            score = min(1.0, 0.5 * max(error_score / c.error_level,
-                                       novelty / c.shape_vigilance))
+            score = min(1.0, 0.5 * max(error_score / c.error_level, novelty))
             if score >= 0.5:
                 if self.n - self.last_detection <= c.rest_points:
                     score *= 0.49

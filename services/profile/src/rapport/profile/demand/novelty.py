@@ -32,19 +32,21 @@ class Shapes:
     matched: list[int] = field(default_factory=list)
     last_novel: int = -(10**9)
     novelties: float = 0.0          # novel shapes lately (decayed count)
+    near: float = 0.0               # running mean distance of a shape from its nearest
+    near_n: int = 0
 
-    def update(self, n: int, value: float, c: DetectorConfig) -> float:
+    def update(self, n: int, value: float, noise: float, c: DetectorConfig) -> float:
         """The point's novelty: the new shape's distance from the nearest prototype,
         weighed down where new shapes keep coming; 0 when the shape is known, during the
         first ``shape_start`` points and within ``shape_rest`` points of the last one."""
-        novelty = self._distance(n, value, c)
+        novelty = self._distance(n, value, noise, c)
         if novelty:
             novelty /= 1.0 + c.novelty_penalty * self.novelties
         self.novelties = self.novelties * 0.5 ** (1.0 / c.novelty_half_life) + (
             1.0 if novelty else 0.0)
         return novelty
 
-    def _distance(self, n: int, value: float, c: DetectorConfig) -> float:
+    def _distance(self, n: int, value: float, noise: float, c: DetectorConfig) -> float:
         if n < c.range_points:
             self.lo, self.hi = min(self.lo, value), max(self.hi, value)
         self.block_sum += value
@@ -57,7 +59,14 @@ class Shapes:
         if len(self.steps) < c.shape_width:
             return 0.0
         span = (self.hi - self.lo) or 1.0
-        last = self.block_sum / self.block_count if self.block_count else self.steps[-1]
+        vigilance = c.shape_vigilance
+        last = self.steps[-1]
+        if self.block_count:
+            # The block being filled: how far its mean so far is from the last full one,
+            # less what noise alone moves a mean of that many points (soft threshold).
+            gap = self.block_sum / self.block_count - last
+            shrink = c.partial_noise * noise / math.sqrt(self.block_count)
+            last += math.copysign(max(0.0, abs(gap) - shrink), gap)
         vector = (np.array([*self.steps[len(self.steps) - c.shape_width:-1], last])
                   - self.lo) / span
         if len(self.prototypes) and self.prototypes.shape[1] == len(vector):
@@ -68,7 +77,11 @@ class Shapes:
             best, distance = -1, math.inf
             self.prototypes = np.zeros((0, len(vector)), dtype="<f4")
             self.matched = []
-        if distance <= c.shape_vigilance:
+        usual = self.near
+        if c.novelty_ratio and math.isfinite(distance):
+            self.near_n += 1
+            self.near += (min(distance, 1.0) - self.near) / min(self.near_n, c.near_points)
+        if distance <= vigilance:
             self.prototypes[best] += c.shape_rate * (vector - self.prototypes[best])
             self.matched[best] = n
             return 0.0
@@ -81,7 +94,9 @@ class Shapes:
         if n < c.shape_start or n - self.last_novel <= c.shape_rest:
             return 0.0
         self.last_novel = n
-        return min(distance, 1.0)
+        if c.novelty_ratio:
+            return min(distance, 1.0) / (c.shape_vigilance + c.novelty_ratio * usual)
+        return min(distance, 1.0) / vigilance
 
     def to_state(self) -> dict[str, Any]:
         state = {f.name: getattr(self, f.name) for f in fields(self)}
