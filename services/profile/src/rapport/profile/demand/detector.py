@@ -56,13 +56,14 @@ class DetectorConfig:
     shape_start: int = 750            # new shapes score from this point on
     novelty_ratio: float = 0.0
     partial_noise: float = 2.0
-    surprise_scale: float = 4.0
+    surprise_scale: float = 8.0
+    peak_rest: int = 1
     near_points: int = 2000
     novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
     novelty_half_life: float = 3000.0  # ... counted over about this many points
     range_points: int = 750           # the range shapes are measured in is learnt this long
     # Both
-    rest_points: int = 600            # after a detection, weaker ones are damped this long
+    rest_points: int = 300            # after a detection, weaker ones are damped this long
     warmup_points: int = 150          # no score before this many points
     max_slots: int = 2016             # longest seasonal profile kept (a week of 5 min)
     # Stream alerts
@@ -91,6 +92,7 @@ class SpikeDetector:
     n: int = 0
     last_slot: int | None = None
     last_detection: int = -(10**9)
+    last_peak: float = 0.0
     predictors: Predictors | None = None
     errors: Likelihood = field(default_factory=Likelihood)
     shapes: Shapes = field(default_factory=Shapes)
@@ -123,7 +125,15 @@ class SpikeDetector:
         score = 0.0
         if warm:
             score = min(1.0, 0.5 * max(error_score / c.error_level, novelty))
-            if score >= 0.5:
+            if c.peak_rest:
+                # Within rest_points of the last record score, only a higher one counts: an
+                # anomaly scores once at any threshold, not once per point above it.
+                if score > 0.0:
+                    if self.n - self.last_detection > c.rest_points or score > self.last_peak:
+                        self.last_detection, self.last_peak = self.n, score
+                    else:
+                        score = 0.0
+            elif score >= 0.5:
                 if self.n - self.last_detection <= c.rest_points:
                     score *= 0.49
                 else:
@@ -156,7 +166,7 @@ class SpikeDetector:
         is not part of it: a restored detector takes the current one)."""
         assert self.predictors is not None
         return {"step_s": self.step_s, "n": self.n, "last_slot": self.last_slot,
-                "last_detection": self.last_detection,
+                "last_detection": self.last_detection, "last_peak": self.last_peak,
                 "predictors": self.predictors.to_state(), "errors": self.errors.to_state(),
                 "shapes": self.shapes.to_state(), "alerts": self.alerts.to_state()}
 
@@ -166,6 +176,7 @@ class SpikeDetector:
         """The detector a state was taken from (KeyError for another version's state)."""
         return cls(step_s=state["step_s"], config=config or DetectorConfig(), n=state["n"],
                    last_slot=state["last_slot"], last_detection=state["last_detection"],
+                   last_peak=state["last_peak"],
                    predictors=Predictors.from_state(state["predictors"]),
                    errors=Likelihood.from_state(state["errors"]),
                    shapes=Shapes.from_state(state["shapes"]),
