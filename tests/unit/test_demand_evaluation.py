@@ -24,11 +24,12 @@ def _files(seed: int) -> tuple[dict, dict]:
         n = rng.randint(800, 3000)
         ts = [t0 + timedelta(minutes=5 * i) for i in range(n)]
         scores = [rng.random() ** 6 for _ in range(n)]
-        wins = []
+        wins, end = [], -1
         for start in sorted(rng.sample(range(n // 4, n - 120), rng.randint(0, 3))):
-            if wins and start <= wins[-1][1]:
+            if start <= end:
                 continue
             wins.append((ts[start], ts[start + 100]))
+            end = start + 100
             scores[start + rng.randint(0, 100)] = 0.9 + 0.1 * rng.random()
         files[f"c/{f}.csv"], windows[f"c/{f}.csv"] = (ts, scores), wins
     return files, windows

@@ -42,6 +42,7 @@ class DetectorConfig:
     scale_alpha: float = 0.005        # the series' overall spread (floors the error size)
     scale_floor: float = 0.4          # share of that spread an error size never goes under
     season_clip: float = 5.0          # profiles learn at most this many error sizes off
+    surprise_scale: float = 8.0       # usual errors off that are fully surprising
     short_alpha: float = 0.5          # short average of surprises
     long_alpha: float = 0.005         # long distribution of surprises
     suppress_points: int = 200        # how long a peak of that score zeroes lower ones
@@ -54,16 +55,12 @@ class DetectorConfig:
     shape_memory: int = 256           # prototypes kept (least recently matched go first)
     shape_rest: int = 300             # a new shape scores at most once in this many points
     shape_start: int = 750            # new shapes score from this point on
-    novelty_ratio: float = 0.0
-    partial_noise: float = 2.0
-    surprise_scale: float = 8.0
-    peak_rest: int = 1
-    near_points: int = 2000
+    partial_noise: float = 2.0        # a block being filled counts less its noise (x this)
     novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
     novelty_half_life: float = 3000.0  # ... counted over about this many points
     range_points: int = 750           # the range shapes are measured in is learnt this long
     # Both
-    rest_points: int = 300            # after a detection, weaker ones are damped this long
+    rest_points: int = 300            # after a record score, lower ones are 0 this long
     warmup_points: int = 150          # no score before this many points
     max_slots: int = 2016             # longest seasonal profile kept (a week of 5 min)
     # Stream alerts
@@ -115,9 +112,9 @@ class SpikeDetector:
         predictions = p.predictions(slot, self.n)
         floor = c.scale_floor * p.spread + 1e-9
         expected, sigma = p.best(predictions, value, floor)
-        surprise = min(abs(value - expected) / sigma, 50.0)
-        if c.surprise_scale:
-            surprise = min(1.0, surprise / c.surprise_scale)
+        # Bounded, as Numenta's raw scores are: on a bursty series how often points
+        # surprise decides the likelihood, not how far one burst goes.
+        surprise = min(1.0, abs(value - expected) / (sigma * c.surprise_scale))
 
         warm = self.n >= c.warmup_points
         error_score = self.errors.update(surprise, warm, c)
@@ -125,19 +122,13 @@ class SpikeDetector:
         score = 0.0
         if warm:
             score = min(1.0, 0.5 * max(error_score / c.error_level, novelty))
-            if c.peak_rest:
-                # Within rest_points of the last record score, only a higher one counts: an
-                # anomaly scores once at any threshold, not once per point above it.
-                if score > 0.0:
-                    if self.n - self.last_detection > c.rest_points or score > self.last_peak:
-                        self.last_detection, self.last_peak = self.n, score
-                    else:
-                        score = 0.0
-            elif score >= 0.5:
-                if self.n - self.last_detection <= c.rest_points:
-                    score *= 0.49
+            # Within rest_points of the last record score only a higher one counts: an
+            # anomaly scores once at any threshold, not once per point above it.
+            if score > 0.0:
+                if self.n - self.last_detection > c.rest_points or score > self.last_peak:
+                    self.last_detection, self.last_peak = self.n, score
                 else:
-                    self.last_detection = self.n
+                    score = 0.0
 
         base, scale = p.baseline(slot, self.n, c)
         p.learn(slot, value, predictions, floor, self.n, warm, c)

@@ -32,8 +32,6 @@ class Shapes:
     matched: list[int] = field(default_factory=list)
     last_novel: int = -(10**9)
     novelties: float = 0.0          # novel shapes lately (decayed count)
-    near: float = 0.0               # running mean distance of a shape from its nearest
-    near_n: int = 0
 
     def update(self, n: int, value: float, noise: float, c: DetectorConfig) -> float:
         """The point's novelty: the new shape's distance from the nearest prototype,
@@ -59,7 +57,6 @@ class Shapes:
         if len(self.steps) < c.shape_width:
             return 0.0
         span = (self.hi - self.lo) or 1.0
-        vigilance = c.shape_vigilance
         last = self.steps[-1]
         if self.block_count:
             # The block being filled: how far its mean so far is from the last full one,
@@ -67,21 +64,16 @@ class Shapes:
             gap = self.block_sum / self.block_count - last
             shrink = c.partial_noise * noise / math.sqrt(self.block_count)
             last += math.copysign(max(0.0, abs(gap) - shrink), gap)
-        vector = (np.array([*self.steps[len(self.steps) - c.shape_width:-1], last])
-                  - self.lo) / span
+        vector = np.array([*self.steps[len(self.steps) - c.shape_width:-1], last]) - self.lo
         if len(self.prototypes) and self.prototypes.shape[1] == len(vector):
-            distances = ((self.prototypes - vector) ** 2).mean(axis=1)
+            distances = ((self.prototypes - vector) ** 2).sum(axis=1)
             best = int(distances.argmin())
-            distance = math.sqrt(float(distances[best]))
+            distance = math.sqrt(float(distances[best]) / len(vector)) / span
         else:
             best, distance = -1, math.inf
             self.prototypes = np.zeros((0, len(vector)), dtype="<f4")
             self.matched = []
-        usual = self.near
-        if c.novelty_ratio and math.isfinite(distance):
-            self.near_n += 1
-            self.near += (min(distance, 1.0) - self.near) / min(self.near_n, c.near_points)
-        if distance <= vigilance:
+        if distance <= c.shape_vigilance:
             self.prototypes[best] += c.shape_rate * (vector - self.prototypes[best])
             self.matched[best] = n
             return 0.0
@@ -94,9 +86,7 @@ class Shapes:
         if n < c.shape_start or n - self.last_novel <= c.shape_rest:
             return 0.0
         self.last_novel = n
-        if c.novelty_ratio:
-            return min(distance, 1.0) / (c.shape_vigilance + c.novelty_ratio * usual)
-        return min(distance, 1.0) / vigilance
+        return min(distance, 1.0) / c.shape_vigilance
 
     def to_state(self) -> dict[str, Any]:
         state = {f.name: getattr(self, f.name) for f in fields(self)}
