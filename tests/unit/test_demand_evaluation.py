@@ -101,3 +101,35 @@ def test_candidates_move_one_scored_knob_at_a_time() -> None:
         assert changed in ([cand.knob], [])      # an int knob may round back to itself
         value = getattr(cand.config, cand.knob)
         assert isinstance(value, type(getattr(config, cand.knob)))
+
+
+def test_leave_one_out_command_reports_every_category_and_ends_with_json(
+        tmp_path, capsys) -> None:
+    import orjson
+
+    from rapport.profile.evaluation import loo
+
+    rng = random.Random(9)
+    t0 = datetime(2024, 1, 1)
+    ts = [t0 + timedelta(minutes=5 * i) for i in range(1200)]
+    windows = {}
+    for category, kinds in (("calm", ("a", "b")), ("busy", ("a",)), ("none", ("a",))):
+        for kind in kinds:
+            values = [50 + 10 * math.sin(i / 20) + rng.gauss(0, 1) for i in range(1200)]
+            if category != "none":
+                for i in range(900, 950):
+                    values[i] += 60
+                windows[f"{category}/{kind}.csv"] = [
+                    [f"{ts[880]:%Y-%m-%d %H:%M:%S}", f"{ts[960]:%Y-%m-%d %H:%M:%S}"]]
+            folder = tmp_path / "data" / category
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{kind}.csv").write_text("timestamp,value\n" + "".join(
+                f"{t:%Y-%m-%d %H:%M:%S},{v:.3f}\n" for t, v in zip(ts, values, strict=True)))
+    (tmp_path / "windows.json").write_bytes(orjson.dumps(windows))
+    out = loo.run(tmp_path / "data", tmp_path / "windows.json", workers=1, factors=(2.0,))
+    last = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last == orjson.loads(orjson.dumps(out))
+    assert set(last["leave_one_out"]) == {"calm", "busy", "none"}
+    assert last["categories"]["none"] is None and last["categories"]["calm"] > 50
+    assert last["leave_one_out"]["none"]["carried"] is None
+    assert set(last["sensitivity"]) == set(grid.scored_knobs(DetectorConfig()))

@@ -61,7 +61,7 @@ class Scorer:
 
 
 def run(data: Path, windows_file: Path, config: DetectorConfig | None = None,
-        workers: int | None = None) -> dict:
+        workers: int | None = None, factors: tuple[float, ...] = grid.FACTORS) -> dict:
     console = Console(width=130)
     config = config or DetectorConfig()
     corpus = load_corpus(data)
@@ -71,7 +71,7 @@ def run(data: Path, windows_file: Path, config: DetectorConfig | None = None,
     started = time.perf_counter()
     scorer = Scorer([s.name for s in corpus], [s.timestamps for s in corpus], windows)
     cats = scorer.categories
-    cands = grid.candidates(config)
+    cands = grid.candidates(config, factors)
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
                   transient=True) as bar:
@@ -137,12 +137,13 @@ def run(data: Path, windows_file: Path, config: DetectorConfig | None = None,
     rows = folds.sensitivity(values, full[0], folds.worst_of(table[0]), moves)
     t = Table(title="Knob sensitivity: full dev standard score (lowest category score) "
                     "with the knob moved")
-    for col in ("knob", "value", *(f"x{f}" for f in (0.5, 0.75, 1.0, 1.25, 2.0)), "swing"):
+    shown = sorted({1.0, *factors})
+    for col in ("knob", "value", *(f"x{f}" for f in shown), "swing"):
         t.add_column(col)
     for r in rows:
         t.add_row(r.knob, f"{r.value:g}", *(
-            f"{r.full[f]:.1f} ({r.worst[f]:.1f})" if f in r.full else "" for f in
-            (0.5, 0.75, 1.0, 1.25, 2.0)), f"{r.swing:.1f}")
+            f"{r.full[f]:.1f} ({r.worst[f]:.1f})" if f in r.full else "" for f in shown),
+            f"{r.swing:.1f}")
     console.print(t)
     pps = points / g.default_seconds if g.default_seconds else 0.0
     console.print(f"{len(cands)} configurations x {points:,} points in "
