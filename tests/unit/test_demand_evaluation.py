@@ -101,6 +101,8 @@ def test_candidates_move_one_scored_knob_at_a_time() -> None:
         assert changed in ([cand.knob], [])      # an int knob may round back to itself
         value = getattr(cand.config, cand.knob)
         assert isinstance(value, type(getattr(config, cand.knob)))
+        if cand.knob.endswith("_alpha"):
+            assert 0 < value <= 1
 
 
 def test_leave_one_out_command_reports_every_category_and_ends_with_json(

@@ -35,8 +35,15 @@ def scored_knobs(config: DetectorConfig) -> list[str]:
 
 
 def moved(config: DetectorConfig, knob: str, factor: float) -> DetectorConfig:
+    """The knob times the factor: a count stays a whole number >= 1, a weight (``*_alpha``,
+    ``*_rate``) stays <= 1 (an EWMA weight above 1 is no configuration at all)."""
     value = getattr(config, knob)
-    new = max(1, round(value * factor)) if isinstance(value, int) else value * factor
+    if isinstance(value, int):
+        new: float = max(1, round(value * factor))
+    else:
+        new = value * factor
+        if knob.endswith(("_alpha", "_rate")):
+            new = min(new, 1.0)
     return replace(config, **{knob: new})
 
 
