@@ -5,16 +5,18 @@ One point at a time, constant work and memory per series, two views of the serie
 * **Prediction error** (:mod:`.predictors`, :mod:`.likelihood`). The recent level, the
   same time yesterday and the same time last week compete; the point's *surprise* is its
   distance from the prediction of the one lately most accurate, in units of that one's
-  usual error (floored by a share of the series' spread). Surprises become a score
-  through their own running distribution (Numenta's anomaly likelihood), so one
-  threshold suits every series.
+  usual error (floored by a share of the series' spread), bounded at ``surprise_scale``
+  of them. Surprises become a score through their own running distribution (Numenta's
+  anomaly likelihood), so one threshold suits a calm series and a bursty one.
 * **Shape novelty** (:mod:`.novelty`). The recent shape against a bounded memory of
-  prototype shapes (adaptive-resonance style): a shape unlike any seen is novel.
+  prototype shapes (adaptive-resonance style): a shape unlike any seen is novel; the
+  block still filling counts less its noise, so white noise makes no new shapes.
 
-The point's score is the stronger of the two, 0.5 meaning "a detection"; after a
-detection weaker ones are damped for ``rest_points``, so an anomaly is reported once, at
-its start. That score is what NAB judges (``rapport eval-spikes``). Stream alerts
-(:mod:`.stream_alerts`) ask ops' plainer question of the same state.
+The point's score is the stronger of the two, 0.5 meaning "a detection"; within
+``rest_points`` of a record score only a higher one counts, so an anomaly scores once,
+at its start, whatever threshold NAB picks. That score is what NAB judges (``rapport
+eval-spikes``). Stream alerts (:mod:`.stream_alerts`) ask ops' plainer question of the
+same state.
 """
 
 from __future__ import annotations
