@@ -69,8 +69,8 @@ bench: $(VENV)/.synced
 	$(RAPPORT) bench scoring $(SCORING_BENCH_ARGS) || rc=1; \
 	$(RAPPORT) bench next-action $(NEXT_ACTION_BENCH_ARGS) || rc=1; \
 	if [ -d "$(NAB_DATA)/data" ]; then \
-	  $(RAPPORT) eval-spikes --data $(NAB_DATA)/data --windows $(NAB_DATA)/combined_windows.json \
-	    || rc=1; \
+	  $(RAPPORT) eval-spikes --leave-one-out --data $(NAB_DATA)/data \
+	    --windows $(NAB_DATA)/combined_windows.json || rc=1; \
 	else echo "no NAB corpus at $(NAB_DATA): spike detector not scored"; fi; \
 	$(RAPPORT) bench summary || rc=1; \
 	exit $$rc

@@ -187,7 +187,7 @@ async def test_the_steady_part_raises_no_alert(garden):
     assert steady["all"] == []  # nor for any other series (total, region, products ...)
     assert _garden_spikes(steady["spikes"]) == []
     assert steady["detector"]["n"] == STEADY  # fed once per bucket, zeros included
-    assert steady["detector"]["active"] is None
+    assert steady["detector"]["alerts"]["active"] is None
 
 
 async def test_the_surge_opens_one_alert_on_kafka_and_in_the_api(garden):
@@ -210,7 +210,7 @@ async def test_the_surge_opens_one_alert_on_kafka_and_in_the_api(garden):
     assert listed[0]["latest"]["at"] == at(SURGE.stop - 1)
     assert len(listed[0]["forecast"]) == FORECAST_S // W
     assert listed[0]["forecast"][0]["at"] == at(SURGE.stop)
-    assert surge["detector"]["active"] == "up"
+    assert surge["detector"]["alerts"]["active"] == "up"
 
 
 async def test_the_alert_ends_once_demand_is_back(garden):
@@ -224,4 +224,4 @@ async def test_the_alert_ends_once_demand_is_back(garden):
     assert ended["forecast"] == []
     assert _garden_spikes(after["spikes"]) == []
     assert after["detector"]["n"] == BUCKETS
-    assert after["detector"]["active"] is None
+    assert after["detector"]["alerts"]["active"] is None

@@ -306,6 +306,11 @@ def parser() -> argparse.ArgumentParser:
                    help="labelled anomaly windows (NAB's combined_windows.json)")
     e.add_argument("--results", type=Path, default=None,
                    help="write per-file scores in NAB's results format here")
+    e.add_argument("--leave-one-out", action="store_true",
+                   help="per-category scores, leave-one-category-out over a grid of "
+                        "configurations and knob sensitivity (2 processes, a few minutes)")
+    e.add_argument("--workers", type=int, default=2,
+                   help="processes for --leave-one-out")
     e.set_defaults(func=cli_evals.cmd_eval_spikes)
 
     f = sub.add_parser("eval-forecast", help="score the demand forecasts (MASE against the "

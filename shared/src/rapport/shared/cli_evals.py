@@ -22,7 +22,12 @@ def cmd_eval_spikes(args: argparse.Namespace) -> int:
             say(f"[red]{path} does not exist[/]")
             return 2
     try:
-        evaluate.run(args.data, args.windows, args.results)
+        if getattr(args, "leave_one_out", False):
+            from rapport.profile.evaluation import loo
+
+            loo.run(args.data, args.windows, workers=args.workers)
+        else:
+            evaluate.run(args.data, args.windows, args.results)
     except ValueError as exc:  # a malformed CSV or windows file: say which, no traceback
         say(f"[red]{exc}[/]")
         return 2

@@ -4,7 +4,8 @@ Every CSV (``timestamp,value``) under ``--data`` is fed point by point to a fres
 :class:`SpikeDetector` (the one the demand stream uses, with its one configuration), the
 anomaly scores are written in NAB's results format when ``--results`` is given, and the
 corpus is scored for NAB's three cost profiles by :mod:`.nab`. The last line printed is
-JSON with the three normalised scores.
+JSON with the three normalised scores. ``--leave-one-out`` (per-category scores,
+leave-one-category-out, knob sensitivity) lives in :mod:`rapport.profile.evaluation`.
 """
 
 from __future__ import annotations

@@ -1,2 +1,3 @@
-"""Evaluation commands of the profile service (offline and live figures), apart from
-the runtime code."""
+"""Evaluation commands of the profile service apart from its runtime: NAB scoring over
+arrays, the grid of detector configurations, leave-one-category-out and knob
+sensitivity; the forecasts scored rolling-origin, offline and live."""

@@ -1,0 +1,92 @@
+"""The spike detector's anomaly score on synthetic series: each kind of change is detected
+(a score >= 0.5) soon after it happens and not before, and noise alone is never a detection.
+
+The series are five-minute demand with a daily shape and noise, two weeks long; the change
+comes after ten days, well after the warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import pytest
+
+from rapport.profile.demand.detector import SpikeDetector
+
+STEP = 300.0
+PER_DAY = 288
+DAYS = 14
+CHANGE = PER_DAY * 10 + 150          # mid-afternoon of day 10
+START = 600                          # detections are judged after this warm-up
+
+
+def daily(i: int) -> float:
+    return 100.0 * (1.0 + 0.5 * math.sin(2 * math.pi * (i % PER_DAY) / PER_DAY - math.pi / 2))
+
+
+def scores(values: list[float]) -> list[float]:
+    detector = SpikeDetector(step_s=STEP)
+    return [detector.update(1_700_000_000 + i * STEP, v).score for i, v in enumerate(values)]
+
+
+def detections(values: list[float]) -> list[int]:
+    return [i for i, s in enumerate(scores(values)) if s >= 0.5 and i >= START]
+
+
+def series(change: Callable[[int, float], float], seed: int, noise: float = 3.0
+           ) -> list[float]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(PER_DAY * DAYS):
+        v = daily(i) + rng.gauss(0, noise)
+        out.append(max(0.0, change(i, v) if i >= CHANGE else v))
+    return out
+
+
+CHANGES: dict[str, tuple[Callable[[int, float], float], int]] = {
+    # name: (what happens from CHANGE on, how many points later it must be detected by)
+    "surge": (lambda i, v: v * 3 if i < CHANGE + 12 else v, 3),
+    "drop": (lambda i, v: v * 0.2 if i < CHANGE + 24 else v, 3),
+    "level shift up": (lambda i, v: v + 80, 6),
+    "level shift down": (lambda i, v: v * 0.4, 6),
+    "flat day (pattern lost)": (lambda i, v: 100.0 + (v - daily(i)) if i < CHANGE + PER_DAY
+                                else v, 100),
+    "doubled daily swing": (lambda i, v: v + (daily(i) - 100.0), 144),
+    "slow drift up": (lambda i, v: v + 150.0 * (i - CHANGE) / PER_DAY, PER_DAY),
+}
+
+
+@pytest.mark.parametrize("name", list(CHANGES))
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_change_is_detected_soon_after_it_and_not_before(name: str, seed: int) -> None:
+    change, within = CHANGES[name]
+    found = detections(series(change, seed))
+    assert found, f"{name}: never detected"
+    assert CHANGE <= found[0] <= CHANGE + within, f"{name}: first detection at {found[0]}"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_noise_on_a_daily_pattern_is_never_a_detection(seed: int) -> None:
+    assert detections(series(lambda i, v: v, seed)) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_noise_alone_is_never_a_detection(seed: int) -> None:
+    rng = random.Random(seed)
+    assert detections([50.0 + rng.gauss(0, 5) for _ in range(PER_DAY * DAYS)]) == []
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_spiky_counts_are_not_detections_but_a_surge_is(seed: int) -> None:
+    """Counts with frequent one-off bursts (tweets, ad clicks): the bursts are the series'
+    normal, a sustained surge is not."""
+    rng = random.Random(seed)
+    values = [float(rng.randint(0, 6) + (rng.randint(20, 40) if rng.random() < 0.02 else 0))
+              for _ in range(PER_DAY * DAYS)]
+    assert detections(values[:CHANGE]) == []
+    for i in range(CHANGE, CHANGE + 36):
+        values[i] += 60.0
+    found = detections(values)
+    assert found and CHANGE <= found[0] <= CHANGE + 6
