@@ -115,16 +115,6 @@ def test_state_round_trip_gives_the_same_readings() -> None:
     assert a == b
 
 
-def test_forecast_follows_the_daily_shape() -> None:
-    rng = random.Random(7)
-    n = PER_DAY * 14
-    detector, _ = feed([seasonal(i, rng) for i in range(n)])
-    ahead = detector.forecast(36)
-    truth = [seasonal(n + h, random.Random(0)) for h in range(36)]
-    assert len(ahead) == 36
-    assert max(abs(a - t) for a, t in zip(ahead, truth, strict=True)) < 20
-
-
 # NAB scorer ------------------------------------------------------------------------
 
 def _corpus(n: int, window: tuple[int, int], detections: list[int]):

@@ -138,22 +138,6 @@ class SpikeDetector:
         alert, magnitude, base = self.alerts.step(value, base, scale, p.mean, warm, c)
         return Reading(score, base, self.alerts.active, alert, magnitude)
 
-    def forecast(self, horizon: int) -> list[float]:
-        """Expected values of the next ``horizon`` points: the seasonal profile, shifted by
-        how far the level now sits from it (a gap that closes as the horizon grows)."""
-        p = self.predictors
-        assert p is not None
-        slot = self.last_slot or 0
-        now = p.seasonal_guess(slot, self.n)
-        out = []
-        for h in range(1, horizon + 1):
-            ahead = p.seasonal_guess(slot + h, self.n)
-            if now is None or ahead is None:
-                out.append(p.level)
-            else:
-                out.append(ahead + (p.level - now) * 0.9 ** h)
-        return out
-
     def to_state(self) -> dict[str, Any]:
         """JSON-able state, so a worker can persist it with its offsets (the configuration
         is not part of it: a restored detector takes the current one)."""
