@@ -71,7 +71,8 @@ bench: $(VENV)/.synced
 	if [ -d "$(NAB_DATA)/data" ]; then \
 	  $(RAPPORT) eval-spikes --leave-one-out --data $(NAB_DATA)/data \
 	    --windows $(NAB_DATA)/combined_windows.json || rc=1; \
-	else echo "no NAB corpus at $(NAB_DATA): spike detector not scored"; fi; \
+	  $(RAPPORT) eval-forecast --data $(NAB_DATA)/data || rc=1; \
+	else echo "no NAB corpus at $(NAB_DATA): spike detector and forecasts not scored"; fi; \
 	$(RAPPORT) bench summary || rc=1; \
 	exit $$rc
 

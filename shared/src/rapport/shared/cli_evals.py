@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -231,3 +232,74 @@ def _eval_uplift_live(args: argparse.Namespace) -> int:
     console.print(run.table())
     console.print(uplift_run.report_table(run.report))
     return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """The ``eval-*`` commands of ``rapport``."""
+    e = sub.add_parser("eval-spikes", help="score the demand spike detector on a corpus in "
+                                           "the Numenta Anomaly Benchmark's format")
+    e.add_argument("--data", type=Path, required=True, help="folder of timestamp,value CSVs")
+    e.add_argument("--windows", type=Path, required=True,
+                   help="labelled anomaly windows (NAB's combined_windows.json)")
+    e.add_argument("--results", type=Path, default=None,
+                   help="write per-file scores in NAB's results format here")
+    e.add_argument("--leave-one-out", action="store_true",
+                   help="per-category scores, leave-one-category-out over a grid of "
+                        "configurations and knob sensitivity (2 processes, a few minutes)")
+    e.add_argument("--workers", type=int, default=2,
+                   help="processes for --leave-one-out")
+    e.set_defaults(func=cmd_eval_spikes)
+
+    f = sub.add_parser("eval-forecast", help="score the demand forecasts (MASE against the "
+                                             "seasonal-naive forecast, 80%% interval coverage)")
+    f.add_argument("--data", type=Path, default=Path("../shared/data/nab-dev/data"),
+                   help="folder of timestamp,value CSVs (NAB's format), scored rolling origin")
+    f.add_argument("--live", action="store_true", help=(
+        "instead: the running system's own scores on its live demand series (a wiped stack "
+        "of its own, simulated customers over --days of event time)"))
+    f.add_argument("--days", type=float, default=10.0)
+    f.add_argument("--per-bucket", type=float, default=8.0,
+                   help="customer journeys per 5-minute bucket at average activity")
+    f.add_argument("--seed", type=int, default=7)
+    f.add_argument("--profile", choices=["bench", "test"], default="bench")
+    f.set_defaults(func=cmd_eval_forecast)
+
+    c = sub.add_parser("eval-churn", help="score the churn risk on CDNOW: calibrate to "
+                                          "1997-09-30, predict who buys nothing in 39 weeks")
+    c.add_argument("--data", type=Path, default=Path("tests/data/cdnow_sample.txt"),
+                   help="CDNOW transactions (master id, sample id, YYYYMMDD, CDs, dollars)")
+    c.set_defaults(func=cmd_eval_churn)
+
+    d = sub.add_parser("eval-decisions", help="judge next-best-action in a simulated world "
+                                              "of customers with hidden tastes (starts and "
+                                              "stops its own stack)")
+    d.add_argument("--customers", type=int, default=2000)
+    d.add_argument("--decisions", type=int, default=20_000)
+    d.add_argument("--seed", type=int, default=12)
+    d.add_argument("--limit", type=int, default=1, help="actions asked per decision")
+    d.add_argument("--trace", action="store_true", help="print one late decision's trace")
+    d.add_argument("--epsilon", type=float, default=0.05,
+                   help="the served policy's exploration share (more: better evaluations)")
+    d.add_argument("--profile", choices=["bench", "test"], default="bench",
+                   help="the local stack's ports and data (wiped first)")
+    d.set_defaults(func=cmd_eval_decisions)
+
+    lr = sub.add_parser("eval-learners", help="compare next-action's response learners "
+                                             "offline in the simulated world (no services)")
+    lr.add_argument("--customers", type=int, default=2000)
+    lr.add_argument("--decisions", type=int, default=20_000)
+    lr.add_argument("--seeds", type=int, default=3, help="how many seeds (their mean)")
+    lr.add_argument("--first-seed", type=int, default=1)
+    lr.set_defaults(func=cmd_eval_learners)
+
+    u = sub.add_parser("eval-uplift", help="compare next-action's uplift learners offline "
+                                          "in the uplift world (no services)")
+    u.add_argument("--customers", type=int, default=2000)
+    u.add_argument("--rounds", type=int, default=10, help="decisions per customer")
+    u.add_argument("--seeds", type=int, default=3, help="how many seeds (their mean)")
+    u.add_argument("--first-seed", type=int, default=1)
+    u.add_argument("--live", action="store_true", help=(
+        "instead: the uplift world through the running services (a wiped stack of its "
+        "own, attribution windows of 10 s): one seed, the service's learned policy"))
+    u.add_argument("--profile", choices=["bench", "test"], default="bench")
+    u.set_defaults(func=cmd_eval_uplift)
