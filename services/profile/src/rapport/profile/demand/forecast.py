@@ -211,6 +211,8 @@ class Forecaster:
                scale: float) -> None:
         c = self.config
         errors = self.errors[k]
+        if naive is None:   # the first day: errors before there is a daily pattern teach
+            return          # intervals too wide to unlearn (they shrink 9x slower)
         errors.learn(value, model, errors.blend(model, naive, self.naive_mae), naive, scale,
                      coverage=c.coverage, rate=c.quantile_rate, blend_alpha=c.blend_alpha)
 
