@@ -14,7 +14,6 @@ cases)."""
 
 from __future__ import annotations
 
-import math
 import random
 import uuid
 from datetime import timedelta
@@ -25,6 +24,7 @@ import pytest
 from rapport.profile.app import build
 from rapport.profile.demand.closing import DetectorKind
 from rapport.profile.demand.detector import DetectorConfig, SpikeDetector
+from rapport.profile.evaluation.forecast_live import poisson
 from rapport.shared import keys, redis_store, topics
 from rapport.shared.kafka import durable_producer
 from tests.helpers import end_offsets, eventually, read_between, read_since, serving
@@ -54,18 +54,9 @@ GARDEN = {"dimension": "category", "value": "garden", "metric": "views"}
 FIELD = "category:views:garden"
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
-
-
 def counts() -> list[int]:
     rng = random.Random(SEED)
-    return [_poisson(rng, MEAN * (FACTOR if b in SURGE else 1)) for b in range(BUCKETS)]
+    return [poisson(rng, MEAN * (FACTOR if b in SURGE else 1)) for b in range(BUCKETS)]
 
 
 def history(run: str, users: list[str]) -> list:

@@ -41,7 +41,8 @@ def intensity(at: float) -> float:
     return day * (1.33 if weekend else 1.0)
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
+def poisson(rng: random.Random, lam: float) -> int:
+    """A Poisson draw (Knuth's method: fine for the small means of simulated buckets)."""
     limit, k, p = math.exp(-lam), 0, 1.0
     while True:
         p *= rng.random()
@@ -57,7 +58,7 @@ def journeys(days: float, per_bucket: float, seed: int, end: float):
     start = (int(end) // BUCKET_S) * BUCKET_S - int(days * 86400)
     for bucket in range(start, int(end) - BUCKET_S, BUCKET_S):
         times = sorted(bucket + rng.uniform(0, BUCKET_S)
-                       for _ in range(_poisson(rng, per_bucket * intensity(bucket))))
+                       for _ in range(poisson(rng, per_bucket * intensity(bucket))))
         messages = []
         for t in times:
             messages += population.journey(datetime.fromtimestamp(t, UTC))
