@@ -105,11 +105,10 @@ def test_candidates_move_one_scored_knob_at_a_time() -> None:
             assert 0 < value <= 1
 
 
-def test_leave_one_out_command_reports_every_category_and_ends_with_json(
-        tmp_path, capsys) -> None:
+def _three_categories(tmp_path) -> list[datetime]:
+    """calm (2 files) and busy (1) with one surge each, none (1) without: a NAB-format
+    corpus under ``tmp_path/data`` with ``tmp_path/windows.json``."""
     import orjson
-
-    from rapport.profile.evaluation import loo
 
     rng = random.Random(9)
     t0 = datetime(2024, 1, 1)
@@ -128,6 +127,16 @@ def test_leave_one_out_command_reports_every_category_and_ends_with_json(
             (folder / f"{kind}.csv").write_text("timestamp,value\n" + "".join(
                 f"{t:%Y-%m-%d %H:%M:%S},{v:.3f}\n" for t, v in zip(ts, values, strict=True)))
     (tmp_path / "windows.json").write_bytes(orjson.dumps(windows))
+    return ts
+
+
+def test_leave_one_out_command_reports_every_category_and_ends_with_json(
+        tmp_path, capsys) -> None:
+    import orjson
+
+    from rapport.profile.evaluation import loo
+
+    _three_categories(tmp_path)
     out = loo.run(tmp_path / "data", tmp_path / "windows.json", workers=1, factors=(2.0,))
     last = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last == orjson.loads(orjson.dumps(out))
@@ -135,3 +144,40 @@ def test_leave_one_out_command_reports_every_category_and_ends_with_json(
     assert last["categories"]["none"] is None and last["categories"]["calm"] > 50
     assert last["leave_one_out"]["none"]["carried"] is None
     assert set(last["sensitivity"]) == set(grid.scored_knobs(DetectorConfig()))
+    assert "published" not in last
+
+
+def test_published_detectors_are_scored_alike_and_incomplete_ones_skipped(
+        tmp_path, capsys) -> None:
+    from rapport.profile.evaluation import loo
+
+    ts = _three_categories(tmp_path)
+    files = ["calm/a.csv", "calm/b.csv", "busy/a.csv", "none/a.csv"]
+
+    def write(detector: str, score_at, names=files) -> None:
+        for name in names:
+            category, file = name.split("/")
+            folder = tmp_path / "results" / detector / category
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{detector}_{file}").write_text(
+                "timestamp,value,anomaly_score,label\n" + "".join(
+                    f"{t:%Y-%m-%d %H:%M:%S},0,{score_at(name, i)},0\n"
+                    for i, t in enumerate(ts)))
+
+    # Fires at each window's first point: NAB's perfect detector. "noisy" also fires
+    # at 300 in every file: a false detection, as is everything in the file without windows.
+    write("perfect", lambda name, i: 1.0 if i == 880 and not name.startswith("none") else 0.0)
+    write("noisy", lambda name, i: 1.0 if i in (300, 880) else 0.0)
+    write("partial", lambda name, i: 0.0, names=files[:2])
+    out = loo.run(tmp_path / "data", tmp_path / "windows.json", workers=1, factors=(2.0,),
+                  published=tmp_path / "results")
+    text = capsys.readouterr().out
+    assert "Not covering every file (skipped): partial" in text
+    found = out["published"]
+    assert set(found) == {"rapport (default)", "perfect", "noisy"}
+    assert found["perfect"]["own"] == {"busy": 100.0, "calm": 100.0, "none": None}
+    assert found["perfect"]["carried"]["calm"] == 100.0
+    assert found["perfect"]["false_positives"]["none"] == 0
+    assert found["perfect"]["full"] == 100.0
+    assert found["noisy"]["false_positives"]["none"] == 2   # 300 and 880: no window there
+    assert found["noisy"]["own"]["calm"] < 100.0

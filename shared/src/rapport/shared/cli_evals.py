@@ -18,7 +18,8 @@ from .cli import console, say
 def cmd_eval_spikes(args: argparse.Namespace) -> int:
     from rapport.profile.demand import evaluate  # the workspace installs every service
 
-    for path in (args.data, args.windows):
+    published = getattr(args, "published", None)
+    for path in (args.data, args.windows, *([published] if published else [])):
         if not path.exists():
             say(f"[red]{path} does not exist[/]")
             return 2
@@ -26,7 +27,7 @@ def cmd_eval_spikes(args: argparse.Namespace) -> int:
         if getattr(args, "leave_one_out", False):
             from rapport.profile.evaluation import loo
 
-            loo.run(args.data, args.windows, workers=args.workers)
+            loo.run(args.data, args.windows, workers=args.workers, published=published)
         else:
             evaluate.run(args.data, args.windows, args.results)
     except ValueError as exc:  # a malformed CSV or windows file: say which, no traceback
@@ -248,6 +249,9 @@ def add_parsers(sub: Any) -> None:
                         "configurations and knob sensitivity (2 processes, a few minutes)")
     e.add_argument("--workers", type=int, default=2,
                    help="processes for --leave-one-out")
+    e.add_argument("--published", type=Path, default=None, metavar="NAB_RESULTS",
+                   help="with --leave-one-out: a NAB checkout's results/ folder, to score "
+                        "its published detectors on the same files alike")
     e.set_defaults(func=cmd_eval_spikes)
 
     f = sub.add_parser("eval-forecast", help="score the demand forecasts (MASE against the "

@@ -39,6 +39,7 @@ class DetectorConfig:
 
     # Prediction error
     level_alpha: float = 0.8          # EWMA of the level predictor
+    level_clip: float = 3.0           # the level learns at most this many error sizes off
     season_alpha: float = 0.1         # weight of the newest day/week in the profiles
     error_alpha: float = 0.01         # how fast the predictors' error sizes move
     scale_alpha: float = 0.005        # the series' overall spread (floors the error size)

@@ -98,7 +98,10 @@ class Predictors:
         if n == 0:
             self.level = self.mean = value
         else:
-            self.level += c.level_alpha * (value - self.level)
+            # Once warm the level moves a bounded step, as the profiles do: a one-point
+            # spike barely moves it, so the return to normal is not a second surprise.
+            bound = c.level_clip * (self.errors[LEVEL] + floor) if warm else math.inf
+            self.level += c.level_alpha * max(-bound, min(bound, value - self.level))
             self.mean += c.scale_alpha * (value - self.mean)
             self.spread += c.scale_alpha * (abs(value - self.mean) - self.spread)
         for k, profile in ((DAY, self.day), (WEEK, self.week)):

@@ -24,7 +24,7 @@ from rapport.profile.demand import nab
 from rapport.profile.demand.detector import DetectorConfig
 from rapport.profile.demand.evaluate import load_corpus, load_windows
 
-from . import folds, grid, sweeps
+from . import folds, grid, published as nab_published, sweeps
 
 STANDARD = nab.PROFILES[0]
 
@@ -61,7 +61,8 @@ class Scorer:
 
 
 def run(data: Path, windows_file: Path, config: DetectorConfig | None = None,
-        workers: int | None = None, factors: tuple[float, ...] = grid.FACTORS) -> dict:
+        workers: int | None = None, factors: tuple[float, ...] = grid.FACTORS,
+        published: Path | None = None) -> dict:
     console = Console(width=130)
     config = config or DetectorConfig()
     corpus = load_corpus(data)
@@ -145,6 +146,10 @@ def run(data: Path, windows_file: Path, config: DetectorConfig | None = None,
             f"{r.full[f]:.1f} ({r.worst[f]:.1f})" if f in r.full else "" for f in shown),
             f"{r.swing:.1f}")
     console.print(t)
+    compared = None
+    if published is not None:
+        compared = _published_table(console, published, scorer,
+                                    [len(s.values) for s in corpus], default)
     pps = points / g.default_seconds if g.default_seconds else 0.0
     console.print(f"{len(cands)} configurations x {points:,} points in "
                   f"{time.perf_counter() - started:.0f} s; default detector {pps:,.0f} "
@@ -153,5 +158,32 @@ def run(data: Path, windows_file: Path, config: DetectorConfig | None = None,
                           for c in cats},
            "full": dev, "leave_one_out": loo, "points_per_s": round(pps),
            "sensitivity": {r.knob: round(r.swing, 2) for r in rows}}
+    if compared is not None:
+        out["published"] = compared
     print(orjson.dumps(out).decode())
     return out
+
+
+def _published_table(console: Console, results: Path, scorer: Scorer, lengths: list[int],
+                     ours: list[np.ndarray]) -> dict:
+    """Our default detector next to every detector of a NAB ``results`` folder, scored
+    alike (one configuration each: the carried threshold is optimised on the others)."""
+    found, missing = nab_published.compare(results, scorer, lengths)
+    rows = [nab_published.figures("rapport (default)", scorer, ours), *found]
+    cats = scorer.categories
+    t = Table(title="Next to NAB's published detectors (standard profile; per category: own "
+                    "threshold / threshold of the other categories)")
+    for col in ("detector", *cats, "full"):
+        t.add_column(col)
+    for f in rows:
+        t.add_row(f.name, *(f"{_fmt(f.own[c])} / {_fmt(f.carried[c])}"
+                            if f.own[c] is not None else f"{f.false_positives[c]} FP"
+                            for c in cats), _fmt(f.full))
+    console.print(t)
+    if missing:
+        console.print(f"Not covering every file (skipped): {', '.join(missing)}", style="dim")
+    return {f.name: {"own": {c: None if v is None else round(v, 2) for c, v in f.own.items()},
+                     "carried": {c: None if v is None else round(v, 2)
+                                 for c, v in f.carried.items()},
+                     "false_positives": f.false_positives,
+                     "full": None if f.full is None else round(f.full, 2)} for f in rows}
