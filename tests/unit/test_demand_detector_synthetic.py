@@ -78,6 +78,53 @@ def test_noise_alone_is_never_a_detection(seed: int) -> None:
     assert detections([50.0 + rng.gauss(0, 5) for _ in range(PER_DAY * DAYS)]) == []
 
 
+def spiky_counts(rng: random.Random) -> list[float]:
+    return [float(rng.randint(0, 6) + (rng.randint(20, 40) if rng.random() < 0.02 else 0))
+            for _ in range(PER_DAY * DAYS)]
+
+
+def test_one_off_bursts_rarely_make_a_detection() -> None:
+    """Over 100 days of spiky counts (ten seeds), at most one false detection: a burst at
+    the start of a shape block is one point, not a new shape."""
+    found = [i for seed in range(10)
+             for i in detections(spiky_counts(random.Random(100 + seed))[:CHANGE])]
+    assert len(found) <= 1, found
+
+
+def gapped(values: list[float], seed: int, share: float = 0.1
+           ) -> tuple[list[float], list[float], list[int]]:
+    """The series with ``share`` of its points missing (as irregular clocks lose them):
+    times, values and the original index of each kept point."""
+    rng = random.Random(seed)
+    kept = [i for i in range(len(values)) if i < 10 or rng.random() >= share]
+    return [1_700_000_000 + i * STEP for i in kept], [values[i] for i in kept], kept
+
+
+def gapped_detections(values: list[float], seed: int) -> list[int]:
+    times, vals, kept = gapped(values, seed)
+    detector = SpikeDetector(step_s=STEP)
+    return [kept[j] for j, (t, v) in enumerate(zip(times, vals, strict=True))
+            if detector.update(t, v).score >= 0.5 and kept[j] >= START]
+
+
+def test_missing_points_rarely_make_a_detection() -> None:
+    """A tenth of the points missing at random, ten series of two weeks: the level's error
+    widens over a gap and shape blocks are spans of time, so a gap is no surprise. What is
+    left are shapes just past the vigilance: 12 false detections in 30 such series
+    measured (2026-12-02), at most 6 in these 10 (5 measured)."""
+    found = [i for seed in range(1, 11)
+             for i in gapped_detections(series(lambda i, v: v, seed), seed)]
+    assert len(found) <= 6, found
+
+
+@pytest.mark.parametrize("name", ["surge", "drop", "level shift up"])
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_change_is_still_found_with_points_missing(name: str, seed: int) -> None:
+    change, within = CHANGES[name]
+    found = [i for i in gapped_detections(series(change, seed), seed) if i >= CHANGE]
+    assert found and found[0] <= CHANGE + within + 2, found
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_spiky_counts_are_not_detections_but_a_surge_is(seed: int) -> None:
     """Counts with frequent one-off bursts (tweets, ad clicks): the bursts are the series'

@@ -52,7 +52,8 @@ def test_the_view_shows_the_next_hour_by_bucket_and_the_next_day_by_hour():
     for part in (hour, day):
         assert part["lower"] <= part["expected"] <= part["upper"]
     assert day["expected"] == pytest.approx(sum(p["expected"] for p in day["points"]), abs=0.5)
-    assert set(body["quality"]) == {"next_hour", "next_day"}
+    assert set(body["quality"]) == {"next_hour", "next_day", "zero_share"}
+    assert body["quality"]["zero_share"] == 0.0
 
 
 def test_a_series_never_fed_has_no_forecast_parts():
@@ -77,3 +78,32 @@ def test_the_summary_means_mase_over_series_and_pools_coverage_over_points():
                                            "metric": "views"}, "mase": 1.5}
     empty = forecast_view.summary({})
     assert empty["next_day"]["mase_mean"] is None and empty["next_day"]["coverage"] is None
+
+
+def test_intermittent_series_are_summarised_apart_from_smooth_ones():
+    def q(coverage, zero_share):
+        part = {"points": 100, "mase": 0.7, "coverage": coverage}
+        return {"next_hour": part, "next_day": part, "zero_share": zero_share}
+
+    found = {"total:views:all": q(0.8, 0.0), "region:orders:west": q(0.95, 0.9),
+             "category:orders:hats": q(0.93, 0.25), "category:views:hats": q(0.78, 0.24)}
+    day = forecast_view.summary(found)["next_day"]
+    assert day["smooth"] == {"series": 2, "coverage": pytest.approx(0.79), "mase_mean": 0.7}
+    assert day["intermittent"]["series"] == 2
+    assert day["intermittent"]["coverage"] == pytest.approx(0.94)
+    assert day["coverage"] == pytest.approx((0.8 + 0.95 + 0.93 + 0.78) / 4)
+
+
+def test_a_series_mostly_zero_says_so_and_its_intervals_cover_more_than_asked():
+    """Demand in 5 % of buckets: an interval holding 0 holds 95 % of the outcomes, which
+    is why such series are judged apart."""
+    rng = random.Random(4)
+    f = Forecaster(step_s=300)
+    t0 = 1_700_000_000 // 300 * 300
+    for i in range(288 * 6):
+        f.update(t0 + 300 * i, float(rng.random() < 0.05))
+    body = forecast_view.quality_json(f.quality(), f.zero_share)
+    assert body["zero_share"] == pytest.approx(0.95, abs=0.02)
+    assert body["zero_share"] > forecast_view.INTERMITTENT_ZERO_SHARE
+    assert body["next_hour"]["coverage"] > 0.85
+    assert Forecaster.from_state(f.to_state()).zero_share == f.zero_share

@@ -203,7 +203,8 @@ class DemandCloser:
         writes.slots = {n: orjson.dumps(s.to_json(), option=_JSON)
                         for n, s in tracking.slots.items()}
         writes.forecast_quality = {
-            n: orjson.dumps(forecast_view.quality_json(s.forecaster.quality()))
+            n: orjson.dumps(forecast_view.quality_json(s.forecaster.quality(),
+                                                       s.forecaster.zero_share))
             for n, s in tracking.slots.items() if s.forecaster is not None}
         writes.evicted = set(tracking.evicted)
         writes.alerts = {a["id"]: orjson.dumps(a, option=_JSON)

@@ -59,6 +59,7 @@ class DetectorConfig:
     shape_rest: int = 300             # a new shape scores at most once in this many points
     shape_start: int = 750            # new shapes score from this point on
     partial_noise: float = 2.0        # a block being filled counts less its noise (x this)
+    partial_min: int = 3              # ... and only once it holds this many points
     novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
     novelty_half_life: float = 3000.0  # ... counted over about this many points
     range_points: int = 750           # the range shapes are measured in is learnt this long
@@ -109,19 +110,20 @@ class SpikeDetector:
         slot = round(at / self.step_s)
         if self.last_slot is not None and slot <= self.last_slot:
             slot = self.last_slot + 1  # off the grid (irregular clocks): the next point
-        if self.last_slot is not None and slot - self.last_slot > 1:
-            p.bridge(self.last_slot, slot, self.n, c)
+        # Missing points widen the level's usual error (see Predictors.error), rather
+        # than being guessed: a guess from a poor profile is a surprise of its own.
+        gap = 1 if self.last_slot is None else slot - self.last_slot
         self.last_slot = slot
         predictions = p.predictions(slot, self.n)
         floor = c.scale_floor * p.spread + 1e-9
-        expected, sigma = p.best(predictions, value, floor)
+        expected, sigma = p.best(predictions, value, floor, gap)
         # Bounded, as Numenta's raw scores are: on a bursty series how often points
         # surprise decides the likelihood, not how far one burst goes.
         surprise = min(1.0, abs(value - expected) / (sigma * c.surprise_scale))
 
         warm = self.n >= c.warmup_points
         error_score = self.errors.update(surprise, warm, c)
-        novelty = self.shapes.update(self.n, value, sigma, c)
+        novelty = self.shapes.update(self.n, slot, value, sigma, c)
         score = 0.0
         if warm:
             score = min(1.0, 0.5 * max(error_score / c.error_level, novelty))
@@ -134,7 +136,7 @@ class SpikeDetector:
                     score = 0.0
 
         base, scale = p.baseline(slot, self.n, c)
-        p.learn(slot, value, predictions, floor, self.n, warm, c)
+        p.learn(slot, value, predictions, floor, self.n, warm, c, gap)
         self.n += 1
         alert, magnitude, base = self.alerts.step(value, base, scale, p.mean, warm, c)
         return Reading(score, base, self.alerts.active, alert, magnitude)

@@ -91,6 +91,7 @@ class Forecaster:
     ring: list[float | None] = field(default_factory=list)     # last residuals, oldest first
     recent: list[float | None] = field(default_factory=list)   # last day of values
     naive_mae: float = 0.0            # running mean |error| of the seasonal naive
+    zeros: int = 0                    # points that were exactly 0 (intermittent demand)
     errors: list[HorizonErrors] = field(default_factory=list)  # per HORIZONS, then far
     pending: list[tuple[int, float, float | None, float]] = field(default_factory=list)
     """Far forecasts awaiting their outcome: (slot, model, naive, scale), one per hour."""
@@ -162,6 +163,8 @@ class Forecaster:
             for _ in range(min(slot - self.last_slot - 1, len(self.recent))):
                 self._push(None, None)
         self.last_slot = slot
+        if value == 0.0:
+            self.zeros += 1
         if self.n == 0:
             self.level = value
         base = self._base(slot)
@@ -281,6 +284,12 @@ class Forecaster:
 
     def points_per(self, seconds: int) -> int:
         return max(1, round(seconds / self.step_s))
+
+    @property
+    def zero_share(self) -> float:
+        """Share of the points that were 0. Where it is large no interval holds just 80 %
+        of the outcomes: one that holds 0 holds them all whenever demand is 0."""
+        return self.zeros / self.n if self.n else 0.0
 
     def quality(self) -> list[Quality]:
         """The running score of the forecasts an hour ahead and a day ahead ("far")."""

@@ -48,7 +48,10 @@ class HorizonErrors:
         if naive is None or self.model_error + naive_mae <= 0:
             return model
         m, n = self.model_error, naive_mae
-        w = n * n / (m * m + n * n)
+        both = m * m + n * n
+        if both <= 0.0:            # errors so small their squares underflow: equally good
+            return 0.5 * (model + naive)
+        w = n * n / both
         return w * model + (1.0 - w) * naive
 
     def learn(self, value: float, model: float, expected: float, naive: float | None,

@@ -57,37 +57,56 @@ def view(series: SeriesKey, forecaster: Forecaster) -> dict[str, Any]:
         "as_of": None if forecaster.last_slot is None
         else iso((forecaster.last_slot + 1) * step),
         "interval": forecaster.config.coverage, "next_hour": None, "next_day": None,
-        "quality": quality_json(forecaster.quality())}
+        "quality": quality_json(forecaster.quality(), forecaster.zero_share)}
     if ahead:
         body["next_hour"] = _part(series, ahead[:per_hour], step, 1)
         body["next_day"] = _part(series, ahead[:per_day], step, per_hour)
     return body
 
 
-def quality_json(found: Iterable[Quality]) -> dict[str, Any]:
-    return {q.horizon: {"points": q.points,
-                        "mase": None if q.mase is None else round(q.mase, 4),
-                        "coverage": round(q.covered, 4) if q.points else None}
-            for q in found}
+# Syntetos and Boylan's cut-off: demand is intermittent where the average interval
+# between non-zero buckets exceeds 1.32 buckets, i.e. more than 24.2 % of them are 0.
+INTERMITTENT_ZERO_SHARE = 1.0 - 1.0 / 1.32
 
 
-def summary(per_series: Mapping[str, Mapping[str, Any]], *, worst: int = 5) -> dict[str, Any]:
-    """Across tracked series: the mean and median MASE (series the naive forecast gets
-    exactly right have none), the share of points inside their intervals, and the
-    series forecast worst."""
-    out: dict[str, Any] = {"series": len(per_series)}
-    for horizon in ("next_hour", "next_day"):
-        rows = [(name, q[horizon]) for name, q in per_series.items() if horizon in q]
-        mases = [r["mase"] for _, r in rows if r.get("mase") is not None]
-        points = sum(r["points"] for _, r in rows)
-        inside = sum(r["points"] * (r.get("coverage") or 0.0) for _, r in rows)
-        ranked = sorted(((r["mase"], name) for name, r in rows if r.get("mase") is not None),
-                        reverse=True)[:worst]
-        out[horizon] = {
-            "scored_series": len(mases), "points": points,
+def quality_json(found: Iterable[Quality], zero_share: float | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        q.horizon: {"points": q.points, "mase": None if q.mase is None else round(q.mase, 4),
+                    "coverage": round(q.covered, 4) if q.points else None}
+        for q in found}
+    if zero_share is not None:
+        out["zero_share"] = round(zero_share, 4)
+    return out
+
+
+def _horizon(rows: list[tuple[str, Mapping[str, Any]]], worst: int) -> dict[str, Any]:
+    mases = [r["mase"] for _, r in rows if r.get("mase") is not None]
+    points = sum(r["points"] for _, r in rows)
+    inside = sum(r["points"] * (r.get("coverage") or 0.0) for _, r in rows)
+    ranked = sorted(((r["mase"], name) for name, r in rows if r.get("mase") is not None),
+                    reverse=True)[:worst]
+    return {"scored_series": len(mases), "points": points,
             "mase_mean": round(statistics.fmean(mases), 4) if mases else None,
             "mase_median": round(statistics.median(mases), 4) if mases else None,
             "coverage": round(inside / points, 4) if points else None,
             "worst": [{"series": SeriesKey.parse(name).to_json(), "mase": round(m, 4)}
                       for m, name in ranked]}
+
+
+def summary(per_series: Mapping[str, Mapping[str, Any]], *, worst: int = 5) -> dict[str, Any]:
+    """Across tracked series: the mean and median MASE (series the naive forecast gets
+    exactly right have none), the share of points inside their intervals, and the
+    series forecast worst; the same apart for smooth and for intermittent series
+    (:data:`INTERMITTENT_ZERO_SHARE`), whose intervals cannot hold just 80 %."""
+    out: dict[str, Any] = {"series": len(per_series)}
+    for horizon in ("next_hour", "next_day"):
+        rows = [(name, q[horizon]) for name, q in per_series.items() if horizon in q]
+        part = _horizon(rows, worst)
+        for kind, wanted in (("smooth", False), ("intermittent", True)):
+            chosen = [(name, r) for name, r in rows if wanted == (
+                per_series[name].get("zero_share", 0.0) > INTERMITTENT_ZERO_SHARE)]
+            sub = _horizon(chosen, 0)
+            part[kind] = {"series": len(chosen), "coverage": sub["coverage"],
+                          "mase_mean": sub["mase_mean"]}
+        out[horizon] = part
     return out

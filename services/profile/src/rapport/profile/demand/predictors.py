@@ -59,39 +59,29 @@ class Predictors:
         week = self.week[slot % len(self.week)] if self.week else None
         return [self.level if n else None, day, week]
 
-    def seasonal_guess(self, slot: int, n: int) -> float | None:
-        """The most accurate seasonal profile's value for ``slot``, if any."""
-        _, day, week = self.predictions(slot, n)
-        options = [(self.errors[k], p) for k, p in ((DAY, day), (WEEK, week))
-                   if p is not None and self.seen[k]]
-        return min(options)[1] if options else None
+    def error(self, k: int, gap: int) -> float:
+        """Predictor ``k``'s usual error ``gap`` buckets after the last point: the level's
+        grows as a random walk's (sqrt of the gap), the profiles' does not."""
+        return self.errors[k] * math.sqrt(gap) if k == LEVEL and gap > 1 else self.errors[k]
 
-    def bridge(self, last: int, slot: int, n: int, c: DetectorConfig) -> None:
-        """Missing points: the level moves to what the seasonal profile expected there, so
-        the first point after a gap is not judged against a stale level."""
-        for missing in range(max(last + 1, slot - 64), slot):
-            guess = self.seasonal_guess(missing, n)
-            if guess is not None:
-                self.level += c.level_alpha * (guess - self.level)
-
-    def best(self, predictions: list[float | None], value: float, floor: float
-             ) -> tuple[float, float]:
+    def best(self, predictions: list[float | None], value: float, floor: float,
+             gap: int = 1) -> tuple[float, float]:
         """The prediction of the predictor lately most accurate, and its usual error."""
         best, best_error = None, math.inf
         for k, p in enumerate(predictions):
-            if p is not None and self.seen[k] >= 1 and self.errors[k] < best_error:
-                best, best_error = k, self.errors[k]
+            if p is not None and self.seen[k] >= 1 and self.error(k, gap) < best_error:
+                best, best_error = k, self.error(k, gap)
         if best is None:
             return value, floor
         return predictions[best], best_error + floor  # type: ignore[return-value]
 
     def learn(self, slot: int, value: float, predictions: list[float | None],
-              floor: float, n: int, warm: bool, c: DetectorConfig) -> None:
+              floor: float, n: int, warm: bool, c: DetectorConfig, gap: int = 1) -> None:
         """Every predictor learns the point; the profiles a bounded amount of it once warm
         (a one-off spike barely moves tomorrow's expectation)."""
         for k, p in enumerate(predictions):
             if p is not None:
-                err = abs(value - p)
+                err = abs(value - p) / (math.sqrt(gap) if k == LEVEL and gap > 1 else 1.0)
                 self.errors[k] = err if self.seen[k] == 0 else (
                     self.errors[k] + c.error_alpha * (err - self.errors[k]))
                 self.seen[k] += 1

@@ -143,10 +143,25 @@ def table(found: dict[str, dict[str, Any]], title: str) -> Table:
         mean, median = part.get("mase_mean"), part.get("mase_median")
         return "n/a" if mean is None else f"{mean:.3f} / {median:.3f}"
 
+    def sub(part: dict[str, Any], key: str) -> str:
+        value = part.get(key)
+        if value is None:
+            return "n/a"
+        return f"{value:.1%}" if key == "coverage" else f"{value:.3f}"
+
     for name, body in found.items():
         hour, day = body["next_hour"], body["next_day"]
         tracked = f"{body['series']} ({day.get('scored_series', 0)})"
         out.add_row(name, tracked, cell(hour, "mase"), cell(hour, "coverage"),
                     cell(day, "mase"), cell(day, "coverage"),
                     style="bold" if name == "all" else None)
+        # Intermittent series (mostly empty buckets) hold 0 in any sensible interval,
+        # so they cover more than 80 %: shown apart, so the smooth ones can be judged.
+        for kind in ("smooth", "intermittent"):
+            h, d = hour.get(kind), day.get(kind)
+            if h is None or d is None or not h["series"]:
+                continue
+            out.add_row(f"  {kind}", f"{h['series']}", sub(h, "mase_mean"),
+                        sub(h, "coverage"), sub(d, "mase_mean"), sub(d, "coverage"),
+                        style="dim")
     return out
