@@ -181,3 +181,18 @@ def test_published_detectors_are_scored_alike_and_incomplete_ones_skipped(
     assert found["perfect"]["full"] == 100.0
     assert found["noisy"]["false_positives"]["none"] == 2   # 300 and 880: no window there
     assert found["noisy"]["own"]["calm"] < 100.0
+
+
+def test_thinning_drops_about_that_share_but_never_a_window_limit() -> None:
+    from rapport.profile.demand.evaluate import Series, thinned
+
+    t0 = datetime(2024, 1, 1)
+    ts = [t0 + timedelta(minutes=5 * i) for i in range(2000)]
+    corpus = [Series("a/x.csv", ts, [float(i) for i in range(2000)])]
+    windows = {"a/x.csv": [(ts[500], ts[700])]}
+    out = thinned(corpus, windows, 0.2, seed=3)[0]
+    assert ts[500] in out.timestamps and ts[700] in out.timestamps
+    assert 1500 < len(out.timestamps) < 1700
+    assert out.values == [float(ts.index(t)) for t in out.timestamps]  # rows stay paired
+    assert thinned(corpus, windows, 0.2, seed=3)[0] == out           # one seed, one corpus
+    assert thinned(corpus, windows, 0.0, seed=3) is corpus

@@ -29,7 +29,8 @@ def cmd_eval_spikes(args: argparse.Namespace) -> int:
 
             loo.run(args.data, args.windows, workers=args.workers, published=published)
         else:
-            evaluate.run(args.data, args.windows, args.results)
+            evaluate.run(args.data, args.windows, args.results, drop=args.drop,
+                         seed=args.seed)
     except ValueError as exc:  # a malformed CSV or windows file: say which, no traceback
         say(f"[red]{exc}[/]")
         return 2
@@ -249,6 +250,10 @@ def add_parsers(sub: Any) -> None:
                         "configurations and knob sensitivity (2 processes, a few minutes)")
     e.add_argument("--workers", type=int, default=2,
                    help="processes for --leave-one-out")
+    e.add_argument("--drop", type=float, default=0.0, metavar="SHARE",
+                   help="drop this share of every file's points at random first (a "
+                        "robustness check: irregular clocks)")
+    e.add_argument("--seed", type=int, default=1, help="for --drop")
     e.add_argument("--published", type=Path, default=None, metavar="NAB_RESULTS",
                    help="with --leave-one-out: a NAB checkout's results/ folder, to score "
                         "its published detectors on the same files alike")

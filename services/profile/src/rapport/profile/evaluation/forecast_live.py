@@ -102,6 +102,9 @@ async def run(urls: dict[str, str], *, days: float, per_bucket: float, seed: int
     last_bucket = (int(end) // BUCKET_S) * BUCKET_S - 2 * BUCKET_S
     async with httpx.AsyncClient(base_url=urls["profile"], headers=OPS, timeout=60) as http:
         await _closed_through(http, last_bucket - 600, buckets, say)
+        late = (await http.get("/v1/demand/status")).json().get("late", {}).get("events", 0)
+        say(f"{late:,} of {sent:,} touchpoints came too late to be counted (the clock "
+            "had passed their bucket)")
         out = {}
         for dimension in (None, *DIMENSIONS):
             params = {} if dimension is None else {"dimension": dimension}
