@@ -317,10 +317,12 @@ async def test_a_tracked_series_forecasts_its_next_hour_and_day_with_intervals(d
         assert part["lower"] <= part["expected"] <= part["upper"]
         assert all(p["lower"] <= p["expected"] <= p["upper"] for p in part["points"])
     assert day["expected"] == pytest.approx(sum(p["expected"] for p in day["points"]), abs=0.1)
-    assert set(body["quality"]) == {"next_hour", "next_day"}
+    assert set(body["quality"]) == {"next_hour", "next_day", "zero_share"}
+    assert 0.0 <= body["quality"]["zero_share"] <= 1.0
 
     quality = (await client.get("/v1/demand/forecasts/quality", headers=OPS)).json()
     assert quality["series"] >= 1 and set(quality) >= {"next_hour", "next_day"}
+    assert set(quality["next_day"]) >= {"smooth", "intermittent"}
 
     unknown = await client.get("/v1/demand/forecast", headers=OPS,
                                params={**params, "value": "no-such-category"})

@@ -120,10 +120,12 @@ class CustomerReadModel:
                 raws = await pending
                 pending = None
         finally:
-            if pending is not None and not pending.done():
+            if pending is not None:
                 pending.cancel()
-            elif pending is not None and not pending.cancelled():
-                pending.exception()  # retrieved: a failed prefetch nobody awaits is no news
+                # Wait until it has stopped: cancelling only asks, and the chunk generator
+                # may still be running inside it (closing it then raises). Its outcome is
+                # retrieved here: a failed prefetch nobody awaits is no news.
+                await asyncio.gather(pending, return_exceptions=True)
             await chunks.aclose()
 
     # --- scores ---------------------------------------------------------------------
