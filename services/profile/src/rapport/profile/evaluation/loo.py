@@ -24,7 +24,8 @@ from rapport.profile.demand import nab
 from rapport.profile.demand.detector import DetectorConfig
 from rapport.profile.demand.evaluate import load_corpus, load_windows
 
-from . import folds, grid, published as nab_published, sweeps
+from . import folds, grid, sweeps
+from . import published as nab_published
 
 STANDARD = nab.PROFILES[0]
 
