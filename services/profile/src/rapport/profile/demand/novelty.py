@@ -1,7 +1,8 @@
 """Shape novelty: the recent shape of a series against a bounded memory of prototypes.
 
-The shape is the block means of the last ``shape_block * shape_width`` points (the current
-block partial), in shares of the range learnt while warming up. It is compared with at
+The shape is the block means of the last ``shape_width`` blocks of ``shape_block`` buckets
+each (spans of time, so a missing point shifts no block; the current block partial), in
+shares of the range learnt while warming up. It is compared with at
 most ``shape_memory`` prototype shapes (adaptive-resonance style): one within
 ``shape_vigilance`` resonates and is refined; otherwise the shape is new, is remembered
 (replacing the least recently matched) and is novel by its distance. Slow drifts and
