@@ -59,18 +59,24 @@ class Predictors:
         week = self.week[slot % len(self.week)] if self.week else None
         return [self.level if n else None, day, week]
 
+    @staticmethod
+    def widening(k: int, gap: int) -> float:
+        """How much predictor ``k``'s error grows ``gap`` buckets after the last point: the
+        level's as a random walk's (sqrt of the gap), the profiles' not at all."""
+        return math.sqrt(gap) if k == LEVEL and gap > 1 else 1.0
+
     def error(self, k: int, gap: int) -> float:
-        """Predictor ``k``'s usual error ``gap`` buckets after the last point: the level's
-        grows as a random walk's (sqrt of the gap), the profiles' does not."""
-        return self.errors[k] * math.sqrt(gap) if k == LEVEL and gap > 1 else self.errors[k]
+        """Predictor ``k``'s usual error ``gap`` buckets after the last point."""
+        return self.errors[k] * self.widening(k, gap)
 
     def best(self, predictions: list[float | None], value: float, floor: float,
              gap: int = 1) -> tuple[float, float]:
         """The prediction of the predictor lately most accurate, and its usual error."""
         best, best_error = None, math.inf
         for k, p in enumerate(predictions):
-            if p is not None and self.seen[k] >= 1 and self.error(k, gap) < best_error:
-                best, best_error = k, self.error(k, gap)
+            error = self.error(k, gap)
+            if p is not None and self.seen[k] >= 1 and error < best_error:
+                best, best_error = k, error
         if best is None:
             return value, floor
         return predictions[best], best_error + floor  # type: ignore[return-value]
@@ -81,7 +87,7 @@ class Predictors:
         (a one-off spike barely moves tomorrow's expectation)."""
         for k, p in enumerate(predictions):
             if p is not None:
-                err = abs(value - p) / (math.sqrt(gap) if k == LEVEL and gap > 1 else 1.0)
+                err = abs(value - p) / self.widening(k, gap)   # as a one-step error
                 self.errors[k] = err if self.seen[k] == 0 else (
                     self.errors[k] + c.error_alpha * (err - self.errors[k]))
                 self.seen[k] += 1
