@@ -30,9 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from rapport.scoring.bench import cpu_seconds as _own_cpu_seconds
-from rapport.scoring.bench import ensure_redis_benchmark
 from rapport.scoring.bench_data import as_of_now
+from rapport.scoring.bench_reads import cpu_seconds as _own_cpu_seconds
+from rapport.scoring.bench_reads import ensure_redis_benchmark
 from rapport.shared.layout import ProfileLayout
 from rapport.shared.localstack import Stack
 

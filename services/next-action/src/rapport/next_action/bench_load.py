@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from rapport.scoring.bench import pct
+from rapport.scoring.bench_reads import pct
 
 MAX_IN_FLIGHT = 256
 OPEN_POOL = 32
