@@ -40,7 +40,8 @@ class Shapes:
                c: DetectorConfig) -> float:
         """The point's novelty: the new shape's distance from the nearest prototype,
         weighed down where new shapes keep coming; 0 when the shape is known, during the
-        first ``shape_start`` points and within ``shape_rest`` points of the last one."""
+        first ``shape_start`` points, and within ``shape_rest`` points of the last shape
+        that scored unless it is farther than that one."""
         novelty = self._distance(n, slot, value, noise, c)
         if novelty:
             novelty /= 1.0 + c.novelty_penalty * self.novelties
