@@ -4,7 +4,7 @@ hidden kinds (loyal, persuadable, sleeping dogs, lost) differ in how a discount 
 what they buy; the service sees only their behaviour and what it measures against its
 holdouts and control group. The figures are printed (``pytest -s``).
 
-A short run (600 customers, 8 rounds): it asserts what holds at this size, that the
+A short run (600 customers, 10 rounds): it asserts what holds at this size, that the
 service learns to beat both always and never discounting and that its models rank the
 discount's uplift better than chance; how close it comes to the oracle is measured at
 full size by ``rapport eval-uplift --live`` (README)."""
@@ -18,10 +18,10 @@ from rapport.next_action.simworld import uplift_run
 from tests.e2e.conftest import UPLIFT_WINDOW_S
 
 
-@pytest.mark.timeout(900)  # ~4-5 min alone; a busy machine must not fail it
+@pytest.mark.timeout(1200)  # ~5-6 min alone; a busy machine must not fail it
 async def test_the_service_learns_whom_a_discount_changes(system):
     urls = {name: system.url(name) for name in ("ingest", "profile", "next-action")}
-    run = await uplift_run.run_uplift_world(urls, n_customers=600, rounds=8, seed=3,
+    run = await uplift_run.run_uplift_world(urls, n_customers=600, rounds=10, seed=3,
                                             window_s=UPLIFT_WINDOW_S, say=print)
     Console(width=130).print(run.table())
     for o in run.report["offers"]:
