@@ -3,6 +3,7 @@ outcome recorded, a screen-pop) and the ops dashboard (live), and who is refused
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -40,9 +41,15 @@ def test_an_agent_finds_a_customer_sees_the_360_and_records_an_accept(system, pa
         query = who[kind]
         page.fill("#q", query)
         started = time.perf_counter()
-        page.keyboard.press("Enter")
+        # Each search renders a fresh decision: wait for this one, so what is read
+        # below comes from the last render, not from the one it is replacing.
+        with page.expect_response(lambda r: r.url.endswith("/agent/search")) as answer:
+            page.keyboard.press("Enter")
+        rendered = re.search(r'name="decision_id" value="([^"]+)"', answer.value.text())
         expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
         expect(page.locator(".action").first).to_be_visible()
+        expect(page.locator(".action input[name=decision_id]").first).to_have_value(
+            rendered.group(1))
         # A figure, not a bound (no timed tests): the 360 and the actions on screen.
         record_property(f"search_by_{kind}_to_360_ms",
                         round((time.perf_counter() - started) * 1000))
@@ -54,7 +61,7 @@ def test_an_agent_finds_a_customer_sees_the_360_and_records_an_accept(system, pa
 
     first = page.locator(".action").first
     action_id = first.locator("input[name=action_id]").get_attribute("value")
-    decision_id = page.locator("input[name=decision_id]").first.get_attribute("value")
+    decision_id = first.locator("input[name=decision_id]").get_attribute("value")
     decision = httpx.get(f"{system.url('next-action')}/v1/decisions/{decision_id}",
                          headers=AGENT, timeout=5).json()
     offer_id = next(a["offer_id"] for a in decision["actions"] if a["action_id"] == action_id)
