@@ -51,6 +51,20 @@ def test_a_batch_of_facts_survives_its_encoding() -> None:
     assert set(back.audience_add["shoes"]) == {"u1"}
 
 
+def test_facts_carry_their_source_and_old_records_still_read() -> None:
+    tps = [order(0), order(1).model_copy(update={"event": "Signed Up"})]
+    applied = [Applied(MEMBER, tp, "u1", offset=5 + i, source=str(i + 2))
+               for i, tp in enumerate(tps)]
+    built = facts.of_batch(MEMBER, applied, {}, {}, 30.0)
+    [record] = facts.encode(built)
+    back = facts.decode(record)
+    assert [f.source for f in back.facts] == ["2", "3"]
+    assert back.facts == built.facts
+    old = (b'{"member":"resolved:3","facts":[[1,10.0,10.0],'
+           b'[2,11.0,11.0,"Order Completed","web","west",[],{"total":5}]]}')
+    assert [f.source for f in facts.decode(old).facts] == ["", ""]
+
+
 @given(st.lists(st.integers(min_value=0, max_value=50), max_size=30),
        st.integers(min_value=-1, max_value=50))
 def test_past_keeps_exactly_the_facts_after_what_was_counted(offsets, counted) -> None:

@@ -284,3 +284,33 @@ def test_late_after_the_partition_clock_moved_past_the_lateness():
     assert not tally.add("t:0", base + 3000, base, c)  # ended before 5000 - 600
     assert tally.add("t:1", base + 3000, base, c)  # another partition has its own clock
     assert tally.fx.clocks == {"t:0": base + 5000, "t:1": min(base + 3000, base + 60)}
+
+
+def test_a_partition_fed_by_many_keeps_a_clock_per_source():
+    """A re-keyed partition receives each upstream partition's batch in turn: hours of
+    event time from one, then the same hours from the next. Judged by one clock, the
+    second source's events would all be late; judged per source, none is, and an event
+    older than its own source's watermark still is."""
+    tally = Tally(B, lateness_s=600, clocks={}, closed_through=None, wall_now=7.0)
+    c = Contribution()
+    c.add(key("total", "all", "views"), 1)
+    base = T0.timestamp()
+    hours = [base + i * 600 for i in range(12)]
+    for source in ("0", "1"):
+        assert all(tally.add("r:3", at, at, c, source) for at in hours)
+    assert tally.fx.late == {} and tally.fx.counted == 24
+    assert not tally.add("r:3", base, base, c, "1")  # 2 h behind source 1's own clock
+    assert tally.fx.clocks == {"r:3<0": hours[-1], "r:3<1": hours[-1]}
+    assert tally.fx.active == {"r:3<0": 7.0, "r:3<1": 7.0}
+    one_clock = Tally(B, lateness_s=600, clocks={}, closed_through=None, wall_now=0)
+    for _source in ("0", "1"):
+        verdicts = [one_clock.add("r:3", at, at, c) for at in hours]
+    assert verdicts.count(False) == 10
+
+
+def test_source_keys_name_their_partition():
+    assert clock.source_key("rapport.resolved:3", 7) == "rapport.resolved:3<7"
+    assert clock.source_key("rapport.resolved:3", "") == "rapport.resolved:3"
+    assert clock.source_key("rapport.resolved:3", None) == "rapport.resolved:3"
+    assert clock.member_of("rapport.resolved:3<7") == "rapport.resolved:3"
+    assert clock.member_of("rapport.resolved:3") == "rapport.resolved:3"

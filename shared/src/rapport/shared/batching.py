@@ -25,7 +25,6 @@ The contract with a handler:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Histogram
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from . import stopping
 from .failures import transient
 from .fencing import Fenced
 
@@ -234,13 +234,9 @@ async def shutdown(loop: Stoppable, task: asyncio.Task[Any], grace_s: float = 10
         if not task.cancelled() and task.exception() is not None:
             log.error("batch_loop_failed", error=repr(task.exception()))
         return
-    try:
-        await asyncio.wait_for(task, timeout=grace_s)
-    except TimeoutError:
+    done, _ = await asyncio.wait({task}, timeout=grace_s)
+    if not done:
         log.warning("batch_loop_cancelled", grace_s=grace_s)
-    except Exception as exc:
-        log.error("batch_loop_failed", error=repr(exc))
-    with contextlib.suppress(asyncio.CancelledError):
-        if not task.done():
-            task.cancel()
-            await task
+        await stopping.cancel(task, "batch loop", grace_s)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("batch_loop_failed", error=repr(task.exception()))

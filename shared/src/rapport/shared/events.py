@@ -238,6 +238,9 @@ class ProfileStep(BaseModel):
     absorbed: dict[str, Any] | None = None
     timeline: list[tuple[float, str]] | None = None
     cause: dict[str, Any] | None = None
+    origin: int | None = None
+    """The touchpoints partition a touchpoint step was resolved from: its order there is
+    its event-time order, which the re-keyed partition, fed by many, does not keep."""
 
     def to_bytes(self, touchpoint_json: bytes | None = None) -> bytes:
         """JSON of the step; ``touchpoint_json`` (the touchpoint as read from Kafka) is

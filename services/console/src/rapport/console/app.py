@@ -4,7 +4,6 @@ offsets and the services' /metrics (no data store of its own)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from rapport.shared import stopping
 from rapport.shared.auth import KeyRing
 from rapport.shared.kafka import KafkaProbe, start_with_retry
 from rapport.shared.service import NotReady, add_readiness_check, create_app, serve
@@ -42,7 +42,8 @@ def build(settings: ConsoleSettings | None = None) -> FastAPI:
         await start_with_retry(collector.start, "console ops collector")
         pop = ScreenPop(settings.kafka_bootstrap, settings.screen_pop_window_s)
         app.state.collector, app.state.screenpop = collector, pop
-        tasks = [asyncio.create_task(pop.run()), asyncio.create_task(collector.run())]
+        tasks = [asyncio.create_task(pop.run(), name="screen pop"),
+                 asyncio.create_task(collector.run(), name="collector")]
         add_readiness_check(app, "kafka", probe.check)
 
         async def screen_pop_listening() -> None:
@@ -56,13 +57,10 @@ def build(settings: ConsoleSettings | None = None) -> FastAPI:
             yield
         finally:
             for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(task, 10)
-            for closing in (collector.close(), probe.close(), upstreams.close()):
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(closing, 10)
+                await stopping.cancel(task, task.get_name())
+            for closing, what in ((collector.close(), "collector"), (probe.close(), "probe"),
+                                  (upstreams.close(), "upstreams")):
+                await stopping.bounded(closing, what)
 
     app = create_app(service="console", title="Rapport console",
                      description="The call-center agent's screen (/agent) and the live "

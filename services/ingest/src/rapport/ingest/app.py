@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from rapport.shared import logs, redis_store
+from rapport.shared import logs, redis_store, stopping
 from rapport.shared.kafka import KafkaProbe, durable_producer, start_with_retry
 from rapport.shared.service import add_readiness_check, create_app
 from rapport.shared.vault import KeyVault, Sealer
@@ -50,10 +50,9 @@ def build(settings: IngestSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await intake.close()
-            await producer.stop()
-            await probe.close()
-            await redis.aclose()
+            for step, what in ((intake.close(), "intake"), (producer.stop(), "producer"),
+                               (probe.close(), "probe"), (redis.aclose(), "redis")):
+                await stopping.bounded(step, what)
 
     app = create_app(service="ingest", title="Rapport ingest",
                      description="Segment-compatible HTTP Tracking API: touchpoints from every "

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from rapport.shared import logs, redis_store
+from rapport.shared import logs, redis_store, stopping
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
@@ -102,15 +101,16 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
         finally:
             learner.stop()
             attributor.stop()
-            for task in tasks[2:]:
-                task.cancel()
-            await _bounded(asyncio.wait_for(tasks[0], 10))
-            await _bounded(asyncio.wait_for(tasks[1], 10))
-            for task in tasks[2:]:
-                await _bounded(task)
-            for closing in (consumer.stop(), attribution_consumer.stop(), producer.stop(),
-                            probe.close(), redis.aclose()):
-                await _bounded(closing)
+            await stopping.bounded(tasks[0], "learner")
+            await stopping.bounded(tasks[1], "attributor")
+            for task, what in zip(tasks, ("learner", "attributor", "closer", "sweeper",
+                                          "spikes"), strict=True):
+                await stopping.cancel(task, what)
+            for closing, what in ((consumer.stop(), "learner consumer"),
+                                  (attribution_consumer.stop(), "attribution consumer"),
+                                  (producer.stop(), "producer"), (probe.close(), "probe"),
+                                  (redis.aclose(), "redis")):
+                await stopping.bounded(closing, what)
 
     app = create_app(service="next-action", title="Rapport next-action",
                      description="Next-best-action decisions, offer outcomes, the catalog, "
@@ -121,12 +121,6 @@ def build(settings: NextActionSettings | None = None) -> FastAPI:
                                             settings.dev_keys)
     app.include_router(api.router)
     return app
-
-
-async def _bounded(step: Awaitable[object], timeout_s: float = 10.0) -> None:
-    """One shutdown step, given up after ``timeout_s``: stopping must end."""
-    with contextlib.suppress(Exception, asyncio.CancelledError):
-        await asyncio.wait_for(step, timeout_s)
 
 
 def worker_app() -> FastAPI:

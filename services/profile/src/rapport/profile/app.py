@@ -13,7 +13,7 @@ import structlog
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
-from rapport.shared import batching, layout, redis_store
+from rapport.shared import batching, layout, redis_store, stopping
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
@@ -134,17 +134,13 @@ def build(settings: ProfileSettings | None = None, *,
         finally:
             closer.stop()
             if closing is not None:
-                closing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(closing, STOP_TIMEOUT_S)
+                await stopping.cancel(closing, "demand closer", STOP_TIMEOUT_S)
             await batching.shutdown(stages, streaming, STOP_TIMEOUT_S)
             if counting is not None:
                 await counting.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), STOP_TIMEOUT_S)
-            await producer.stop()
-            await probe.close()
-            await redis.aclose()
+            for step, what in ((consumer.stop(), "consumer"), (producer.stop(), "producer"),
+                               (probe.close(), "probe"), (redis.aclose(), "redis")):
+                await stopping.bounded(step, what, STOP_TIMEOUT_S)
 
     app = create_app(service="profile", title="Rapport profile",
                      description="Live single customer view kept by stream processors: "
@@ -182,9 +178,8 @@ class _Counting:
 
     async def stop(self) -> None:
         await batching.shutdown(self.loop, self.task, STOP_TIMEOUT_S)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._consumer.stop(),  # type: ignore[attr-defined]
-                                   STOP_TIMEOUT_S)
+        await stopping.bounded(self._consumer.stop(),  # type: ignore[attr-defined]
+                               "demand consumer", STOP_TIMEOUT_S)
 
 
 async def _demand_counting(settings: ProfileSettings, store: DemandStore, buckets: Buckets,

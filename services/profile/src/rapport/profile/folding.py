@@ -36,6 +36,12 @@ class Origin:
     clock: str
     raw: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def source(self) -> str:
+        """The touchpoints partition the step was resolved from ("" when unknown)."""
+        origin = self.raw.get("origin")
+        return str(origin) if isinstance(origin, int) else ""
+
     def sealed_bytes(self) -> bytes:
         return orjson.dumps(self.raw)
 
@@ -102,7 +108,8 @@ class FoldBatch:
         self.state[pid] = fold(current, tp, customer_id=pid, processed_at=self.now,
                                policy=self.policy)
         if fresh:
-            self.demand.append(Applied(origin.clock, tp, pid, origin.record.offset))
+            self.demand.append(Applied(origin.clock, tp, pid, origin.record.offset,
+                                       origin.source))
         self.fx.timelines.setdefault(pid, []).append(timeline_entry(tp))
         self.changed.add(pid)
         self.applied.append(tp)

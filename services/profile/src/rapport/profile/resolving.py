@@ -99,7 +99,8 @@ class IdentityResolver:
                 PROCESSED.labels("resolve", res.status).inc()
                 continue
             outbox.add(ProfileStep(kind=StepKind.TOUCHPOINT, profile_id=res.route
-                                   or res.profile_id), record.value)
+                                   or res.profile_id, origin=record.partition),
+                       record.value)
             for gone in res.refused:
                 REFUSED.inc()
                 events.append({"type": "link_refused", "profile_id": res.profile_id,

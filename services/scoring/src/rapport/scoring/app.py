@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from rapport.shared import batching, redis_store
+from rapport.shared import batching, redis_store, stopping
 from rapport.shared.auth import KeyRing
 from rapport.shared.customers import CustomerReadModel
 from rapport.shared.deadletter import DeadLetters
@@ -63,14 +63,11 @@ def build(settings: ScoringSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            schedule.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await schedule
+            await stopping.cancel(schedule, "refit schedule")
             await batching.shutdown(scorer, task)
-            await consumer.stop()
-            await producer.stop()
-            await probe.close()
-            await redis.aclose()
+            for step, what in ((consumer.stop(), "consumer"), (producer.stop(), "producer"),
+                               (probe.close(), "probe"), (redis.aclose(), "redis")):
+                await stopping.bounded(step, what)
 
     app = create_app(service="scoring", title="Rapport scoring",
                      description="Customer scores at any moment: RFM by population "

@@ -15,10 +15,10 @@ from rapport.shared.service import ApiError
 from ..store import ProfileStore
 from . import audience, audiences, forecast_view, sketches
 from .alerts import iso
-from .clock import Buckets, label
+from .clock import Buckets, label, member_of
 from .forecast import Forecaster
 from .series import TOTAL, Dimension, Metric, SeriesKey, present
-from .store import DemandStore
+from .store import ClockView, DemandStore
 
 router = APIRouter(prefix="/v1/demand", tags=["demand"])
 Ops = Annotated[Role, Depends(require(Role.OPS))]
@@ -193,8 +193,22 @@ async def status(reads: Reads, _: Ops) -> dict[str, Any]:
         "bucket_s": reads.buckets.base, "lateness_s": reads.lateness_s,
         "resolutions": list(reads.buckets.by_label()),
         "closed_through": None if closed is None else iso(closed + reads.buckets.base),
-        "partitions": {m: {"clock": iso(c), "last_active": iso(view.active[m])
-                           if m in view.active else None}
-                       for m, c in sorted(view.clocks.items())},
+        "partitions": _partitions(view),
         "late": {"events": late.get("events", 0),
                  **{m.value: present(m, late.get(m.value, 0)) for m in Metric}}}
+
+
+def _partitions(view: ClockView) -> dict[str, Any]:
+    """Each re-keyed partition's clock (its latest source's), its slowest source's (what
+    it holds the watermark at) and how many upstream partitions fed it."""
+    grouped: dict[str, list[str]] = {}
+    for key in view.clocks:
+        grouped.setdefault(member_of(key), []).append(key)
+    out: dict[str, Any] = {}
+    for member, sources in sorted(grouped.items()):
+        clocks = [view.clocks[k] for k in sources]
+        active = [view.active[k] for k in sources if k in view.active]
+        out[member] = {"clock": iso(max(clocks)), "slowest_source_clock": iso(min(clocks)),
+                       "sources": len(sources),
+                       "last_active": iso(max(active)) if active else None}
+    return out

@@ -1,12 +1,13 @@
 """Event time for demand: tumbling buckets, their rollups, watermarks and the late rule.
 
-Each partition of the re-keyed stream keeps its own clock, the latest event time it
-has folded; its watermark is that minus the allowed lateness. An event is folded into
+Each partition of the re-keyed stream keeps a clock per upstream partition feeding it
+(:func:`source_key`), the latest event time it has folded from there; its watermark is
+that minus the allowed lateness. An event is folded into
 its bucket unless the bucket already ended before its partition's watermark, or the
 closer already closed it: then it is late, counted as such, and never added (so a
 closed bucket, which detectors were fed once, never changes). The closer closes a
 bucket once the global watermark (the slowest partition still receiving data) passed
-its end.
+its end (the slowest clock, so one source running ahead closes nothing early).
 """
 
 from __future__ import annotations
@@ -61,6 +62,24 @@ class Buckets:
     def is_last_in(self, base_start: int, width: int) -> bool:
         """Whether this base bucket is the last one of its ``width`` bucket."""
         return (base_start + self.base) % width == 0
+
+
+SOURCE_SEP = "<"
+
+
+def source_key(member: str, origin: object | None) -> str:
+    """The clock of what partition ``member`` received from upstream partition ``origin``.
+
+    A re-keyed partition is fed by every upstream partition, interleaved as their
+    batches land, so its records are not in event-time order; those from one upstream
+    partition are (in that partition's order). So a clock is kept per pair, and the late
+    rule and the watermark read those. Without an origin, the partition's own clock."""
+    return member if origin is None or origin == "" else f"{member}{SOURCE_SEP}{origin}"
+
+
+def member_of(key: str) -> str:
+    """The partition a clock key belongs to."""
+    return key.split(SOURCE_SEP, 1)[0]
 
 
 def watermark(clock: float | None, lateness_s: float) -> float | None:

@@ -42,6 +42,8 @@ class Applied:
     touchpoint: Touchpoint
     profile_id: str
     offset: int = -1
+    source: str = ""
+    """The upstream partition it came through (its clock: :func:`.clock.source_key`)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Fact:
     region: str = ""
     segments: tuple[str, ...] = ()
     properties: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
 
     def contribution(self) -> Contribution:
         if self.event is None:
@@ -101,7 +104,8 @@ def of_batch(member: str, applied: Iterable[Applied],
     regions: dict[str, set[str]] = {}
     for a in applied:
         tp = a.touchpoint
-        fact = Fact(a.offset, tp.timestamp.timestamp(), tp.received_at.timestamp())
+        fact = Fact(a.offset, tp.timestamp.timestamp(), tp.received_at.timestamp(),
+                    source=a.source)
         if is_commerce(tp):
             profile = profiles.get(a.profile_id)
             fact = replace(fact, event=tp.event, channel=tp.channel.value,
@@ -119,10 +123,14 @@ def of_batch(member: str, applied: Iterable[Applied],
 
 
 def _row(f: Fact) -> bytes:
-    if f.event is None:
-        return orjson.dumps([f.offset, f.event_s, f.received_s])
-    return orjson.dumps([f.offset, f.event_s, f.received_s, f.event, f.channel, f.region,
-                         f.segments, f.properties])
+    """``[offset, event_s, received_s]`` (+ event, channel, region, segments, properties
+    for commerce), then the source when there is one."""
+    row: list[Any] = [f.offset, f.event_s, f.received_s]
+    if f.event is not None:
+        row += [f.event, f.channel, f.region, f.segments, f.properties]
+    if f.source:
+        row.append(f.source)
+    return orjson.dumps(row)
 
 
 def encode(batch: FactBatch, limit: int = FACTS_RECORD_BYTES) -> list[bytes]:
@@ -212,10 +220,11 @@ def decode(raw: bytes) -> FactBatch:
                                   for c, m in body.get("reach_remove", {}).items()},
                     reach_gone={str(p) for p in body.get("reach_gone", [])})
     for row in body["facts"]:
-        if len(row) not in (3, 8):
-            raise ValueError(f"a fact has 3 or 8 members, not {len(row)}")
-        fact = Fact(int(row[0]), float(row[1]), float(row[2]))
-        if len(row) == 8:
+        if len(row) not in (3, 4, 8, 9):
+            raise ValueError(f"a fact has 3, 4, 8 or 9 members, not {len(row)}")
+        source = str(row[-1]) if len(row) in (4, 9) else ""
+        fact = Fact(int(row[0]), float(row[1]), float(row[2]), source=source)
+        if len(row) >= 8:
             props = row[7]
             if not isinstance(props, dict):
                 raise TypeError("a fact's properties are an object")

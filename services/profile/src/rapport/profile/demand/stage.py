@@ -18,7 +18,7 @@ from prometheus_client import Counter
 
 from rapport.shared.scores.model import PRIOR, ClvModel
 
-from . import reach, sketches
+from . import clock, reach, sketches
 from .clock import Buckets
 from .facts import FactBatch
 from .store import DemandStore
@@ -55,14 +55,16 @@ class DemandStage:
     async def effects(self, batches: Iterable[FactBatch]) -> DemandEffects:
         """The demand effects of fact batches (already past what was counted), in order."""
         batches = list(batches)
-        missing = sorted({b.member for b in batches} - self._clocks.keys())
+        missing = sorted({clock.source_key(b.member, f.source) for b in batches
+                          for f in b.facts} - self._clocks.keys())
         self._clocks.update(await self._store.clocks_of(missing))
         closed = await self._store.closed_through() if batches else self._closed
         tally = Tally(self._buckets, lateness_s=self._lateness, clocks=self._clocks,
                       closed_through=closed, wall_now=time.time())
         for batch in batches:
             for fact in batch.facts:
-                tally.add(batch.member, fact.event_s, fact.received_s, fact.contribution())
+                tally.add(batch.member, fact.event_s, fact.received_s, fact.contribution(),
+                          fact.source)
         fx = tally.fx
         wanted = sorted(fx.products.keys() - self._sketches.keys())
         self._sketches.update(await self._store.open_sketches(wanted))

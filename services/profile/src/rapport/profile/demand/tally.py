@@ -26,10 +26,11 @@ class DemandEffects:
     sketches: dict[tuple[int, str], bytes] = field(default_factory=dict)
     """(base bucket start, partition member:metric) -> the sketch after this batch."""
     clocks: dict[str, float] = field(default_factory=dict)
+    """Clock key (:func:`.clock.source_key`) -> its latest event time."""
     first: dict[str, int] = field(default_factory=dict)
     """Partition member -> earliest base bucket it counted (where closing starts)."""
     active: dict[str, float] = field(default_factory=dict)
-    """Partition member -> wall time it last received data (idle partitions)."""
+    """Clock key -> wall time it last received data (idle partitions)."""
     series: set[str] = field(default_factory=set)
     late: dict[str, int] = field(default_factory=dict)
     """``events`` and the amount per metric that came too late to be counted."""
@@ -60,15 +61,17 @@ class Tally:
         self.fx = DemandEffects()
 
     def add(self, member: str, event_s: float, received_s: float,
-            contribution: Contribution) -> bool:
-        """Count one event from partition ``member``; False when it came too late."""
+            contribution: Contribution, source: str = "") -> bool:
+        """Count one event from partition ``member`` (that came from upstream partition
+        ``source``); False when it came too late."""
         fx = self.fx
-        current = self._clocks.get(member)
-        fx.active[member] = self._wall
+        key = clock.source_key(member, source)
+        current = self._clocks.get(key)
+        fx.active[key] = self._wall
         base = self._buckets.start(event_s)
         late = clock.is_late(base, self._buckets.base,
                              clock.watermark(current, self._lateness), self._closed)
-        self._clocks[member] = fx.clocks[member] = clock.advance(current, event_s, received_s)
+        self._clocks[key] = fx.clocks[key] = clock.advance(current, event_s, received_s)
         if not contribution:
             return True
         if late:
