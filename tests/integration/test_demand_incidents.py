@@ -75,9 +75,11 @@ async def surge(stack, tmp_path_factory):
         await eventually(lambda: _totals_are(client, "hats", "views", len(everyone) * 11),
                          timeout=90)
         clock = Events(run + "-clock")
+        ticks = {user: view(clock, user, 0, "hats", "h0", second=(10 + LATENESS // W) * W + 10)
+                 for user in everyone}  # every upstream partition's clock moves on
         await publish(producer, touchpoints.name, [
-            view(clock, user, 0, "hats", "h0", second=(10 + LATENESS // W) * W + 10)
-            for user in fans + others])
+            tick.model_copy(update={"context": EAST}) if user in east else tick
+            for user, tick in ticks.items()])
         await closed_through(client, 9)
         yield state
     await producer.stop()
