@@ -107,9 +107,9 @@ def build(settings: ProfileSettings | None = None, *,
             resolved_topic=settings.resolved_topic, fence=fence)
         await stages.subscribe_when_visible(STOP_TIMEOUT_S)
         streaming = asyncio.create_task(stages.run(), name="profile-stages")
-        counting = await _demand_counting(settings, demand_store, buckets, identities,
-                                          producer, reader) if settings.demand_enabled \
-            else None
+        counting = (await _demand_counting(settings, demand_store, buckets, identities,
+                                           producer, reader, prefix)
+                    if settings.demand_enabled else None)
         await stages.until_joined(STOP_TIMEOUT_S)
         closing = (asyncio.create_task(closer.run(), name="demand-closer")
                    if settings.demand_enabled else None)
@@ -184,7 +184,7 @@ class _Counting:
 
 async def _demand_counting(settings: ProfileSettings, store: DemandStore, buckets: Buckets,
                            identities: IdentityStore, producer: object,
-                           reader: CustomerReadModel) -> _Counting:
+                           reader: CustomerReadModel, prefix: str) -> _Counting:
     group = settings.demand_group_id or f"{settings.profile_group_id}-demand"
     counter = DemandCounter(
         DemandStage(store, buckets, lateness_s=settings.demand_lateness_s,
@@ -195,11 +195,14 @@ async def _demand_counting(settings: ProfileSettings, store: DemandStore, bucket
                                       session_timeout_s=settings.session_timeout_s)
     await start_with_retry(consumer.start, "demand consumer")
 
-    async def moved(_: object) -> None:
+    async def assigned(_: object) -> None:
+        await counter.assigned(prefix)
+
+    async def revoked(_: object) -> None:
         counter.forget()
 
     loop = batching.BatchLoop(consumer, {settings.demand_facts_topic: counter.handle_batch},
-                              group=group, on_assigned=moved, on_revoked=moved)
+                              group=group, on_assigned=assigned, on_revoked=revoked)
     await loop.subscribe_when_visible(STOP_TIMEOUT_S)
     return _Counting(loop, consumer, asyncio.create_task(loop.run(), name="demand-counting"))
 

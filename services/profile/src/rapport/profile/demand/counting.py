@@ -4,6 +4,8 @@ that fails (and is redone from what Redis holds) if another worker counted first
 
 from __future__ import annotations
 
+import time
+
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter
 
@@ -29,6 +31,12 @@ class DemandCounter:
 
     def forget(self) -> None:
         self._stage.forget()
+
+    async def assigned(self, prefix: str) -> None:
+        """Partitions moved here: forget cached clocks, and hold the watermark at every
+        known source's clock until it reports or goes idle (:meth:`DemandStore.hello`)."""
+        self._stage.forget()
+        await self._store.hello(prefix, time.time())
 
     async def handle_batch(self, records: list[ConsumerRecord]) -> None:
         decoded: list[FactBatch] = []

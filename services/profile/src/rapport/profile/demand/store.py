@@ -190,6 +190,18 @@ class DemandStore:
         if await self._redis.get(keys.demand_closer_lock()) == owner.encode():
             await self._redis.delete(keys.demand_closer_lock())
 
+    async def hello(self, prefix: str, now: float) -> int:
+        """Mark every known source clock of ``prefix`` as live at ``now`` (wall time);
+        how many. A counter taking partitions over after an outage longer than the idle
+        time does so before counting: else the first source to report its backlog would
+        be the only live one, its clock would close buckets the other sources' backlogs
+        still fall in, and those would all come late."""
+        known = [m for m in await self._redis.zrange(keys.demand_clocks(), 0, -1)
+                 if m.decode().startswith(prefix)]
+        if known:
+            await self._redis.zadd(keys.demand_active(), dict.fromkeys(known, now))
+        return len(known)
+
     async def clock_view(self, prefix: str) -> ClockView:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in (keys.demand_clocks(), keys.demand_active(), keys.demand_first()):
