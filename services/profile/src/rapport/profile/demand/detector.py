@@ -8,11 +8,14 @@ One point at a time, constant work and memory per series, two views of the serie
   usual error (floored by a share of the series' spread), bounded at ``surprise_scale``
   of them. Surprises become a score through their own running distribution (Numenta's
   anomaly likelihood), so one threshold suits a calm series and a bursty one.
+* **New territory** (:mod:`.extremes`). A point past the lowest or highest value seen,
+  by more than ``spatial_tolerance`` of their distance, scores 1 (Numenta's spatial
+  anomaly).
 * **Shape novelty** (:mod:`.novelty`). The recent shape against a bounded memory of
   prototype shapes (adaptive-resonance style): a shape unlike any seen is novel; the
   block still filling counts less its noise, so white noise makes no new shapes.
 
-The point's score is the stronger of the two, 0.5 meaning "a detection"; within
+The point's score is the strongest of the three, 0.5 meaning "a detection"; within
 ``rest_points`` of a record score only a higher one counts, so an anomaly scores once,
 at its start, whatever threshold NAB picks. That score is what NAB judges (``rapport
 eval-spikes``). Stream alerts (:mod:`.stream_alerts`) ask ops' plainer question of the
@@ -24,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .extremes import Extremes
 from .likelihood import Likelihood
 from .novelty import Shapes
 from .predictors import Predictors
@@ -50,6 +54,9 @@ class DetectorConfig:
     long_alpha: float = 0.005         # long distribution of surprises
     suppress_points: int = 200        # how long a peak of that score zeroes lower ones
     error_level: float = 0.85         # prediction-error score that is a detection
+    # New territory
+    spatial_tolerance: float = 0.05   # share of the range past an extreme that is new ...
+    spatial_errors: float = 1.5       # ... plus this many usual errors
     # Shape novelty
     shape_block: int = 8              # points averaged into one step of a shape
     shape_width: int = 8              # steps in a shape (block * width points of context)
@@ -62,7 +69,7 @@ class DetectorConfig:
     partial_min: int = 3              # ... and only once it holds this many points
     novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
     novelty_half_life: float = 3000.0  # ... counted over about this many points
-    range_points: int = 750           # the range shapes are measured in is learnt this long
+    range_points: int = 750           # the range (shapes', extremes') is learnt this long
     # Both
     rest_points: int = 300            # after a record score, lower ones are 0 this long
     warmup_points: int = 150          # no score before this many points
@@ -97,6 +104,7 @@ class SpikeDetector:
     predictors: Predictors | None = None
     errors: Likelihood = field(default_factory=Likelihood)
     shapes: Shapes = field(default_factory=Shapes)
+    extremes: Extremes = field(default_factory=Extremes)
     alerts: AlertState = field(default_factory=AlertState)
 
     def __post_init__(self) -> None:
@@ -124,9 +132,12 @@ class SpikeDetector:
         warm = self.n >= c.warmup_points
         error_score = self.errors.update(surprise, warm, c)
         novelty = self.shapes.update(self.n, slot, value, sigma, c)
+        outside = self.extremes.update(value, c.spatial_tolerance, c.range_points,
+                                       c.spatial_errors * sigma)
         score = 0.0
         if warm:
-            score = min(1.0, 0.5 * max(error_score / c.error_level, novelty))
+            score = 1.0 if outside else min(1.0, 0.5 * max(error_score / c.error_level,
+                                                           novelty))
             # Within rest_points of the last record score only a higher one counts: an
             # anomaly scores once at any threshold, not once per point above it.
             if score > 0.0:
@@ -148,7 +159,8 @@ class SpikeDetector:
         return {"step_s": self.step_s, "n": self.n, "last_slot": self.last_slot,
                 "last_detection": self.last_detection, "last_peak": self.last_peak,
                 "predictors": self.predictors.to_state(), "errors": self.errors.to_state(),
-                "shapes": self.shapes.to_state(), "alerts": self.alerts.to_state()}
+                "shapes": self.shapes.to_state(), "extremes": self.extremes.to_state(),
+                "alerts": self.alerts.to_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any],
@@ -160,4 +172,5 @@ class SpikeDetector:
                    predictors=Predictors.from_state(state["predictors"]),
                    errors=Likelihood.from_state(state["errors"]),
                    shapes=Shapes.from_state(state["shapes"]),
+                   extremes=Extremes.from_state(state.get("extremes")),
                    alerts=AlertState.from_state(state["alerts"]))
