@@ -53,7 +53,7 @@ class DetectorConfig:
     short_alpha: float = 0.5          # short average of surprises
     long_alpha: float = 0.005         # long distribution of surprises
     suppress_points: int = 200        # how long a peak of that score zeroes lower ones
-    error_level: float = 0.85         # prediction-error score that is a detection
+    error_level: float = 1.2          # prediction-error score that is a detection
     # New territory
     spatial_tolerance: float = 0.05   # share of the range past an extreme that is new ...
     spatial_errors: float = 1.5       # ... plus this many usual errors
