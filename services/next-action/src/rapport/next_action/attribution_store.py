@@ -26,18 +26,36 @@ FACT_TTL_S = 120 * 86400
 T = TypeVar("T")
 R = TypeVar("R")
 
+# KEYS: decisions, window, pending orders; ARGV: decided at, decision id, ttl, window,
+# fact ttl, the window's fields...
 _OPEN = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0} end
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
+local claimed = 0
+local t0 = tonumber(ARGV[1])
+local held = redis.call('ZRANGEBYSCORE', KEYS[3], t0, t0 + tonumber(ARGV[4]), 'WITHSCORES')
+for i = 1, #held, 2 do
+  local latest = redis.call('ZREVRANGEBYSCORE', KEYS[1], held[i + 1], '-inf', 'LIMIT', 0, 1)
+  if latest[1] == ARGV[2] then
+    local o = cjson.decode(held[i])
+    redis.call('SET', o.k, ARGV[2], 'EX', ARGV[5])
+    if o.o ~= o.k then redis.call('SET', o.o, ARGV[2], 'EX', ARGV[5]) end
+    redis.call('HINCRBY', KEYS[2], 'orders', 1)
+    redis.call('HINCRBYFLOAT', KEYS[2], 'revenue', o.r)
+    redis.call('HINCRBYFLOAT', KEYS[2], 'margin', o.m)
+    redis.call('ZREM', KEYS[3], held[i])
+    claimed = claimed + 1
+  end
+end
+return {1, claimed}
 """
 
-# KEYS: decisions, fact marker, order key ('' marker for none); ARGV: time, window,
-# kind, margin, revenue, ttl, window-key prefix
+# KEYS: decisions, fact marker, order key (the marker for none), pending orders; ARGV:
+# time, window, kind, margin, revenue, ttl, window-key prefix, how long an order waits
 _FACT = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'duplicate', ''} end
 local d = false
@@ -50,7 +68,15 @@ elseif KEYS[3] ~= KEYS[2] then
   if d == '' then d = false end
 end
 redis.call('SET', KEYS[2], d or '', 'EX', ARGV[6])
-if not d then return {'unattributed', ''} end
+if not d then
+  if ARGV[3] == 'order' then
+    redis.call('ZADD', KEYS[4], ARGV[1],
+               cjson.encode({m = ARGV[4], r = ARGV[5], k = KEYS[2], o = KEYS[3]}))
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[8]))
+    redis.call('EXPIRE', KEYS[4], ARGV[8])
+  end
+  return {'unattributed', ''}
+end
 if ARGV[3] == 'order' and KEYS[3] ~= KEYS[2] then
   redis.call('SET', KEYS[3], d, 'EX', ARGV[6])
 end
@@ -72,6 +98,14 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'closing', '1')
 return redis.call('HGETALL', KEYS[1])
 """
+
+
+@dataclass(frozen=True)
+class Opened:
+    windows: int
+    """Windows opened (a window already open, or replayed after it closed, is not)."""
+    claimed: int
+    """Orders heard before their decision was, taken by its window as it opened."""
 
 
 @dataclass(frozen=True)
@@ -128,27 +162,40 @@ class AttributionStore:
         raws = await get_many(self._redis, [keys.erased_profile(f) for f in unique])
         return {f for f, r in zip(unique, raws, strict=True) if r is not None}
 
-    async def open(self, windows: Sequence[Window], now_s: float) -> int:
-        """Open each window once; returns how many opened. Not for an erased person,
-        and not a window that would be closed already (a replayed log reopens nothing:
-        it was learnt from when it closed)."""
+    @property
+    def hold_s(self) -> int:
+        """How long an order with no decision to take it waits for one logged late: as
+        long as a decision's window stays open, after which none is opened any more."""
+        return int(self._window + self._grace) + 1
+
+    async def open(self, windows: Sequence[Window], now_s: float) -> Opened:
+        """Open each window once, taking the person's orders heard before it that it is
+        the most recent decision for. Not for an erased person, and not a window that
+        would be closed already (a replayed log reopens nothing: it was learnt from when
+        it closed)."""
         erased = await self._erased([w.customer for w in windows])
-        fresh = [w for w in windows if w.customer not in erased
-                 and w.decided_at + self._window + self._grace > now_s]
+        # A person's newest first: an order waiting for either of two decisions logged
+        # late goes to the later one (the most recent before it), whichever opens first.
+        fresh = sorted((w for w in windows if w.customer not in erased
+                        and w.decided_at + self._window + self._grace > now_s),
+                       key=lambda w: -w.decided_at)
 
-        async def one(w: Window) -> int:
+        async def one(w: Window) -> tuple[int, int]:
             flat = [x for kv in w.fields().items() for x in kv]
-            return int(await self._open(
+            opened, claimed = await self._open(
                 keys=[keys.attribution_decisions(w.customer),
-                      keys.attribution_window(w.customer, w.decision_id)],
-                args=[repr(w.decided_at), w.decision_id, self.ttl_s, *flat]))
+                      keys.attribution_window(w.customer, w.decision_id),
+                      keys.attribution_pending(w.customer)],
+                args=[repr(w.decided_at), w.decision_id, self.ttl_s, repr(self._window),
+                      FACT_TTL_S, *flat])
+            return int(opened), int(claimed)
 
-        opened = sum(await _gathered(one, fresh))
+        done = await _gathered(one, fresh)
         if fresh:
             await self._redis.zadd(keys.attribution_open(), {
                 _member(w.customer, w.decision_id): w.decided_at + self._window + self._grace
                 for w in fresh})
-        return opened
+        return Opened(sum(o for o, _ in done), sum(c for _, c in done))
 
     async def count(self, facts: Sequence[OrderFact]) -> list[Counted]:
         erased = await self._erased([f.customer for f in facts])
@@ -159,10 +206,11 @@ class AttributionStore:
             marker = keys.attribution_fact_seen(f.customer, f.message_id)
             order = keys.attribution_order(f.customer, f.order_id) if f.order_id else marker
             result, decision = await self._fact(
-                keys=[keys.attribution_decisions(f.customer), marker, order],
+                keys=[keys.attribution_decisions(f.customer), marker, order,
+                      keys.attribution_pending(f.customer)],
                 args=[repr(f.occurred_at.timestamp()), repr(self._window), f.kind,
                       repr(round(f.margin(self._rate), 4)), repr(f.revenue), FACT_TTL_S,
-                      keys.attribution_window(f.customer, "")])
+                      keys.attribution_window(f.customer, ""), self.hold_s])
             return Counted(result.decode() if isinstance(result, bytes) else result,
                            (decision.decode() if isinstance(decision, bytes)
                             else decision) or None)

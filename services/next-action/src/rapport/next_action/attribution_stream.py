@@ -76,7 +76,9 @@ class Attributor:
         if decisions:
             opened = await self._store.open([attribution.opened(d) for d in decisions],
                                            datetime.now(UTC).timestamp())
-            WINDOWS.labels("opened", "any").inc(opened)
+            WINDOWS.labels("opened", "any").inc(opened.windows)
+            if opened.claimed:  # heard as unattributed, then taken by a decision logged late
+                FACTS.labels("order", "attributed_late_decision").inc(opened.claimed)
         for f, counted in zip(facts, await self._store.count(facts), strict=True):
             FACTS.labels(f.kind, counted.result).inc()
 

@@ -103,6 +103,7 @@ class Eraser:
                     pipe.zrem(keys.attribution_open(), f"{fp}|{m.decode()}")
                 pipe.delete(index)
                 pipe.delete(keys.attribution_decisions(fp))
+                pipe.delete(keys.attribution_pending(fp))
             await pipe.execute()
         async with self._redis.pipeline(transaction=True) as tx:
             tx.delete(layout.profile(pid), layout.timeline(pid))  # one slot

@@ -148,6 +148,7 @@ from .decisions import (  # noqa: E402, F401 (re-exported: every key is keys.<na
     attribution_fact_seen,
     attribution_open,
     attribution_order,
+    attribution_pending,
     attribution_slot,
     attribution_window,
     contact_outcome_seen,

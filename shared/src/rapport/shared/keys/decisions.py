@@ -95,6 +95,13 @@ def attribution_order(fingerprint: str, order_id: str) -> str:
     return f"{tagged(attribution_slot(fingerprint))}:attribution:order:{order_id}"
 
 
+def attribution_pending(fingerprint: str) -> str:
+    """Sorted set of a person's orders heard before any decision that could take them,
+    by order time: the decision log can trail the order facts (two topics), so a decision
+    logged late takes those within its window when it opens."""
+    return f"{tagged(attribution_slot(fingerprint))}:attribution:pending:{fingerprint}"
+
+
 def attribution_open() -> str:
     """Sorted set ``<fingerprint>|<decision_id>`` by when its window closes (epoch s)."""
     return f"{tagged(LEARNER)}:attribution:open"
