@@ -20,12 +20,17 @@ T0 = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture
-async def store(redis_target):
-    redis = redis_store.connect(redis_target.url(13))
+async def redis(redis_target):
+    client = redis_store.connect(redis_target.url(13))
     try:
-        yield AttributionStore(redis, window_s=WINDOW_S, grace_s=GRACE_S, margin_rate=0.3)
+        yield client
     finally:
-        await redis.aclose()
+        await client.aclose()
+
+
+@pytest.fixture
+def store(redis):
+    return AttributionStore(redis, window_s=WINDOW_S, grace_s=GRACE_S, margin_rate=0.3)
 
 
 def window(customer: str, at: datetime) -> Window:
@@ -87,9 +92,9 @@ async def test_a_waiting_order_goes_to_the_most_recent_decision_before_it(store)
     assert (by_id[early.decision_id].orders, by_id[late.decision_id].orders) == (1, 1)
 
 
-async def test_an_order_waits_no_longer_than_a_window_can_open(store):
+async def test_an_order_waits_no_longer_than_a_window_can_open(store, redis):
     who = f"fp-{uuid.uuid4().hex[:8]}"
     old = order(who, T0 - timedelta(seconds=WINDOW_S + GRACE_S + 10))
     await store.count([old, order(who, T0)])
-    held = await store._redis.zcard(keys.attribution_pending(who))
+    held = await redis.zcard(keys.attribution_pending(who))
     assert held == 1  # the old one was let go when the newer one came
