@@ -31,6 +31,12 @@ async def test_a_new_customer_flows_from_ingest_to_a_decision(system, http):
          "value": 500, "cost": 1,
          "eligibility": [{"field": "scores.value_tier", "op": "eq", "value": "best"}]},
     ])
+    # Its own policy too: another world on this stack may leave a control group, holdouts
+    # or uplift arbitration in place, where a new customer may rightly get no offer.
+    resp = await http.put(f"{nba}/v1/policies", headers=ADMIN, json={
+        "control_share": 0.0, "policies": [{"policy_id": "default", "share": 1.0,
+                                            "epsilon": 0.0}]})
+    assert resp.status_code == 200, resp.text
     user, anon = f"e2e-{uuid.uuid4().hex[:8]}", f"anon-{uuid.uuid4().hex[:8]}"
     # Within the last hour, and today (UTC), so that recency is 0 days at any hour.
     now = datetime.now(UTC)
