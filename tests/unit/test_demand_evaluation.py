@@ -196,3 +196,26 @@ def test_thinning_drops_about_that_share_but_never_a_window_limit() -> None:
     assert out.values == [float(ts.index(t)) for t in out.timestamps]  # rows stay paired
     assert thinned(corpus, windows, 0.2, seed=3)[0] == out           # one seed, one corpus
     assert thinned(corpus, windows, 0.0, seed=3) is corpus
+
+
+def test_short_cuts_hold_each_window_past_their_probation() -> None:
+    from rapport.profile.demand.evaluate import Series, cut_short
+
+    t0 = datetime(2024, 1, 1)
+    ts = [t0 + timedelta(minutes=5 * i) for i in range(6000)]
+    corpus = [Series("a/x.csv", ts, [float(i) for i in range(6000)]),
+              Series("b/quiet.csv", ts[:3000], [1.0] * 3000)]
+    windows = {"a/x.csv": [(ts[2000], ts[2100]), (ts[4000], ts[4100])]}
+    cuts, kept = cut_short(corpus, windows, 1600, seed=5)
+    assert [c.name for c in cuts] == ["a/x.csv#0", "a/x.csv#1", "b/quiet.csv#0"]
+    for cut in cuts:
+        assert len(cut.values) == 1600
+        first = int(cut.values[0]) if cut.name.startswith("a/") else 0
+        assert cut.timestamps == ts[first:first + 1600] or cut.name.startswith("b/")
+    for k, (a, b) in enumerate(windows["a/x.csv"]):
+        cut = cuts[k]
+        assert (a, b) in kept[cut.name]                        # 300-1,100 points in
+        assert 300 <= cut.timestamps.index(a) <= 1100
+        assert all(cut.timestamps.index(w) >= 240 for w, _ in kept[cut.name])
+    assert kept["b/quiet.csv#0"] == []
+    assert cut_short(corpus, windows, 1600, seed=5) == (cuts, kept)   # one seed, one set

@@ -30,7 +30,7 @@ def cmd_eval_spikes(args: argparse.Namespace) -> int:
             loo.run(args.data, args.windows, workers=args.workers, published=published)
         else:
             evaluate.run(args.data, args.windows, args.results, drop=args.drop,
-                         seed=args.seed)
+                         seed=args.seed, cut=args.cut)
     except ValueError as exc:  # a malformed CSV or windows file: say which, no traceback
         say(f"[red]{exc}[/]")
         return 2
@@ -253,7 +253,10 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--drop", type=float, default=0.0, metavar="SHARE",
                    help="drop this share of every file's points at random first (a "
                         "robustness check: irregular clocks)")
-    e.add_argument("--seed", type=int, default=1, help="for --drop")
+    e.add_argument("--cut", type=int, default=0, metavar="POINTS",
+                   help="score short cuts of the files instead: per window a cut of this "
+                        "many points around it (a robustness check: short series)")
+    e.add_argument("--seed", type=int, default=1, help="for --drop and --cut")
     e.add_argument("--published", type=Path, default=None, metavar="NAB_RESULTS",
                    help="with --leave-one-out: a NAB checkout's results/ folder, to score "
                         "its published detectors on the same files alike")

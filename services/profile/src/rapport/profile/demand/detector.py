@@ -64,7 +64,6 @@ class DetectorConfig:
     shape_rate: float = 0.1           # how far a matched prototype moves to the shape
     shape_memory: int = 256           # prototypes kept (least recently matched go first)
     shape_rest: int = 300             # a new shape scores at most once in this many points
-    shape_start: int = 750            # new shapes score from this point on
     partial_noise: float = 2.0        # a block being filled counts less its noise (x this)
     partial_min: int = 3              # ... and only once it holds this many points
     novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
@@ -72,7 +71,7 @@ class DetectorConfig:
     range_points: int = 750           # the range (shapes', extremes') is learnt this long
     # Both
     rest_points: int = 300            # after a record score, lower ones are 0 this long
-    warmup_points: int = 150          # no score before this many points
+    warmup_points: int = 150          # no score before this many points (of any view)
     max_slots: int = 2016             # longest seasonal profile kept (a week of 5 min)
     # Stream alerts
     alert_z: float = 4.5              # an alert opens this many usual deviations off ...
@@ -102,7 +101,7 @@ class SpikeDetector:
     last_detection: int = -(10**9)
     last_peak: float = 0.0
     predictors: Predictors | None = None
-    errors: Likelihood = field(default_factory=Likelihood)
+    errors: Likelihood = field(default_factory=lambda: Likelihood(count=0))
     shapes: Shapes = field(default_factory=Shapes)
     extremes: Extremes = field(default_factory=Extremes)
     alerts: AlertState = field(default_factory=AlertState)

@@ -34,6 +34,9 @@ class Series:
     values: list[float]
 
 
+Windows = dict[str, list[tuple[datetime, datetime]]]   # file name: its labelled windows
+
+
 def parse_time(text: str) -> datetime:
     """NAB's timestamps carry no zone: they are read as UTC, whatever the machine's zone."""
     return datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
@@ -53,7 +56,7 @@ def load_corpus(data: Path) -> list[Series]:
     return out
 
 
-def load_windows(path: Path) -> dict[str, list[tuple[datetime, datetime]]]:
+def load_windows(path: Path) -> Windows:
     raw = orjson.loads(path.read_bytes())
     return {name: [(parse_time(a), parse_time(b)) for a, b in limits]
             for name, limits in raw.items()}
@@ -76,7 +79,7 @@ def detect(series: Series, config: DetectorConfig) -> list[float]:
 
 
 def score_all(corpus: list[Series], scores: dict[str, list[float]],
-              windows: dict[str, list[tuple[datetime, datetime]]]) -> list[nab.ProfileResult]:
+              windows: Windows) -> list[nab.ProfileResult]:
     files = {s.name: (s.timestamps, scores[s.name]) for s in corpus}
     return [nab.score_corpus(files, windows, cost) for cost in nab.PROFILES]
 
@@ -93,7 +96,7 @@ def write_results(results: Path, series: Series, scores: list[float],
             out.writerow([t.strftime("%Y-%m-%d %H:%M:%S"), repr(v), f"{s:.6f}", label])
 
 
-def thinned(corpus: list[Series], windows: dict[str, list[tuple[datetime, datetime]]],
+def thinned(corpus: list[Series], windows: Windows,
             share: float, seed: int) -> list[Series]:
     """Every file with ``share`` of its points dropped at random (never a window's limits,
     which NAB needs): irregular clocks, as in NAB's realTraffic, on any corpus."""
@@ -109,13 +112,40 @@ def thinned(corpus: list[Series], windows: dict[str, list[tuple[datetime, dateti
     return out
 
 
+def cut_short(corpus: list[Series], windows: Windows, length: int,
+              seed: int) -> tuple[list[Series], Windows]:
+    """Short series cut from a corpus of long ones, as NAB's realAdExchange and realTraffic
+    files are (1,500-2,500 points): per window a cut of ``length`` points that starts 300
+    to 1,100 points before it (a random file-long stretch for a file without windows),
+    keeping the windows that lie past the cut's probation and end inside it. A detector
+    that needs a long warm-up misses what short files hold; the full files do not show it."""
+    rng = random.Random(seed)
+    cuts: list[Series] = []
+    kept: Windows = {}
+    for s in corpus:
+        index = {t: i for i, t in enumerate(s.timestamps)}
+        spans = [(index[a], index[b]) for a, b in windows.get(s.name, [])]
+        starts = [max(0, a - rng.randint(300, 1100)) for a, _ in spans] or [
+            rng.randint(0, max(0, len(s.values) - length))]
+        for k, start in enumerate(starts):
+            end = min(len(s.values), start + length)
+            name = f"{s.name}#{k}"
+            cuts.append(Series(name, s.timestamps[start:end], s.values[start:end]))
+            first = start + nab.probation_length(end - start)
+            kept[name] = [(s.timestamps[a], s.timestamps[b]) for a, b in spans
+                          if a >= first and b < end]
+    return cuts, kept
+
+
 def run(data: Path, windows_file: Path, results: Path | None,
         config: DetectorConfig | None = None, drop: float = 0.0,
-        seed: int = 1) -> dict[str, float]:
+        seed: int = 1, cut: int = 0) -> dict[str, float]:
     console = Console(width=120)
     config = config or DetectorConfig()
     windows = load_windows(windows_file)
     corpus = thinned(load_corpus(data), windows, drop, seed)
+    if cut and corpus:
+        corpus, windows = cut_short(corpus, windows, cut, seed)
     if not corpus:
         raise SystemExit(f"no CSV files under {data}")
     scores: dict[str, list[float]] = {}
@@ -133,6 +163,8 @@ def run(data: Path, windows_file: Path, results: Path | None,
                               windows.get(series.name, []))
     outcome = score_all(corpus, scores, windows)
     dropped = f", {drop:.0%} of the points dropped (seed {seed})" if drop > 0 else ""
+    if cut:
+        dropped += f", cut to {cut:,} points around each window (seed {seed})"
     table = Table(title=f"NAB score of the demand detector, {len(corpus)} files, "
                         f"{sum(len(w) for w in windows.values())} windows{dropped}")
     for col in ("profile", "score", "threshold", "raw", "null", "perfect",

@@ -30,6 +30,7 @@ class Likelihood:
     long_var: float = 1.0
     peak: float = 0.0
     since_peak: int = 0
+    count: int = 10**9      # surprises in the long distribution (older states: many)
 
     def update(self, surprise: float, warm: bool, c: DetectorConfig) -> float:
         """The point's score (0 before warm-up and below a recent peak)."""
@@ -39,8 +40,14 @@ class Likelihood:
             score = likelihood_score(self.short, self.long_mean, self.long_var)
         else:
             self.short = surprise
-        self.long_mean += c.long_alpha * (surprise - self.long_mean)
-        self.long_var += c.long_alpha * ((surprise - self.long_mean) ** 2 - self.long_var)
+        # The plain mean and variance of the surprises until there are 1/long_alpha of
+        # them, an exponential window after: a prior variance would blind the first
+        # hundreds of points, where a short series has its first anomaly.
+        self.count += 1
+        alpha = max(c.long_alpha, 1.0 / self.count)
+        delta = surprise - self.long_mean
+        self.long_mean += alpha * delta
+        self.long_var = (1.0 - alpha) * (self.long_var + alpha * delta * delta)
         self.since_peak += 1
         if self.since_peak > c.suppress_points:
             self.peak = 0.0

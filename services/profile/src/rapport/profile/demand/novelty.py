@@ -40,7 +40,7 @@ class Shapes:
                c: DetectorConfig) -> float:
         """The point's novelty: the new shape's distance from the nearest prototype,
         weighed down where new shapes keep coming; 0 when the shape is known, during the
-        first ``shape_start`` points, and within ``shape_rest`` points of the last shape
+        first ``warmup_points`` points, and within ``shape_rest`` points of the last shape
         that scored unless it is farther than that one."""
         novelty = self._distance(n, slot, value, noise, c)
         if novelty:
@@ -102,7 +102,7 @@ class Shapes:
             self.prototypes[oldest], self.matched[oldest] = vector, n
         # Within shape_rest of a shape that scored only a farther one does: the first
         # points of a surge make a shape barely new, its full shape a much newer one.
-        if n < c.shape_start or (n - self.last_novel <= c.shape_rest
+        if n < c.warmup_points or (n - self.last_novel <= c.shape_rest
                                  and distance <= self.last_distance):
             return 0.0
         self.last_novel, self.last_distance = n, distance
