@@ -9,7 +9,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rapport.profile import domain, limits
+from rapport.profile import domain, limits, merging
 from rapport.profile.identities import MAX_IDENTITIES
 from rapport.profile.store import timeline_entry
 from rapport.shared import vault
@@ -47,7 +47,7 @@ def profile_at_every_cap() -> CustomerProfile:
                                properties={"category": long("cat", i, 5000)}),
                          customer_id=uid, processed_at=NOW)
     for i in range(300):  # a merge history past its cap
-        p = domain.merge(p, CustomerProfile(customer_id=long("~a:", i, 259)), processed_at=NOW)
+        p = merging.merge(p, CustomerProfile(customer_id=long("~a:", i, 259)), processed_at=NOW)
     assert p is not None
     return p
 

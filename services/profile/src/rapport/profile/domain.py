@@ -18,7 +18,6 @@ from typing import Any
 from rapport.shared import facts
 from rapport.shared.events import MessageType, Touchpoint
 from rapport.shared.profiles import (
-    MAX_SIGNALS,
     Affinity,
     ChannelActivity,
     Consent,
@@ -57,7 +56,7 @@ def number(value: Any) -> float:
     return limits.clamp(as_float, limits.MAX_LINE) if math.isfinite(as_float) else 0.0
 
 
-def _add_identities(p: CustomerProfile, found: list[Identity]) -> None:
+def add_identities(p: CustomerProfile, found: list[Identity]) -> None:
     """Add identifiers not yet known, up to the cap (resolution links no more either)."""
     known = set(p.identities)
     for ident in found:
@@ -68,7 +67,7 @@ def _add_identities(p: CustomerProfile, found: list[Identity]) -> None:
             known.add(ident)
 
 
-def _cap_affinities(p: CustomerProfile, policy: FoldPolicy) -> None:
+def cap_affinities(p: CustomerProfile, policy: FoldPolicy) -> None:
     """Keep the strongest categories (decayed to the latest event) within the cap."""
     if len(p.affinities) <= limits.MAX_AFFINITIES:
         return
@@ -79,11 +78,11 @@ def _cap_affinities(p: CustomerProfile, policy: FoldPolicy) -> None:
     p.affinities = {c: p.affinities[c] for c in keep}
 
 
-def _earliest(a: datetime | None, b: datetime) -> datetime:
+def earliest(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b < a else a
 
 
-def _latest(a: datetime | None, b: datetime) -> datetime:
+def latest(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
 
 
@@ -92,7 +91,7 @@ def message_fingerprint(tp: Touchpoint) -> str:
                            digest_size=6).hexdigest()
 
 
-def _replaces(at: datetime, value: Any, seen_at: datetime | None, seen: Any) -> bool:
+def replaces(at: datetime, value: Any, seen_at: datetime | None, seen: Any) -> bool:
     """Whether a value from ``at`` replaces one from ``seen_at``: the later wins, and at
     the same instant a fixed order of the values decides, whatever arrived first."""
     if seen_at is None or at > seen_at:
@@ -154,8 +153,8 @@ def _order(p: CustomerProfile, props: dict[str, Any], at: datetime) -> None:
     m.revenue = limits.clamp(m.revenue + value)
     p.purchases.add(at, value)
     m.discounts = limits.clamp(m.discounts + money(props.get("discount")))
-    m.last_order_at = _latest(m.last_order_at, at)
-    m.first_order_at = _earliest(m.first_order_at, at)
+    m.last_order_at = latest(m.last_order_at, at)
+    m.first_order_at = earliest(m.first_order_at, at)
     products = props.get("products")
     for line in products if isinstance(products, list) else ():
         if not isinstance(line, dict):
@@ -195,7 +194,7 @@ def _service_and_email(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None
         nps = number(props["nps"])
         m.nps_responses += 1
         m.nps_sum = limits.clamp(m.nps_sum + nps)
-        if _replaces(at, nps, m.last_nps_at, m.last_nps):
+        if replaces(at, nps, m.last_nps_at, m.last_nps):
             m.last_nps, m.last_nps_at = nps, at
     elif event == "Email Delivered":
         m.emails_delivered += 1
@@ -204,14 +203,14 @@ def _service_and_email(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None
     elif event == "Email Link Clicked":
         m.emails_clicked += 1
     elif event == "Unsubscribed":
-        m.unsubscribed_at = _latest(m.unsubscribed_at, at)
+        m.unsubscribed_at = latest(m.unsubscribed_at, at)
 
 
 def _traits(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None:
     for key, value in tp.traits.items():
         if not limits.trait_fits(p.traits, key, value):
             continue
-        if _replaces(at, value, p.trait_times.get(key), p.traits.get(key)):
+        if replaces(at, value, p.trait_times.get(key), p.traits.get(key)):
             p.traits[key] = value
             p.trait_times[key] = at
     consent = tp.traits.get("consent")
@@ -219,7 +218,7 @@ def _traits(p: CustomerProfile, tp: Touchpoint, at: datetime) -> None:
         for kind in CONSENT_KINDS:
             value = consent.get(kind)
             current = p.consents.get(kind)
-            if isinstance(value, bool) and _replaces(at, value, current and current.at,
+            if isinstance(value, bool) and replaces(at, value, current and current.at,
                                                      current and current.value):
                 p.consents[kind] = Consent(value=value, at=at)
 
@@ -247,15 +246,15 @@ def apply_owned(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id:
     at, m = tp.timestamp, p.metrics
     p.recent_message_ids = [*p.recent_message_ids, fingerprint][-policy.recent_ids:]
 
-    _add_identities(p, identities_of(tp))
+    add_identities(p, identities_of(tp))
     m.touchpoints += 1
-    m.first_seen = _earliest(m.first_seen, at)
-    m.last_seen = _latest(m.last_seen, at)
+    m.first_seen = earliest(m.first_seen, at)
+    m.last_seen = latest(m.last_seen, at)
     ch = p.channels.get(tp.channel.value)
     if ch is None:
         ch = p.channels[tp.channel.value] = ChannelActivity()
     ch.count += 1
-    ch.last_seen = _latest(ch.last_seen, at)
+    ch.last_seen = latest(ch.last_seen, at)
 
     if tp.traits:
         _traits(p, tp, at)
@@ -268,82 +267,10 @@ def apply_owned(profile: CustomerProfile | None, tp: Touchpoint, *, customer_id:
         for category in _categories(tp) if weight else ():
             p.affinities[category] = add_affinity(p.affinities.get(category), weight, at,
                                                   policy.affinity_half_life_days)
-        _cap_affinities(p, policy)
+        cap_affinities(p, policy)
 
     for field in ("revenue", "discounts", "returned_value", "margin", "margin_revenue"):
         setattr(m, field, round(getattr(m, field), 2))
-    p.updated_at = processed_at
-    return p
-
-
-_EARLIEST = ("first_seen", "first_order_at")
-_LATEST = ("last_seen", "last_order_at", "unsubscribed_at")
-_NOT_SUMMED = {*_EARLIEST, *_LATEST, "last_nps", "last_nps_at"}
-
-
-def _combine_affinity(a: Affinity, b: Affinity, half_life_days: float) -> Affinity:
-    if a.as_of is None or b.as_of is None:
-        return a if b.as_of is None else b
-    as_of = max(a.as_of, b.as_of)
-    return Affinity(score=_decay(a.score, a.as_of, as_of, half_life_days)
-                    + _decay(b.score, b.as_of, as_of, half_life_days), as_of=as_of)
-
-
-def merge(survivor: CustomerProfile, absorbed: CustomerProfile, *, processed_at: datetime,
-          policy: FoldPolicy = DEFAULT_POLICY) -> CustomerProfile:
-    """Two profiles found to be one person: exactly what folding both histories into
-    one profile would have given (counts and sums add, first seen is the minimum, last
-    seen the maximum, the latest trait wins)."""
-    if absorbed.customer_id in survivor.merged_from or absorbed.customer_id == \
-            survivor.customer_id:
-        return survivor
-    p = survivor.model_copy(deep=True)
-    m, o = p.metrics, absorbed.metrics
-    for field in type(m).model_fields:
-        mine, theirs = getattr(m, field), getattr(o, field)
-        if field in _NOT_SUMMED or theirs is None:
-            continue
-        total = mine + theirs
-        setattr(m, field, limits.count(total) if isinstance(total, int) else
-                limits.clamp(total))
-    for field in _EARLIEST:
-        if getattr(o, field) is not None:
-            setattr(m, field, _earliest(getattr(m, field), getattr(o, field)))
-    for field in _LATEST:
-        if getattr(o, field) is not None:
-            setattr(m, field, _latest(getattr(m, field), getattr(o, field)))
-    if o.last_nps_at is not None and _replaces(o.last_nps_at, o.last_nps, m.last_nps_at,
-                                               m.last_nps):
-        m.last_nps, m.last_nps_at = o.last_nps, o.last_nps_at
-    for field in ("revenue", "discounts", "returned_value", "margin", "margin_revenue"):
-        setattr(m, field, round(getattr(m, field), 2))
-
-    p.purchases = p.purchases.merged(absorbed.purchases)
-    p.signals = sorted([*p.signals, *absorbed.signals])[-MAX_SIGNALS:]
-    _add_identities(p, absorbed.identities)
-    for key, value in absorbed.traits.items():
-        at = absorbed.trait_times.get(key)
-        if at is not None and limits.trait_fits(p.traits, key, value) and \
-                _replaces(at, value, p.trait_times.get(key), p.traits.get(key)):
-            p.traits[key], p.trait_times[key] = value, at
-    for kind, consent in absorbed.consents.items():
-        mine = p.consents.get(kind)
-        if _replaces(consent.at, consent.value, mine and mine.at, mine and mine.value):
-            p.consents[kind] = consent
-    for name, activity in absorbed.channels.items():
-        ch = p.channels.setdefault(name, ChannelActivity())
-        ch.count += activity.count
-        if activity.last_seen is not None:
-            ch.last_seen = _latest(ch.last_seen, activity.last_seen)
-    for category, affinity in absorbed.affinities.items():
-        current = p.affinities.get(category)
-        p.affinities[category] = affinity if current is None else _combine_affinity(
-            current, affinity, policy.affinity_half_life_days)
-    _cap_affinities(p, policy)
-    seen = [i for i in absorbed.recent_message_ids if i not in p.recent_message_ids]
-    p.recent_message_ids = (p.recent_message_ids + seen)[-policy.recent_ids:]
-    p.merged_from = sorted({*p.merged_from, absorbed.customer_id, *absorbed.merged_from}
-                           )[:limits.MAX_MERGED_FROM]
     p.updated_at = processed_at
     return p
 

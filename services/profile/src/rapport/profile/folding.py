@@ -21,7 +21,7 @@ from rapport.shared import topics
 from rapport.shared.events import ProfileStep, StepKind, Touchpoint
 from rapport.shared.profiles import CustomerProfile
 
-from . import domain, limits, segments
+from . import domain, limits, merging, segments
 from .batches import PROCESSED, Record, StepOutbox
 from .demand.facts import Applied
 from .store import BatchEffects, ProfileStore, timeline_entry
@@ -144,7 +144,7 @@ class FoldBatch:
         current = self.state[pid] or CustomerProfile(customer_id=pid)
         if absorbed.customer_id in current.merged_from:
             return
-        self.state[pid] = domain.merge(current, absorbed, processed_at=self.now,
+        self.state[pid] = merging.merge(current, absorbed, processed_at=self.now,
                                        policy=self.policy)
         self.fx.timelines.setdefault(pid, []).extend(
             (score, member) for score, member in step.timeline or [])
