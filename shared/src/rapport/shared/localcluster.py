@@ -11,7 +11,8 @@ import time
 
 import redis
 
-from .localstack import Stack, StackError, _port_taken
+from .localports import port_taken
+from .localstack import Stack, StackError
 
 _CONFIG = """bind 127.0.0.1
 port {port}
@@ -48,7 +49,7 @@ class LocalCluster:
         self._dir.mkdir(parents=True)
         server = self._stack._redis_server()
         for port in self.ports:
-            if _port_taken(port) or _port_taken(port + 1000):
+            if port_taken(port) or port_taken(port + 1000):
                 raise StackError(f"port {port} or {port + 1000} is taken by another process")
             config = self._dir / f"{port}.conf"
             config.write_text(_CONFIG.format(port=port, bus=port + 1000, data=self._dir))

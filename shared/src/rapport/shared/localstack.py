@@ -15,18 +15,17 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from .kafka import ensure_topics
+from .localports import PROFILES, alive, port_open, port_taken, shifted
 from .topics import ALL_TOPICS
 
 SERVICES = ("ingest", "profile", "scoring", "next-action", "console")
@@ -50,74 +49,10 @@ def repo_root() -> Path:
     raise StackError("run this from the Rapport repository (deploy/local/pom.xml not found)")
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    kafka_port: int
-    controller_port: int
-    redis_port: int
-    service_ports: dict[str, int] = field(default_factory=dict)
-
-
-# Test and bench ports stay below Linux's ephemeral range (32768-60999), where any
-# outgoing connection could take them between our check and the server's bind.
-PROFILES = {
-    "run": Profile("run", 9092, 9093, 6390,
-                   {"ingest": 8001, "profile": 8002, "scoring": 8003, "next-action": 8004,
-                    "console": 8005}),
-    "test": Profile("test", 19092, 19093, 16390,
-                    {"ingest": 18001, "profile": 18002, "scoring": 18003, "next-action": 18004,
-                     "console": 18005}),
-    "bench": Profile("bench", 29092, 29093, 26390,
-                     {"ingest": 28001, "profile": 28002, "scoring": 28003, "next-action": 28004,
-                     "console": 28005}),
-}
-
-
-def _shifted(profile: Profile, offset: int) -> Profile:
-    """A profile's ports moved by ``offset`` (``RAPPORT_STACK_PORT_OFFSET``): several
-    checkouts can run their tests side by side."""
-    if not offset:
-        return profile
-    return Profile(profile.name, profile.kafka_port + offset, profile.controller_port + offset,
-                   profile.redis_port + offset,
-                   {k: v + offset for k, v in profile.service_ports.items()})
-
-
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def _port_taken(port: int, wait: float = 15) -> bool:
-    """Whether another process holds the port, allowing one that is shutting down to go."""
-    deadline = time.monotonic() + wait
-    while _port_open(port):
-        if time.monotonic() > deadline:
-            return True
-        time.sleep(0.3)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as gone
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
-
-
 class Stack:
     def __init__(self, profile: str = "run", root: Path | None = None,
                  say: Callable[[str], object] = print) -> None:
-        self.profile = _shifted(PROFILES[profile], int(os.environ.get(
+        self.profile = shifted(PROFILES[profile], int(os.environ.get(
             "RAPPORT_STACK_PORT_OFFSET", "0") or 0) if profile != "run" else 0)
         self.root = root or repo_root()
         self.state = self.root / ".cache" / "stack" / profile
@@ -164,7 +99,7 @@ class Stack:
         if not pidfile.exists():
             return None
         pid = int(pidfile.read_text().strip() or 0)
-        if pid and _alive(pid):
+        if pid and alive(pid):
             return pid
         pidfile.unlink(missing_ok=True)
         return None
@@ -189,9 +124,9 @@ class Stack:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.2)
-        if _alive(pid):
+        if alive(pid):
             self.say(f"  {name} did not stop in {timeout:.0f}s; killing it")
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -235,7 +170,7 @@ class Stack:
             return
         if self._running("kafka"):
             return
-        if _port_taken(self.profile.kafka_port):
+        if port_taken(self.profile.kafka_port):
             raise StackError(f"port {self.profile.kafka_port} is taken by another process")
         self.fetch_kafka()
         data = self.state / "kafka-data"
@@ -265,7 +200,7 @@ class Stack:
         while time.monotonic() < deadline:
             if not self.external_kafka and not self._running("kafka"):
                 raise StackError(f"Kafka exited; see {self.logs / 'kafka.stdout.log'}")
-            if not self.external_kafka and not _port_open(self.profile.kafka_port):
+            if not self.external_kafka and not port_open(self.profile.kafka_port):
                 time.sleep(0.5)
                 continue
             try:
@@ -298,7 +233,7 @@ class Stack:
             return
         if self._running("redis"):
             return
-        if _port_taken(self.profile.redis_port):
+        if port_taken(self.profile.redis_port):
             raise StackError(f"port {self.profile.redis_port} is taken by another process")
         server = self._redis_server()
         data = self.state / "redis-data"
@@ -329,7 +264,7 @@ class Stack:
             if self._running(svc):
                 continue
             port = self.profile.service_ports[svc]
-            if _port_taken(port):
+            if port_taken(port):
                 raise StackError(f"port {port} for {svc} is taken by another process")
             self._spawn(svc, [sys.executable, "-m", _MODULES[svc]], env=env)
 
