@@ -11,21 +11,13 @@ import pytest
 
 from rapport.next_action.attribution import Window
 from rapport.next_action.attribution_store import AttributionStore
-from rapport.shared import keys, redis_store
+from rapport.shared import keys
 from rapport.shared.events import OrderFact
 
 CLUSTER = True
+DB = 13                # the shared ``redis`` fixture's database (when not on the cluster)
 WINDOW_S, GRACE_S = 60.0, 30.0
 T0 = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-async def redis(redis_target):
-    client = redis_store.connect(redis_target.url(13))
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

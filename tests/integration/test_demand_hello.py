@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from rapport.profile.demand import clock
 from rapport.profile.demand.store import DemandStore
-from rapport.shared import keys, redis_store
+from rapport.shared import keys
 
 CLUSTER = True
+DB = 3                # the shared ``redis`` fixture's database (when not on the cluster)
 IDLE_S, LATENESS_S = 120.0, 600.0
 OUTAGE_S = 3600.0
-
-
-@pytest.fixture
-async def redis(redis_target):
-    client = redis_store.connect(redis_target.url(3))
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def _watermark(store: DemandStore, prefix: str, now: float) -> float | None:
