@@ -53,10 +53,11 @@ class DetectorConfig:
     short_alpha: float = 0.5          # short average of surprises
     long_alpha: float = 0.005         # long distribution of surprises
     suppress_points: int = 200        # how long a peak of that score zeroes lower ones
-    error_level: float = 1.2          # prediction-error score that is a detection
+    error_level: float = 1.5          # prediction-error score that is a detection
     # New territory
     spatial_tolerance: float = 0.05   # share of the range past an extreme that is new ...
     spatial_errors: float = 1.5       # ... plus this many usual errors
+    territory_points: int = 400       # new territory is judged from this many points on
     # Shape novelty
     shape_block: int = 8              # points averaged into one step of a shape
     shape_width: int = 8              # steps in a shape (block * width points of context)
@@ -68,7 +69,7 @@ class DetectorConfig:
     partial_min: int = 3              # ... and only once it holds this many points
     novelty_penalty: float = 0.1      # new shapes weigh less where they keep coming ...
     novelty_half_life: float = 3000.0  # ... counted over about this many points
-    range_points: int = 750           # the range (shapes', extremes') is learnt this long
+    range_points: int = 750           # the shapes' range is learnt this long
     # Both
     rest_points: int = 300            # after a record score, lower ones are 0 this long
     warmup_points: int = 150          # no score before this many points (of any view)
@@ -131,7 +132,7 @@ class SpikeDetector:
         warm = self.n >= c.warmup_points
         error_score = self.errors.update(surprise, warm, c)
         novelty = self.shapes.update(self.n, slot, value, sigma, c)
-        outside = self.extremes.update(value, c.spatial_tolerance, c.range_points,
+        outside = self.extremes.update(value, c.spatial_tolerance, c.territory_points,
                                        c.spatial_errors * sigma)
         score = 0.0
         if warm:
