@@ -56,7 +56,8 @@ class DetectorConfig:
     error_level: float = 1.5          # prediction-error score that is a detection
     # New territory
     spatial_tolerance: float = 0.05   # share of the range past an extreme that is new ...
-    spatial_errors: float = 1.5       # ... plus this many usual errors
+    spatial_errors: float = 0.75      # ... plus this many usual errors, and more ...
+    young_errors: float = 1.5         # ... while the shapes' range is still learnt
     territory_points: int = 400       # new territory is judged from this many points on
     # Shape novelty
     shape_block: int = 8              # points averaged into one step of a shape
@@ -132,8 +133,10 @@ class SpikeDetector:
         warm = self.n >= c.warmup_points
         error_score = self.errors.update(surprise, warm, c)
         novelty = self.shapes.update(self.n, slot, value, sigma, c)
+        # A young range is known less well: its margin is wider (one-off bursts in counts).
+        errors = c.young_errors if self.n < c.range_points else c.spatial_errors
         outside = self.extremes.update(value, c.spatial_tolerance, c.territory_points,
-                                       c.spatial_errors * sigma)
+                                       errors * sigma)
         score = 0.0
         if warm:
             score = 1.0 if outside else min(1.0, 0.5 * max(error_score / c.error_level,
