@@ -72,7 +72,7 @@ class DetectorConfig:
     novelty_half_life: float = 3000.0  # ... counted over about this many points
     range_points: int = 750           # the shapes' range is learnt this long
     # Both
-    rest_points: int = 300            # after a record score, lower ones are 0 this long
+    rest_points: int = 150            # after a record score, lower ones are 0 this long
     warmup_points: int = 150          # no score before this many points (of any view)
     max_slots: int = 2016             # longest seasonal profile kept (a week of 5 min)
     # Stream alerts
