@@ -83,7 +83,6 @@ def test_a_change_on_a_young_series_is_found(name: str, at: int) -> None:
     assert found and at <= found[0] <= at + 16, (found, at)
 
 
-
 @pytest.mark.parametrize("at", [DetectorConfig().territory_points + 20, 600])
 def test_a_young_series_knows_new_territory(at: int) -> None:
     """From ``territory_points`` on, a level never seen scores 1 (a fall as a rise); until
@@ -93,6 +92,7 @@ def test_a_young_series_knows_new_territory(at: int) -> None:
         rng = random.Random(at)
         values = [100.0 + rng.gauss(0, 3.0) for _ in range(at)] + [100.0 * factor] * 4
         assert max(scores(values)[at:]) == 1.0, factor
+
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_noise_on_a_daily_pattern_is_never_a_detection(seed: int) -> None:

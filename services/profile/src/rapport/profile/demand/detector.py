@@ -8,9 +8,9 @@ One point at a time, constant work and memory per series, two views of the serie
   usual error (floored by a share of the series' spread), bounded at ``surprise_scale``
   of them. Surprises become a score through their own running distribution (Numenta's
   anomaly likelihood), so one threshold suits a calm series and a bursty one.
-* **New territory** (:mod:`.extremes`). A point past the lowest or highest value seen,
-  by more than ``spatial_tolerance`` of their distance, scores 1 (Numenta's spatial
-  anomaly).
+* **New territory** (:mod:`.extremes`). From ``territory_points`` on, a point past the
+  lowest or highest value seen, by more than ``spatial_tolerance`` of their distance and
+  a few usual errors, scores 1 (Numenta's spatial anomaly).
 * **Shape novelty** (:mod:`.novelty`). The recent shape against a bounded memory of
   prototype shapes (adaptive-resonance style): a shape unlike any seen is novel; the
   block still filling counts less its noise, so white noise makes no new shapes.
