@@ -10,7 +10,9 @@ One point at a time, constant work and memory per series, two views of the serie
   anomaly likelihood), so one threshold suits a calm series and a bursty one.
 * **New territory** (:mod:`.extremes`). From ``territory_points`` on, a point past the
   lowest or highest value seen, by more than ``spatial_tolerance`` of their distance and
-  a few usual errors, scores 1 (Numenta's spatial anomaly).
+  a few usual errors, scores 1 (Numenta's spatial anomaly); so does a point on
+  unvisited ground (:mod:`.ground`): inside that range, but as far from every value
+  the series ever took.
 * **Shape novelty** (:mod:`.novelty`). The recent shape against a bounded memory of
   prototype shapes (adaptive-resonance style): a shape unlike any seen is novel; the
   block still filling counts less its noise, so white noise makes no new shapes.
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .extremes import Extremes
+from .ground import Ground
 from .likelihood import Likelihood
 from .novelty import Shapes
 from .predictors import Predictors
@@ -59,6 +62,9 @@ class DetectorConfig:
     spatial_errors: float = 0.75      # ... plus this many usual errors, and more ...
     young_errors: float = 1.5         # ... while the shapes' range is still learnt
     territory_points: int = 400       # new territory is judged from this many points on
+    ground_bins: int = 128            # slices of the range whose visits are kept: from
+    ground_ratio: float = 0.5         # range_points on, a gap wider than this share of
+                                      # the point's distance from the mean is new too
     # Shape novelty
     shape_block: int = 8              # points averaged into one step of a shape
     shape_width: int = 8              # steps in a shape (block * width points of context)
@@ -106,6 +112,7 @@ class SpikeDetector:
     errors: Likelihood = field(default_factory=lambda: Likelihood(count=0))
     shapes: Shapes = field(default_factory=Shapes)
     extremes: Extremes = field(default_factory=Extremes)
+    ground: Ground = field(default_factory=Ground)
     alerts: AlertState = field(default_factory=AlertState)
 
     def __post_init__(self) -> None:
@@ -135,8 +142,13 @@ class SpikeDetector:
         novelty = self.shapes.update(self.n, slot, value, sigma, c)
         # A young range is known less well: its margin is wider (one-off bursts in counts).
         errors = c.young_errors if self.n < c.range_points else c.spatial_errors
+        judged = self.extremes.seen >= c.range_points
         outside = self.extremes.update(value, c.spatial_tolerance, c.territory_points,
                                        errors * sigma)
+        low, high = self.extremes.low, self.extremes.high
+        outside |= self.ground.update(value, low, high, c.spatial_tolerance * (high - low)
+                                      + errors * sigma, p.mean, c.ground_ratio, c.ground_bins,
+                                      judge=judged and not outside)
         score = 0.0
         if warm:
             score = 1.0 if outside else min(1.0, 0.5 * max(error_score / c.error_level,
@@ -163,6 +175,7 @@ class SpikeDetector:
                 "last_detection": self.last_detection, "last_peak": self.last_peak,
                 "predictors": self.predictors.to_state(), "errors": self.errors.to_state(),
                 "shapes": self.shapes.to_state(), "extremes": self.extremes.to_state(),
+                "ground": self.ground.to_state(),
                 "alerts": self.alerts.to_state()}
 
     @classmethod
@@ -176,4 +189,5 @@ class SpikeDetector:
                    errors=Likelihood.from_state(state["errors"]),
                    shapes=Shapes.from_state(state["shapes"]),
                    extremes=Extremes.from_state(state.get("extremes")),
+                   ground=Ground.from_state(state.get("ground")),
                    alerts=AlertState.from_state(state["alerts"]))
