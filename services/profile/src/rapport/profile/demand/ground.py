@@ -9,13 +9,16 @@ point's distance from the series' mean: a heavy tail (bursts of any height, Stud
 leaves gaps between its rare far values, and a new far value lands in one of them all the
 time; such a gap is narrow next to how far out it lies, one beside the bulk is not.
 
-A bitmap of ``bins`` equal slices of the range (a Python int, so a point costs a few
-integer operations) and the range it was drawn on; when the range widens, the visited
-slices are drawn again on the new one. Constant memory per series.
+A bitmap of at most ``bins`` slices (a Python int, so a point costs a few integer
+operations). Slices are a power of two wide and aligned on its multiples, so when the
+range outgrows them, two neighbours merge into one exactly: a slice marked visited always
+holds a value that was seen, and the distance to the nearest one is known to within a
+slice, however often the range widened. Constant memory per series.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,61 +27,82 @@ ALL = -1   # every slice visited: an older state, whose ground is unknown, raise
 
 @dataclass
 class Ground:
-    low: float = 0.0
-    high: float = 0.0
-    bins: int = 0
-    visited: int = 0        # bit i: a value fell in slice i of [low, high]
+    scale: int | None = None   # slices are 2**scale wide (None: no range yet)
+    offset: int = 0            # bit 0 is the slice [offset, offset + 1) * 2**scale
+    visited: int = 0           # bit i: a value fell in slice offset + i
 
-    def _slice(self, value: float, low: float, high: float, bins: int) -> int:
-        return max(0, min(bins - 1, int((value - low) / (high - low) * bins)))
+    def _index(self, value: float) -> int:
+        assert self.scale is not None
+        return math.floor(math.ldexp(value, -self.scale))
 
-    def _redraw(self, low: float, high: float, bins: int) -> None:
-        """The visited slices on a new range (a range only widens)."""
-        if self.visited != ALL:
-            if self.high > self.low:
-                width = (self.high - self.low) / self.bins
-                old, redrawn = self.visited & ((1 << self.bins) - 1), 0
-                while old:
-                    i = (old & -old).bit_length() - 1
-                    old &= old - 1
-                    centre = self.low + (i + 0.5) * width
-                    redrawn |= 1 << self._slice(centre, low, high, bins)
-                self.visited = redrawn
-            elif self.bins:   # every value so far was the one value of a zero-width range
-                self.visited = 1 << self._slice(self.low, low, high, bins)
-        self.low, self.high, self.bins = low, high, bins
+    def _mark(self, value: float) -> None:
+        self.visited |= 1 << (self._index(value) - self.offset)
 
-    def gap(self, i: int) -> int:
-        """Slices from slice ``i`` to the nearest visited one (``bins`` when none is)."""
+    def _merge(self, levels: int) -> None:
+        """Slices ``2**levels`` times as wide: each new one is the union of old ones."""
+        visited, offset, self.visited = self.visited, self.offset, 0
+        assert self.scale is not None
+        self.scale += levels
+        self.offset = offset >> levels
+        while visited:
+            i = (visited & -visited).bit_length() - 1
+            visited &= visited - 1
+            self.visited |= 1 << (((offset + i) >> levels) - self.offset)
+
+    def _fit(self, lowest: float, highest: float, bins: int) -> None:
+        """Slices that hold ``[lowest, highest]`` (the extremes: values seen) in ``bins``."""
+        # 2**need > (highest - lowest) / bins; never finer than the values' precision.
+        need = max(math.frexp((highest - lowest) / bins)[1],
+                   math.frexp(max(abs(lowest), abs(highest)))[1] - 53)
+        if self.scale is None:
+            self.scale = need
+            self.offset, self.visited = self._index(lowest), 0
+            self._mark(lowest)
+            self._mark(highest)
+        if need - 1 > self.scale:
+            self._merge(need - 1 - self.scale)
+        while self._index(highest) - self._index(lowest) >= bins:
+            self._merge(1)
+        low = self._index(lowest)
+        if low < self.offset:
+            self.visited <<= self.offset - low
+            self.offset = low
+
+    def clearance(self, value: float) -> float:
+        """How far ``value`` at least lies from every value seen: the distance to the
+        near edge of the nearest visited slice (``math.inf`` before any is)."""
+        if self.visited == ALL:
+            return 0.0
+        if self.scale is None or not self.visited:
+            return math.inf
+        lowest_bit = (self.visited & -self.visited).bit_length() - 1
+        low_edge = math.ldexp(self.offset + lowest_bit, self.scale)
+        high_edge = math.ldexp(self.offset + self.visited.bit_length(), self.scale)
+        if not low_edge <= value < high_edge:
+            return low_edge - value if value < low_edge else value - high_edge
+        i = self._index(value) - self.offset
         below = self.visited & ((1 << (i + 1)) - 1)
         above = self.visited >> i
-        near = self.bins
-        if below:
-            near = i - (below.bit_length() - 1)
+        slices = i - (below.bit_length() - 1)
         if above:
-            near = min(near, (above & -above).bit_length() - 1)
-        return near
+            slices = min(slices, (above & -above).bit_length() - 1)
+        return math.ldexp(max(0, slices - 1), self.scale)
 
-    def update(self, value: float, low: float, high: float, margin: float, mean: float,
-               ratio: float, bins: int, judge: bool = True) -> bool:
-        """Whether ``value``, on the range ``[low, high]`` of the series' extremes (value
-        included), lies farther from every value seen than ``margin`` and than ``ratio``
-        of its distance from ``mean`` (only when ``judge``); then its slice is visited."""
-        if high <= low:
-            self.low, self.high, self.bins = low, high, bins
+    def update(self, value: float, lowest: float, highest: float, margin: float,
+               mean: float, ratio: float, bins: int, judge: bool = True) -> bool:
+        """Whether ``value`` lies farther from every value seen than ``margin`` and than
+        ``ratio`` of its distance from ``mean`` (only when ``judge``); then its slice is
+        visited. ``lowest`` and ``highest`` are the series' extremes, ``value`` included."""
+        if highest <= lowest or self.visited == ALL:
             return False
-        if (low, high, bins) != (self.low, self.high, self.bins):
-            self._redraw(low, high, bins)
-        i = self._slice(value, low, high, bins)
-        if self.visited == ALL:
-            return False
-        gap = self.gap(i) * (high - low) / bins
-        self.visited |= 1 << i
+        self._fit(lowest, highest, bins)
+        gap = self.clearance(value)
+        self._mark(value)
         return judge and gap > margin and gap > ratio * abs(value - mean)
 
     def to_state(self) -> dict[str, Any]:
-        # Hex: the bitmap is wider than JSON's (and orjson's) integers.
-        return {"low": self.low, "high": self.high, "bins": self.bins,
+        # Strings: the bitmap (and the offset) can be wider than JSON's integers.
+        return {"scale": self.scale, "offset": str(self.offset),
                 "visited": "all" if self.visited == ALL else format(self.visited, "x")}
 
     @classmethod
@@ -86,4 +110,4 @@ class Ground:
         if not state:
             return cls(visited=ALL)
         visited = ALL if state["visited"] == "all" else int(state["visited"], 16)
-        return cls(state["low"], state["high"], state["bins"], visited)
+        return cls(state["scale"], int(state["offset"]), visited)
