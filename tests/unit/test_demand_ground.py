@@ -133,3 +133,21 @@ def test_heavy_tailed_bursts_find_no_new_ground():
     loose = sum(detections(v, DetectorConfig(ground_ratio=0.0)) - detections(v, without)
                 for v in series)
     assert loose > 5
+
+
+def test_a_detector_restored_from_a_state_without_ground_takes_all_ground_as_visited():
+    """An older version's state has no ground: the restored detector must not take the
+    values it sees next for new ground (it never saw where the old ones fell)."""
+    d = SpikeDetector(step_s=300)
+    values = spikes_of_one_height(random.Random(9), 3000)
+    for i, v in enumerate(values[:2000]):
+        d.update(1.7e9 + i * 300, v)
+    state = orjson.loads(orjson.dumps(d.to_state()))
+    assert SpikeDetector.from_state(state).ground == d.ground
+    del state["ground"]
+    restored = SpikeDetector.from_state(state)
+    values[2500] = 0.7
+    scores = [restored.update(1.7e9 + i * 300, v).score
+              for i, v in enumerate(values[2000:], start=2000)]
+    assert max(scores) < 0.5
+    assert restored.ground.visited == ALL

@@ -1,8 +1,7 @@
 """Unvisited ground: a point inside the range a series has taken, but far from every value
 it ever took. New territory (:mod:`.extremes`) finds a level past the extremes; this finds
 one in a gap between them: a spike of a height never seen where every spike had one
-height, a fall onto the empty ground between two levels, a flat line that starts to
-oscillate past its old noise.
+height, a fall onto the empty ground between two levels the series took.
 
 The gap must be wider than the margin new territory uses and than ``ratio`` of the
 point's distance from the series' mean: a heavy tail (bursts of any height, Student's t)
