@@ -64,7 +64,8 @@ class DetectorConfig:
     territory_points: int = 400       # new territory is judged from this many points on
     ground_bins: int = 128            # slices of the range whose visits are kept: from
     ground_ratio: float = 0.5         # range_points on, a gap wider than this share of
-                                      # the point's distance from the mean is new too
+                                      # the point's distance from the mean is new too ...
+    ground_tolerance: float = 0.025   # ... and than this share of the range (+ errors)
     # Shape novelty
     shape_block: int = 8              # points averaged into one step of a shape
     shape_width: int = 8              # steps in a shape (block * width points of context)
@@ -146,7 +147,7 @@ class SpikeDetector:
         outside = self.extremes.update(value, c.spatial_tolerance, c.territory_points,
                                        errors * sigma)
         low, high = self.extremes.low, self.extremes.high
-        outside |= self.ground.update(value, low, high, c.spatial_tolerance * (high - low)
+        outside |= self.ground.update(value, low, high, c.ground_tolerance * (high - low)
                                       + errors * sigma, p.mean, c.ground_ratio, c.ground_bins,
                                       judge=judged and not outside)
         score = 0.0

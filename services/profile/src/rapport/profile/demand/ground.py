@@ -3,8 +3,8 @@ it ever took. New territory (:mod:`.extremes`) finds a level past the extremes; 
 one in a gap between them: a spike of a height never seen where every spike had one
 height, a fall onto the empty ground between two levels the series took.
 
-The gap must be wider than the margin new territory uses and than ``ratio`` of the
-point's distance from the series' mean: a heavy tail (bursts of any height, Student's t)
+The gap must be wider than a margin (a share of the range and a few usual errors, as new
+territory's) and than ``ratio`` of the point's distance from the series' mean: a heavy tail (bursts of any height, Student's t)
 leaves gaps between its rare far values, and a new far value lands in one of them all the
 time; such a gap is narrow next to how far out it lies, one beside the bulk is not.
 
