@@ -4,9 +4,10 @@ one in a gap between them: a spike of a height never seen where every spike had 
 height, a fall onto the empty ground between two levels the series took.
 
 The gap must be wider than a margin (a share of the range and a few usual errors, as new
-territory's) and than ``ratio`` of the point's distance from the series' mean: a heavy tail (bursts of any height, Student's t)
-leaves gaps between its rare far values, and a new far value lands in one of them all the
-time; such a gap is narrow next to how far out it lies, one beside the bulk is not.
+territory's) and than ``ratio`` of the point's distance from the series' mean: a heavy
+tail (bursts of any height, Student's t) leaves gaps between its rare far values, and a
+new far value lands in one of them all the time; such a gap is narrow next to how far out
+it lies, one beside the bulk is not.
 
 A bitmap of at most ``bins`` slices (a Python int, so a point costs a few integer
 operations). Slices are a power of two wide and aligned on its multiples, so when the
