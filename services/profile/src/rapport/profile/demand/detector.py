@@ -1,6 +1,6 @@
 """Streaming spike and shift detector for one demand series.
 
-One point at a time, constant work and memory per series, two views of the series:
+One point at a time, constant work and memory per series, three views of the series:
 
 * **Prediction error** (:mod:`.predictors`, :mod:`.likelihood`). The recent level, the
   same time yesterday and the same time last week compete; the point's *surprise* is its
