@@ -28,6 +28,10 @@ def cmd_eval_spikes(args: argparse.Namespace) -> int:
             from rapport.profile.evaluation import loo
 
             loo.run(args.data, args.windows, workers=args.workers, published=published)
+        elif getattr(args, "explain", False):
+            from rapport.profile.evaluation import explain
+
+            explain.run(args.data, args.windows)
         else:
             evaluate.run(args.data, args.windows, args.results, drop=args.drop,
                          seed=args.seed, cut=args.cut)
@@ -248,6 +252,9 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--leave-one-out", action="store_true",
                    help="per-category scores, leave-one-category-out over a grid of "
                         "configurations and knob sensitivity (2 processes, a few minutes)")
+    e.add_argument("--explain", action="store_true",
+                   help="per category at its own best threshold: which view found each "
+                        "window, which were missed, what lateness and false detections cost")
     e.add_argument("--workers", type=int, default=2,
                    help="processes for --leave-one-out")
     e.add_argument("--drop", type=float, default=0.0, metavar="SHARE",

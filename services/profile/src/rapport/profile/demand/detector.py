@@ -36,7 +36,9 @@ from .novelty import Shapes
 from .predictors import Predictors
 from .stream_alerts import AlertState, Direction
 
-__all__ = ["DetectorConfig", "Direction", "Reading", "SpikeDetector"]
+__all__ = ["DetectorConfig", "Direction", "Reading", "SpikeDetector", "View"]
+
+View = Literal["error", "territory", "ground", "shape"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,18 @@ class Reading:
     direction: Direction | None       # "up"/"down" while an alert is open, else None
     alert: Literal["start", "end"] | None = None   # an alert opens / closes at this point
     magnitude: float = 0.0            # (value - expected) / |expected|, signed
+    view: View | None = None          # the view behind a score above 0
+
+
+def _strongest(outside: bool, unvisited: bool, error: float,
+               novelty: float) -> tuple[float, View | None]:
+    """The point's score, the strongest view's, and which view that is."""
+    if outside or unvisited:
+        return 1.0, "territory" if outside else "ground"
+    score = min(1.0, 0.5 * max(error, novelty))
+    if score <= 0.0:
+        return 0.0, None
+    return score, "error" if error >= novelty else "shape"
 
 
 @dataclass
@@ -147,26 +161,25 @@ class SpikeDetector:
         outside = self.extremes.update(value, c.spatial_tolerance, c.territory_points,
                                        errors * sigma)
         low, high = self.extremes.low, self.extremes.high
-        outside |= self.ground.update(value, low, high, c.ground_tolerance * (high - low)
-                                      + errors * sigma, p.mean, c.ground_ratio, c.ground_bins,
-                                      judge=judged and not outside)
-        score = 0.0
+        unvisited = self.ground.update(value, low, high, c.ground_tolerance * (high - low)
+                                       + errors * sigma, p.mean, c.ground_ratio,
+                                       c.ground_bins, judge=judged and not outside)
+        score, view = 0.0, None
         if warm:
-            score = 1.0 if outside else min(1.0, 0.5 * max(error_score / c.error_level,
-                                                           novelty))
+            score, view = _strongest(outside, unvisited, error_score / c.error_level, novelty)
             # Within rest_points of the last record score only a higher one counts: an
             # anomaly scores once at any threshold, not once per point above it.
             if score > 0.0:
                 if self.n - self.last_detection > c.rest_points or score > self.last_peak:
                     self.last_detection, self.last_peak = self.n, score
                 else:
-                    score = 0.0
+                    score, view = 0.0, None
 
         base, scale = p.baseline(slot, self.n, c)
         p.learn(slot, value, predictions, floor, self.n, warm, c, gap)
         self.n += 1
         alert, magnitude, base = self.alerts.step(value, base, scale, p.mean, warm, c)
-        return Reading(score, base, self.alerts.active, alert, magnitude)
+        return Reading(score, base, self.alerts.active, alert, magnitude, view)
 
     def to_state(self) -> dict[str, Any]:
         """JSON-able state, so a worker can persist it with its offsets (the configuration
