@@ -113,6 +113,16 @@ def test_a_at_or_near_one_is_the_limit_not_a_division_by_zero(a):
         assert expected_purchases(*args, p) == pytest.approx(by_quadrature(*args, p), rel=1e-7)
 
 
+@pytest.mark.parametrize("a, b", [(0.5, 0.5), (0.3, 0.7), (0.5, 0.5 + 1e-5), (0.9999, 1e-4),
+                                  (1 - 3e-5, 3e-5), (1.0, 1e-9)])
+def test_a_plus_b_of_one_without_repeat_purchases_is_the_limit_not_a_pole(a, b):
+    """With x = 0 and a + b = 1 the third parameter of 2F1 is 0, a pole its factor cancels
+    (hypothesis found a = b = 0.5 dividing by zero, 2026-12-04)."""
+    p = BgNbdParams(r=0.7, alpha=2.0, a=a, b=b)
+    for args in [(0, 0, 3.0, 5.0), (0, 0, 50.0, 13.0), (0, 0, 0.5, 200.0)]:
+        assert expected_purchases(*args, p) == pytest.approx(by_quadrature(*args, p), rel=1e-7)
+
+
 huge = dict(x=st.integers(0, 10**6), big_t=st.floats(0, 1e4), share=st.floats(0, 1),
             h=st.floats(0, 1e4), p=params)
 

@@ -117,6 +117,8 @@ def _series_rest(big_a: float, big_b: float, big_c: float, z: float) -> float:
     :data:`_SERIES_TERMS` terms (z not too near 1)."""
     term, total = 1.0, 0.0
     for k in range(_SERIES_TERMS):
+        if big_c + k == 0:  # a pole of 2F1: no value
+            break
         term *= (big_a + k) * (big_b + k) / ((big_c + k) * (k + 1)) * z
         total += term
         if abs(term) <= 1e-17 * abs(total) or term == 0.0:
@@ -124,6 +126,21 @@ def _series_rest(big_a: float, big_b: float, big_c: float, z: float) -> float:
         if not math.isfinite(total):
             break
     return math.nan
+
+
+def _per_alive_across_c(x: int, big_t: float, h: float, r: float, alpha: float, a: float,
+                        b: float) -> float:
+    """:func:`_per_alive` across its other removable singularity, C = a + b + x - 1 = 0
+    (no repeat purchase and a + b = 1: 2F1 has a pole there, which the factor C cancels),
+    linear between C = -/+ _A_GAP, reached by moving b."""
+    c = a + b + x - 1
+    if abs(c) >= _A_GAP:
+        return _per_alive(x, big_t, h, r, alpha, a, b)
+    # Both sides where b allows; else (b itself ~ _A_GAP) from C = _A_GAP and 2 _A_GAP.
+    near, far = (-_A_GAP, _A_GAP) if b - c - _A_GAP > 0 else (_A_GAP, 2 * _A_GAP)
+    lo = _per_alive(x, big_t, h, r, alpha, a, b - c + near)
+    hi = _per_alive(x, big_t, h, r, alpha, a, b - c + far)
+    return lo + (hi - lo) * (c - near) / (far - near)
 
 
 def expected_purchases(x: int, t_x: float, big_t: float, horizon_weeks: float,
@@ -141,11 +158,11 @@ def expected_purchases(x: int, t_x: float, big_t: float, horizon_weeks: float,
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     alive = _logistic(-_dead_log_odds(x, t_x, big_t, params))
     if abs(a - 1) < _A_GAP:  # removable singularity: linear between its two sides
-        lo = _per_alive(x, big_t, h, r, alpha, 1 - _A_GAP, b)
-        hi = _per_alive(x, big_t, h, r, alpha, 1 + _A_GAP, b)
+        lo = _per_alive_across_c(x, big_t, h, r, alpha, 1 - _A_GAP, b)
+        hi = _per_alive_across_c(x, big_t, h, r, alpha, 1 + _A_GAP, b)
         per_alive = lo + (hi - lo) * (a - (1 - _A_GAP)) / (2 * _A_GAP)
     else:
-        per_alive = _per_alive(x, big_t, h, r, alpha, a, b)
+        per_alive = _per_alive_across_c(x, big_t, h, r, alpha, a, b)
     bound = (r + x) / (alpha + big_t) * h
     if not math.isfinite(per_alive) or per_alive < 0:
         per_alive = bound
