@@ -24,7 +24,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import nab
-from .detector import DetectorConfig, SpikeDetector
+from .detector import DetectorConfig, Reading, SpikeDetector
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,16 @@ def step_of(timestamps: list[datetime]) -> float:
     return max(gaps, key=lambda g: gaps[g]) if gaps else 300.0
 
 
-def detect(series: Series, config: DetectorConfig) -> list[float]:
-    """Scores the detector gives each point, seeing the points one at a time."""
+def readings(series: Series, config: DetectorConfig) -> list[Reading]:
+    """What the detector makes of each point, seeing the points one at a time."""
     detector = SpikeDetector(step_s=step_of(series.timestamps), config=config)
-    return [detector.update(t.timestamp(), v).score
+    return [detector.update(t.timestamp(), v)
             for t, v in zip(series.timestamps, series.values, strict=True)]
+
+
+def detect(series: Series, config: DetectorConfig) -> list[float]:
+    """Scores the detector gives each point."""
+    return [r.score for r in readings(series, config)]
 
 
 def score_all(corpus: list[Series], scores: dict[str, list[float]],

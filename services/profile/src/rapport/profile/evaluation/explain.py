@@ -22,8 +22,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from rapport.profile.demand import nab
-from rapport.profile.demand.detector import DetectorConfig, SpikeDetector
-from rapport.profile.demand.evaluate import Series, Windows, load_corpus, load_windows, step_of
+from rapport.profile.demand.detector import DetectorConfig
+from rapport.profile.demand.evaluate import Series, Windows, load_corpus, load_windows, readings
 
 STANDARD = nab.PROFILES[0]
 
@@ -86,13 +86,6 @@ def attribute(name: str, timestamps: Sequence[object], scores: Sequence[float],
     return out
 
 
-def _detect(series: Series, config: DetectorConfig) -> tuple[list[float], list[str | None]]:
-    detector = SpikeDetector(step_s=step_of(series.timestamps), config=config)
-    readings = [detector.update(t.timestamp(), v)
-                for t, v in zip(series.timestamps, series.values, strict=True)]
-    return [r.score for r in readings], [r.view for r in readings]
-
-
 def explain(corpus: list[Series], windows: Windows,
             runs: dict[str, tuple[list[float], list[str | None]]]
             ) -> dict[str, tuple[float, float | None, Explained]]:
@@ -134,7 +127,8 @@ def run(data: Path, windows_file: Path, config: DetectorConfig | None = None) ->
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("detecting", total=sum(len(s.values) for s in corpus))
         for s in corpus:
-            runs[s.name] = _detect(s, config)
+            got = readings(s, config)
+            runs[s.name] = ([r.score for r in got], [r.view for r in got])
             progress.advance(task, len(s.values))
     result = explain(corpus, windows, runs)
     t = Table(title="Where the standard score is won and lost, each category at its own best "
